@@ -1,0 +1,84 @@
+/**
+ * Checks the import direction of DESIGN.md §2: a unit may import only from lower layers (and from itself);
+ * sibling units (models/sd15 vs models/sdxl, dialects/openai vs dialects/segmind, ...) never import each other,
+ * and only src/runtime imports onnxruntime-node.
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+
+const LAYERS: string[][] = [
+  ["core"],
+  ["config", "tensor"],
+  ["graph", "runtime", "samplers", "storage", "queue"],
+  ["models"],
+  ["engine"],
+  ["providers"],
+  ["gateway"],
+  ["jobs"],
+  ["dialects"],
+  ["server"],
+  ["cli"],
+];
+const rank = new Map<string, number>();
+for (const [i, units] of LAYERS.entries()) for (const u of units) rank.set(u, i);
+/** Units whose sub-folders are siblings that must not import each other. */
+const PLURAL = new Set(["models", "providers", "dialects", "storage", "queue"]);
+
+const root = resolve("src");
+const files: string[] = [];
+const walk = (d: string) => {
+  for (const n of readdirSync(d)) {
+    const p = join(d, n);
+    if (statSync(p).isDirectory()) walk(p);
+    else if (p.endsWith(".ts")) files.push(p);
+  }
+};
+walk(root);
+
+/** "models/sd15" for src/models/sd15/x.ts, "models" for src/models/index.ts, "core" for src/core/x.ts. */
+function unitOf(file: string): { top: string; sub?: string } {
+  const parts = relative(root, file).split("/");
+  const top = parts[0];
+  const sub = PLURAL.has(top) && parts.length > 2 ? parts[1] : undefined;
+  return { top, sub };
+}
+
+const problems: string[] = [];
+const importRe = /(?:import|export)\s[^'"]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+for (const file of files) {
+  if (file.endsWith(".test.ts")) continue;
+  const src = readFileSync(file, "utf8");
+  const from = unitOf(file);
+  for (const m of src.matchAll(importRe)) {
+    const spec = m[1] ?? m[2];
+    if (spec === "onnxruntime-node" && from.top !== "runtime") {
+      problems.push(`${relative(".", file)}: only src/runtime may import onnxruntime-node`);
+      continue;
+    }
+    if (!spec.startsWith(".")) continue;
+    const target = resolve(dirname(file), spec);
+    if (!target.startsWith(root + "/")) continue;
+    const to = unitOf(target);
+    const rf = rank.get(from.top);
+    const rt = rank.get(to.top);
+    if (rf === undefined || rt === undefined) {
+      problems.push(`${relative(".", file)}: unknown unit for ${spec}`);
+      continue;
+    }
+    if (from.top === to.top) {
+      if (from.sub && to.sub && from.sub !== to.sub && to.sub !== "_shared" && from.sub !== "_shared") {
+        problems.push(`${relative(".", file)}: sibling import ${from.top}/${from.sub} -> ${to.top}/${to.sub}`);
+      }
+      if (from.sub === "_shared" && to.sub && to.sub !== "_shared") {
+        problems.push(`${relative(".", file)}: _shared must not import ${to.top}/${to.sub}`);
+      }
+      continue;
+    }
+    if (rt >= rf) problems.push(`${relative(".", file)}: ${from.top} must not import ${to.top} (${spec})`);
+  }
+}
+if (problems.length > 0) {
+  console.error(`Import direction violations (DESIGN.md §2):\n  ${problems.join("\n  ")}`);
+  process.exit(1);
+}
+console.log(`layers ok: ${files.length} files checked`);

@@ -1,0 +1,3 @@
+export * from "./errors.ts";
+export * from "./image-service.ts";
+export * from "./types.ts";

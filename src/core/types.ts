@@ -1,0 +1,92 @@
+/** Canonical domain types. Every dialect translates into GenerationRequest; every executor returns GenerationResult. */
+
+export type ImageFormat = "png" | "jpeg" | "webp";
+
+export interface OutputOptions {
+  format: ImageFormat;
+  /** 0-100; jpeg/webp quality (for png: zlib effort mapped from compression). */
+  quality?: number;
+  /** "transparent" needs a model that produces alpha; none of the diffusion families do. */
+  background?: "transparent" | "opaque" | "auto";
+}
+
+export interface GenerationRequest {
+  /** Public model id as resolved by the model registry (e.g. "playground-v2.5", "sdxl", "sd15"). */
+  model: string;
+  prompt: string;
+  negativePrompt?: string;
+  /** SDXL / SD3 second and third text encoders' prompts (default: the main prompt). */
+  prompt2?: string;
+  negativePrompt2?: string;
+  prompt3?: string;
+  negativePrompt3?: string;
+  /** Images to make from this prompt. */
+  n: number;
+  width: number;
+  height: number;
+  /** Undefined means the model's default. */
+  steps?: number;
+  guidanceScale?: number;
+  guidanceRescale?: number;
+  /** Canonical scheduler id from samplers/index.ts (e.g. "dpmpp_2m_karras"); undefined = the checkpoint's own. */
+  scheduler?: string;
+  /** Undefined means random; the seed actually used is reported in the result. */
+  seed?: number;
+  /** img2img: the encoded init image (png/jpeg/webp bytes) and how much of the schedule to run. */
+  initImage?: Uint8Array;
+  strength?: number;
+  output: OutputOptions;
+  /** Number of preview frames to stream (OpenAI partial_images); 0 = none. */
+  partialImages?: number;
+  /** Free-form end-user id from the client, recorded with the job. */
+  user?: string;
+}
+
+export interface Warning {
+  code: string;
+  message: string;
+  param?: string;
+}
+
+export interface GeneratedImage {
+  /** Content address (sha256 hex of the encoded bytes). */
+  id: string;
+  bytes: Uint8Array;
+  mime: string;
+  format: ImageFormat;
+  width: number;
+  height: number;
+  /** The seed that reproduces this image on its own (seed of the batch + index where the family does that). */
+  seed: number;
+  /** Signed URL when the image was stored. */
+  url?: string;
+}
+
+export interface GenerationResult {
+  jobId: string;
+  model: string;
+  created: number;
+  /** Seed of the batch (first image). */
+  seed: number;
+  images: GeneratedImage[];
+  warnings: Warning[];
+  /** Credits charged for this request and what is left, when the key has a balance. */
+  creditsCharged?: number;
+  remainingCredits?: number;
+  timings?: { queuedMs: number; runMs: number };
+}
+
+export type GenerationEvent =
+  | { type: "queued"; jobId: string; position: number }
+  | { type: "progress"; jobId: string; step: number; totalSteps: number }
+  | { type: "preview"; jobId: string; index: number; step: number; image: GeneratedImage };
+
+export interface ModelInfo {
+  id: string;
+  family: string;
+  /** Where it runs: "local" or the upstream provider's id. */
+  backend: string;
+  aliases: string[];
+  defaults: { width: number; height: number; steps: number; guidanceScale: number; scheduler?: string };
+  created: number;
+}
