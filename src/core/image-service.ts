@@ -1,19 +1,56 @@
 import type { GenerationEvent, GenerationRequest, GenerationResult, ModelInfo } from "./types.ts";
 
-/** Who is asking, as established by the HTTP layer. */
+/** The caller behind an API key. `keyId` null means the server runs open (no keys configured, loopback only). */
+export interface Principal {
+  keyId: string | null;
+  name: string;
+  /** Credits left; null when the caller has no balance limit. */
+  remainingCredits: number | null;
+}
+
+/** Who is asking and how, as established by the HTTP layer. */
 export interface RequestContext {
+  /** Dialect id ("openai", "monica", "playground", "segmind", ...), recorded with the job. */
   dialect: string;
-  /** Raw API key as sent by the client (undefined when none was sent). */
-  apiKey?: string;
+  principal: Principal;
   idempotencyKey?: string;
   signal?: AbortSignal;
-  /** Called for progress and preview frames while the job runs. */
+  /** Called for queue position, progress and preview frames while the job runs. */
   onEvent?: (e: GenerationEvent) => void;
 }
 
-/** What dialects see of the rest of Easel. Dialects never talk to the engine or providers directly. */
+export interface JobRecord {
+  id: string;
+  status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+  dialect: string;
+  model: string;
+  /** The canonical request as recorded (init image bytes omitted). */
+  params: Record<string, unknown>;
+  seed: number | null;
+  imageIds: string[];
+  error: { code: string; message: string } | null;
+  creditsReserved: number;
+  creditsCharged: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/**
+ * What dialects see of the rest of Easel. Dialects never talk to the engine or providers directly.
+ * Errors are EaselErrors from core/errors.ts.
+ */
 export interface ImageService {
+  /** Checks an API key (undefined when the client sent none). Throws E_AUTH_MISSING / E_AUTH_INVALID. */
+  authenticate(apiKey: string | undefined): Promise<Principal>;
+  /** Reserves credits, records the job, runs it, stores the images, charges; idempotent per ctx.idempotencyKey. */
   generate(req: GenerationRequest, ctx: RequestContext): Promise<GenerationResult>;
+  /** Current balance of the principal (null = unlimited). */
+  remainingCredits(principal: Principal): Promise<number | null>;
+  /** The job if it belongs to the principal; E_NOT_FOUND otherwise. */
+  getJob(id: string, principal: Principal): Promise<JobRecord>;
+  /** Resolves a signed image URL token; undefined when forged, expired or deleted (the caller answers a bare 404). */
+  openImage(token: string): Promise<{ bytes: Uint8Array; mime: string } | undefined>;
   listModels(): ModelInfo[];
   /** Resolves a public model name or alias; undefined when not installed. */
   findModel(name: string): ModelInfo | undefined;

@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { EaselError } from "../core/errors.ts";
+import { configPaths, loadConfig } from "./index.ts";
+
+test("defaults, then file, then env, then flags", () => {
+  const dir = mkdtempSync(join(tmpdir(), "easel-config-"));
+  const file = join(dir, "easel.json");
+  writeFileSync(file, JSON.stringify({ server: { port: 9000, host: "0.0.0.0" }, images: { urlTtlSeconds: 60 } }));
+  const c = loadConfig({ file, env: { EASEL_PORT: "9100", EASEL_DATA_DIR: dir }, flags: { server: { host: "127.0.0.2" } } });
+  assert.equal(c.server.port, 9100);
+  assert.equal(c.server.host, "127.0.0.2");
+  assert.equal(c.images.urlTtlSeconds, 60);
+  assert.equal(c.images.retentionDays, 30);
+  assert.equal(configPaths(c).dbFile, join(dir, "easel.db"));
+  assert.ok(Object.isFrozen(c.server));
+});
+
+test("bad values are rejected with the path named", () => {
+  assert.throws(
+    () => loadConfig({ env: { EASEL_PORT: "70000" } }),
+    (e: unknown) => e instanceof EaselError && e.param === "server.port",
+  );
+  assert.throws(() => loadConfig({ file: "/nonexistent/easel.json", env: {} }), /cannot read config file/);
+});

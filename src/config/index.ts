@@ -1,0 +1,103 @@
+/**
+ * Configuration: defaults < JSON file < environment (EASEL_*) < command-line flags, parsed once into a frozen
+ * Config. This is the only module that reads process.env.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { EaselError } from "../core/errors.ts";
+import { type Config, type ConfigInput, configSchema } from "./schema.ts";
+
+export type { Config, ConfigInput } from "./schema.ts";
+
+/** Environment variables understood, and where each lands in the config. */
+const ENV_KEYS: Record<string, (v: string) => ConfigInput> = {
+  EASEL_DATA_DIR: (v) => ({ dataDir: v }),
+  EASEL_HOST: (v) => ({ server: { host: v } }),
+  EASEL_PORT: (v) => ({ server: { port: Number(v) } }),
+  EASEL_PUBLIC_BASE_URL: (v) => ({ server: { publicBaseUrl: v } }),
+  EASEL_ALLOW_OPEN: (v) => ({ server: { allowOpen: v === "1" || v === "true" } }),
+  EASEL_ADMIN_KEY: (v) => ({ server: { adminKey: v } }),
+  EASEL_MODELS_DIR: (v) => ({ models: { dir: v } }),
+  EASEL_EXECUTION_PROVIDER: (v) => ({ engine: { executionProvider: v as "cpu" } }),
+  EASEL_THREADS: (v) => ({ engine: { intraOpThreads: Number(v) } }),
+  EASEL_CACHE_DIR: (v) => ({ engine: { cacheDir: v } }),
+};
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge of plain objects; later wins, arrays and scalars are replaced. */
+export function mergeConfig(...layers: ConfigInput[]): ConfigInput {
+  const out: Record<string, unknown> = {};
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer as Record<string, unknown>)) {
+      if (v === undefined) continue;
+      out[k] = isObject(v) && isObject(out[k]) ? mergeConfig(out[k] as ConfigInput, v as ConfigInput) : v;
+    }
+  }
+  return out as ConfigInput;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (isObject(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+export interface LoadConfigOptions {
+  /** JSON config file (`--config FILE`). */
+  file?: string;
+  env?: Record<string, string | undefined>;
+  /** Values from command-line flags (highest precedence). */
+  flags?: ConfigInput;
+}
+
+export function loadConfig(opts: LoadConfigOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const layers: ConfigInput[] = [];
+  if (opts.file) {
+    let text: string;
+    try {
+      text = readFileSync(opts.file, "utf8");
+    } catch (e) {
+      throw new EaselError("E_INPUT_INVALID", `cannot read config file ${opts.file}: ${(e as Error).message}`, {
+        param: "config",
+      });
+    }
+    try {
+      layers.push(JSON.parse(text) as ConfigInput);
+    } catch (e) {
+      throw new EaselError("E_INPUT_INVALID", `config file ${opts.file} is not valid JSON: ${(e as Error).message}`, {
+        param: "config",
+      });
+    }
+  }
+  for (const [key, toLayer] of Object.entries(ENV_KEYS)) {
+    const v = env[key];
+    if (v !== undefined && v !== "") layers.push(toLayer(v));
+  }
+  if (opts.flags) layers.push(opts.flags);
+  const parsed = configSchema.safeParse(mergeConfig(...layers));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue.path.join(".");
+    throw new EaselError("E_INPUT_INVALID", `invalid configuration at ${where || "(root)"}: ${issue.message}`, {
+      param: where,
+    });
+  }
+  return deepFreeze(parsed.data);
+}
+
+/** Paths derived from the config, in one place. */
+export function configPaths(c: Config): { dataDir: string; modelsDir: string; cacheDir: string; dbFile: string; imagesDir: string } {
+  return {
+    dataDir: c.dataDir,
+    modelsDir: c.models.dir ?? join(c.dataDir, "models"),
+    cacheDir: c.engine.cacheDir ?? join(c.dataDir, "cache"),
+    dbFile: join(c.dataDir, "easel.db"),
+    imagesDir: join(c.dataDir, "images"),
+  };
+}

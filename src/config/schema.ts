@@ -1,0 +1,70 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+
+const price = z.object({
+  /** Credits for one image at the reference size and steps. */
+  perImage: z.number().nonnegative(),
+  /** The price scales by (width*height)/referencePixels and steps/referenceSteps. */
+  referencePixels: z.number().int().positive().default(1024 * 1024),
+  referenceSteps: z.number().int().positive().default(30),
+});
+
+/** A public model name mapped to a local checkpoint directory or to an upstream provider's model. */
+const modelEntry = z.object({
+  path: z.string().optional(),
+  provider: z.string().optional(),
+  upstreamModel: z.string().optional(),
+  aliases: z.array(z.string()).default([]),
+});
+
+export const configSchema = z.object({
+  dataDir: z.string().default(join(homedir(), ".easel")),
+  server: z
+    .object({
+      host: z.string().default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(8080),
+      /** Base of the image URLs handed to clients; defaults to http://host:port. */
+      publicBaseUrl: z.string().url().optional(),
+      /** Serve without API keys on a non-loopback address. Off: such a server refuses to start open. */
+      allowOpen: z.boolean().default(false),
+      /** Guards the admin API (`/admin/...`); unset disables it. */
+      adminKey: z.string().min(16).optional(),
+      bodyLimitBytes: z.number().int().positive().default(25 * 1024 * 1024),
+    })
+    .prefault({}),
+  models: z
+    .object({
+      /** Every diffusers folder found here is registered under its folder name. Default: <dataDir>/models. */
+      dir: z.string().optional(),
+      entries: z.record(z.string(), modelEntry).default({}),
+    })
+    .prefault({}),
+  engine: z
+    .object({
+      executionProvider: z.enum(["cpu", "cuda"]).default("cpu"),
+      /** ONNX Runtime intra-op threads; 0 = all cores. */
+      intraOpThreads: z.number().int().min(0).default(0),
+      /** Graph cache. Default: <dataDir>/cache. */
+      cacheDir: z.string().optional(),
+    })
+    .prefault({}),
+  images: z
+    .object({
+      urlTtlSeconds: z.number().int().positive().default(3600),
+      /** Images and their rows older than this are deleted; 0 keeps them forever. */
+      retentionDays: z.number().nonnegative().default(30),
+      /** Also store images that were returned as base64. */
+      storeB64: z.boolean().default(false),
+    })
+    .prefault({}),
+  pricing: z
+    .object({
+      default: price.prefault({ perImage: 1 }),
+      models: z.record(z.string(), price).default({}),
+    })
+    .prefault({}),
+});
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+export type ConfigInput = z.input<typeof configSchema>;
