@@ -1,0 +1,171 @@
+/**
+ * The metadata store contract: API keys, the append-only credits ledger, job records, image rows and idempotency
+ * records. Every driver (SQLite now, PostgreSQL when scaled out) implements it and runs
+ * test/contracts/metadata-store.contract.ts.
+ *
+ * Credits are integers in thousandths of a credit ("millicredits", CREDIT_SCALE) so that ledger sums never drift.
+ * Times are milliseconds since the epoch.
+ */
+import type { Warning } from "../core/types.ts";
+
+/** One credit is 1000 millicredits: prices are rounded to 0.001 credit. */
+export const CREDIT_SCALE = 1000;
+
+export interface KeyRecord {
+  id: string;
+  name: string;
+  /** The first characters of the secret, for recognising a key in listings; never enough to use it. */
+  prefix: string;
+  createdAt: number;
+  revokedAt: number | null;
+  /** False: the key has no balance limit (its ledger stays empty). */
+  metered: boolean;
+  rateLimitPerMinute: number | null;
+  maxConcurrent: number | null;
+}
+
+export interface NewKey extends Omit<KeyRecord, "revokedAt"> {
+  /** sha256 hex of the secret. */
+  hash: string;
+  /** Opening grant in millicredits (metered keys only). */
+  initialCredits: number;
+}
+
+export type LedgerKind = "grant" | "reserve" | "release" | "charge";
+
+export interface LedgerEntry {
+  keyId: string;
+  jobId: string | null;
+  kind: LedgerKind;
+  /** Signed millicredits: grant and release are positive, reserve and charge negative. */
+  amount: number;
+  note: string | null;
+  createdAt: number;
+}
+
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export interface StoredImage {
+  id: string;
+  mime: string;
+  format: string;
+  width: number;
+  height: number;
+  seed: number;
+}
+
+/** What is needed to answer the request again (idempotent replay) without the image bytes. */
+export interface StoredResult {
+  seed: number;
+  images: StoredImage[];
+  warnings: Warning[];
+}
+
+export interface JobRow {
+  id: string;
+  keyId: string | null;
+  dialect: string;
+  model: string;
+  params: Record<string, unknown>;
+  seed: number | null;
+  status: JobStatus;
+  errorCode: string | null;
+  errorMessage: string | null;
+  creditsReserved: number;
+  creditsCharged: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  imageIds: string[];
+  result: StoredResult | null;
+  idempotencyKey: string | null;
+}
+
+export interface ImageRow {
+  /** sha256 hex of the encoded bytes; also the blob key. */
+  id: string;
+  mime: string;
+  format: string;
+  width: number;
+  height: number;
+  size: number;
+  createdAt: number;
+}
+
+export interface Admission {
+  job: { id: string; keyId: string | null; dialect: string; model: string; params: Record<string, unknown> };
+  /** Millicredits to reserve (ignored for unmetered keys and open mode). */
+  cost: number;
+  now: number;
+  idempotency?: {
+    key: string;
+    bodyHash: string;
+    /** Whether a settled earlier job is answered again (true) or superseded by a new attempt (false). */
+    replayable: (job: JobRow) => boolean;
+  };
+}
+
+export type AdmitResult =
+  | { status: "admitted"; remaining: number | null }
+  | { status: "replay"; jobId: string }
+  | { status: "idempotency_conflict"; jobId: string }
+  | { status: "rate_limited"; limit: "requests_per_minute" | "concurrent_jobs"; retryAfterMs: number }
+  | { status: "insufficient_credits"; balance: number; cost: number }
+  | { status: "key_revoked" };
+
+export interface Settlement {
+  jobId: string;
+  status: "succeeded" | "failed" | "cancelled";
+  at: number;
+  /** Millicredits charged (succeeded only; 0 otherwise). */
+  charged: number;
+  seed?: number | null;
+  result?: StoredResult;
+  error?: { code: string; message: string };
+  /** Image rows inserted (or refreshed) in the same transaction. */
+  images?: ImageRow[];
+}
+
+export interface MetadataStore {
+  readonly driver: string;
+
+  createKey(k: NewKey): Promise<KeyRecord>;
+  getKey(id: string): Promise<KeyRecord | undefined>;
+  /** The key whose secret hashes to `hash`, with that stored hash (for a constant-time comparison). */
+  findKeyByHash(hash: string): Promise<{ key: KeyRecord; hash: string } | undefined>;
+  listKeys(): Promise<KeyRecord[]>;
+  /** Keys ever created, revoked ones included. */
+  countKeys(): Promise<number>;
+  /** Sets revokedAt once; undefined when the key does not exist. */
+  revokeKey(id: string, at: number): Promise<KeyRecord | undefined>;
+  /** Appends a grant (positive) or a debit (negative) to a metered key; returns the new balance. */
+  addCredits(id: string, amount: number, note: string | null, at: number): Promise<number>;
+  /** Sum of the key's ledger; null for unmetered keys. */
+  balance(keyId: string): Promise<number | null>;
+  ledger(keyId: string): Promise<LedgerEntry[]>;
+
+  /**
+   * In one transaction: idempotency lookup, rate limits, balance check, the job row (status queued) and the
+   * reservation. Concurrent admissions for one key are serialised, so balances never go below zero.
+   */
+  admitJob(a: Admission): Promise<AdmitResult>;
+  getJob(id: string): Promise<JobRow | undefined>;
+  /** queued -> running; false when the job is no longer queued (cancelled or settled). */
+  markJobRunning(id: string, at: number): Promise<boolean>;
+  /**
+   * Settles a queued or running job exactly once: status, result, ledger (release the reservation, charge
+   * what was used), image rows. Returns settled false, changing nothing, when it was already settled.
+   */
+  settleJob(s: Settlement): Promise<{ settled: boolean; remaining: number | null }>;
+  /** Jobs still queued or running (after a crash: the ones to fail). */
+  listUnsettledJobs(): Promise<JobRow[]>;
+
+  getImage(id: string): Promise<ImageRow | undefined>;
+  /** Image rows created before `before`, oldest first. */
+  listImagesBefore(before: number, limit: number): Promise<ImageRow[]>;
+  deleteImages(ids: string[]): Promise<void>;
+  /** Forgets idempotency records created before `before`. */
+  purgeIdempotency(before: number): Promise<number>;
+
+  close(): Promise<void>;
+}
