@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { describe, test } from "node:test";
 import { expectClose } from "../../test/helpers/tensors.ts";
 import { readRefFloat32 } from "./io.ts";
