@@ -1,0 +1,35 @@
+/**
+ * What every API dialect provides to the server: its routes, its error body, and the URL prefixes whose
+ * unknown paths it answers. The server composes dialects; dialects never import each other.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Config } from "../../config/index.ts";
+import type { EaselError } from "../../core/errors.ts";
+import type { ImageService } from "../../core/image-service.ts";
+
+export interface DialectDeps {
+  images: ImageService;
+  config: Config;
+}
+
+/** A dialect's rendering of an EaselError: status, body (undefined = empty) and extra headers. */
+export interface ErrorReply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface Dialect {
+  /** Recorded with every job ("openai", "monica-sd", ...). */
+  id: string;
+  /** OpenAPI tag. */
+  title: string;
+  /** Paths under these prefixes that match no route are answered in this dialect's 404 shape. */
+  prefixes: string[];
+  /** Claims an unmatched request under a prefix shared with another dialect (e.g. Segmind's x-api-key under /v1/). */
+  claims?(req: FastifyRequest): boolean;
+  register(app: FastifyInstance, deps: DialectDeps): Promise<void>;
+  errorReply(e: EaselError): ErrorReply;
+  /** Headers on every response of this dialect, errors included (Segmind's x-remaining-credits). */
+  commonHeaders?(req: FastifyRequest, deps: DialectDeps): Promise<Record<string, string>>;
+}

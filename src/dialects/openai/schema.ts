@@ -1,0 +1,39 @@
+/**
+ * OpenAI Images API, `POST /v1/images/generations` (specs/004 and the `openai` npm SDK's ImageGenerateParams),
+ * plus Easel's extension fields, which SDK users pass as extra body fields. Unknown fields are rejected, as
+ * OpenAI does. Defaults that depend on the model are applied in translate.ts.
+ */
+import { z } from "zod";
+import { SIZE_RE } from "../_shared/numbers.ts";
+
+export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+export const generationBody = z.strictObject({
+  prompt: z.string().min(1).max(32000).describe("A text description of the desired image(s)."),
+  model: z.string().min(1).nullish().describe("Installed model id or alias; default: the first installed model."),
+  n: z.number().int().min(1).max(10).nullish().describe("Number of images, 1-10 (default 1)."),
+  size: z
+    .string()
+    .regex(SIZE_RE, 'expected "WxH" (e.g. "1024x1024") or "auto"')
+    .or(z.literal("auto"))
+    .nullish()
+    .describe('"WxH" with both sides multiples of 8 in 64-2048, or "auto" (the model default).'),
+  quality: z.enum(["standard", "hd", "low", "medium", "high", "auto"]).nullish(),
+  response_format: z.enum(["url", "b64_json"]).nullish().describe("Default url."),
+  output_format: z.enum(["png", "jpeg", "webp"]).nullish().describe("Default png."),
+  output_compression: z.number().int().min(0).max(100).nullish().describe("0-100, the encoder quality."),
+  background: z.enum(["transparent", "opaque", "auto"]).nullish(),
+  moderation: z.enum(["low", "auto"]).nullish(),
+  style: z.enum(["vivid", "natural"]).nullish(),
+  user: z.string().max(256).optional(),
+  stream: z.boolean().nullish(),
+  partial_images: z.number().int().min(0).max(3).nullish().describe("Preview frames to stream (0-3)."),
+  // Easel extensions.
+  negative_prompt: z.string().max(32000).nullish(),
+  seed: z.number().int().min(0).max(MAX_SEED).nullish().describe("Easel: seed; missing = random."),
+  steps: z.number().int().min(1).max(150).nullish().describe("Easel: denoising steps (1-150)."),
+  guidance_scale: z.number().min(0).max(50).nullish().describe("Easel: classifier-free guidance (0-50)."),
+  scheduler: z.string().min(1).max(64).nullish().describe("Easel: scheduler name (canonical id or a dialect name)."),
+});
+
+export type GenerationBody = z.output<typeof generationBody>;

@@ -1,0 +1,70 @@
+/**
+ * The one place where anything thrown while serving a request becomes an EaselError: Fastify's own errors
+ * (body too large, bad JSON, schema validation) get their catalog code here, everything else goes through
+ * core's toEaselError. Dialects then only reshape the EaselError.
+ */
+import type { FastifyError } from "fastify";
+import { EaselError, isEaselError, toEaselError } from "../core/errors.ts";
+
+interface ValidationIssue {
+  instancePath?: string;
+  keyword?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
+/** The field a schema issue is about, as the client spelled it ("n", "prompt_rejection_topics.0"). */
+function fieldOf(issue: ValidationIssue): string {
+  return (issue.instancePath ?? "").split("/").filter(Boolean).join(".");
+}
+
+export function validationError(issues: ValidationIssue[]): EaselError {
+  const issue = issues[0] ?? {};
+  const field = fieldOf(issue);
+  const message = issue.message ?? "invalid value";
+  const params = issue.params ?? {};
+  if (issue.keyword === "unrecognized_keys" && Array.isArray(params.keys) && params.keys.length > 0) {
+    const key = [field, String(params.keys[0])].filter(Boolean).join(".");
+    return new EaselError("E_INPUT_INVALID", `Unknown parameter: '${key}'.`, {
+      param: key,
+      details: { reason: "unknown_parameter" },
+    });
+  }
+  if (field === "") {
+    return new EaselError("E_INPUT_INVALID", "The request body must be a JSON object.", {
+      details: { reason: "invalid_type" },
+    });
+  }
+  if (issue.keyword === "invalid_type" && /received undefined$/.test(message)) {
+    return new EaselError("E_INPUT_INVALID", `Missing required parameter: '${field}'.`, {
+      param: field,
+      details: { reason: "missing_required_parameter" },
+    });
+  }
+  const reason = issue.keyword === "invalid_type" ? "invalid_type" : "invalid_value";
+  const what = reason === "invalid_type" ? "Invalid type for" : "Invalid value for";
+  return new EaselError("E_INPUT_INVALID", `${what} '${field}': ${message}.`, {
+    param: field,
+    details: { reason, ...params },
+  });
+}
+
+export function boundaryError(err: unknown): EaselError {
+  if (isEaselError(err)) return err;
+  const f = err as Partial<FastifyError> | undefined;
+  if (f && Array.isArray(f.validation)) return validationError(f.validation as ValidationIssue[]);
+  if (f?.code === "FST_ERR_CTP_BODY_TOO_LARGE" || f?.statusCode === 413) {
+    return new EaselError("E_PAYLOAD_TOO_LARGE", "The request body is larger than this server accepts.");
+  }
+  if (f?.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE" || f?.statusCode === 415) {
+    return new EaselError("E_INPUT_INVALID", "The request body must be JSON (Content-Type: application/json).", {
+      details: { reason: "invalid_type" },
+    });
+  }
+  if (f?.statusCode === 400) {
+    return new EaselError("E_INPUT_INVALID", `The request body could not be read: ${f.message ?? "bad request"}`, {
+      details: { reason: "invalid_json" },
+    });
+  }
+  return toEaselError(err);
+}
