@@ -6,8 +6,9 @@ import { after, test } from "node:test";
 import { expectClose, readRefFloat32, readRefTensor } from "../../../test/helpers/tensors.ts";
 import { saveModel } from "../../graph/external-data.ts";
 import { openComponentWeights } from "../../graph/safetensors.ts";
-import { createSafetensorsWeights } from "../../graph/weights.ts";
+import { createRecordingWeights, createSafetensorsWeights } from "../../graph/weights.ts";
 import { createSession } from "../../runtime/session.ts";
+import { prepareClipTextModel } from "./clip-text.ts";
 import { buildClipTextGraph, clipTextConfigFromJson } from "./clip-text.graph.ts";
 
 const FIX = join(import.meta.dirname, "../../../test/fixtures");
@@ -56,4 +57,38 @@ test("CLIP config: unsupported activation is rejected by name", () => {
     () => clipTextConfigFromJson({ hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 16, vocab_size: 10, hidden_act: "relu" }),
     /hidden_act "relu" is not supported/,
   );
+});
+
+for (const component of ["sd15/text_encoder", "sdxl/text_encoder_2"]) {
+  test(`CLIP recording weights: the builder requests exactly the ${component} checkpoint's tensors`, () => {
+    const dir = join(FIX, "models", component);
+    const cfg = clipTextConfigFromJson(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")));
+    const rec = createRecordingWeights();
+    buildClipTextGraph(cfg, rec.source);
+    const got = new Map(rec.recorded().map((r) => [r.name, r.shape]));
+    const want = new Map(
+      [...openComponentWeights(dir).values()].filter((e) => !e.name.endsWith("position_ids")).map((e) => [e.name, e.shape]),
+    );
+    assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
+    for (const [k, s] of want) assert.deepEqual(got.get(k), s, k);
+  });
+}
+
+test("prepareClipTextModel: builds once, then hits the cache; the cached model runs", async () => {
+  const dir = join(FIX, "models/sdxl/text_encoder_2");
+  const cacheDir = join(work, "cache");
+  const first = prepareClipTextModel(dir, { cacheDir });
+  const second = prepareClipTextModel(dir, { cacheDir });
+  assert.equal(first.cacheHit, false);
+  assert.equal(second.cacheHit, true);
+  assert.equal(second.config.projectionDim, 32);
+  const session = await createSession(second.modelPath);
+  try {
+    const caseDir = join(FIX, "modules/sdxl/text_encoder_2");
+    const ids = readRefTensor(join(caseDir, "input_ids"));
+    const out = await session.run({ input_ids: { data: BigInt64Array.from(ids.data as Int32Array, (x) => BigInt(x)), shape: ids.shape } });
+    expectClose(out.text_embeds.data as Float32Array, readRefFloat32(join(caseDir, "text_embeds")), { what: "cached text_embeds" });
+  } finally {
+    await session.release();
+  }
 });
