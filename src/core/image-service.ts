@@ -17,6 +17,11 @@ export interface RequestContext {
   signal?: AbortSignal;
   /** Called for queue position, progress and preview frames while the job runs. */
   onEvent?: (e: GenerationEvent) => void;
+  /**
+   * How the dialect hands images back: "url" (default) needs them stored and signed; "bytes" (base64 or a raw
+   * body) stores them only when config.images.storeB64 is set or an idempotency key may replay them.
+   */
+  delivery?: "url" | "bytes";
 }
 
 export interface JobRecord {

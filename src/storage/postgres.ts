@@ -39,7 +39,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Met
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
-    await migrateToLatest(db, "postgres");
+    await migrateToLatest(db, "postgres", schema);
   } catch (e) {
     await db.destroy();
     throw e;

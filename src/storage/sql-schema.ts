@@ -148,9 +148,10 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
 }
 
 /** Brings the schema up to the latest migration; throws E_INTERNAL naming the migration that failed. */
-export async function migrateToLatest(db: Kysely<Database>, dialect: SqlDialect): Promise<void> {
+export async function migrateToLatest(db: Kysely<Database>, dialect: SqlDialect, schema?: string): Promise<void> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
-  const migrator = new Migrator({ db, provider });
+  // The migration bookkeeping tables live beside the data (Kysely otherwise looks them up in any schema).
+  const migrator = new Migrator({ db, provider, ...(schema ? { migrationTableSchema: schema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "(unknown)";

@@ -1,0 +1,61 @@
+/** Turning provider images into encoded, content-addressed, optionally stored images and results. */
+import { createHash } from "node:crypto";
+import type { GeneratedImage, GenerationRequest } from "../core/types.ts";
+import { isRawImage, type EncodedUpstreamImage, type RawImage } from "../providers/spec.ts";
+import type { BlobStore } from "../storage/blob-store.ts";
+import { type EncodedImage, encodeImage, transcodeImage } from "../storage/image-codec.ts";
+import type { ImageRow, StoredImage } from "../storage/metadata-store.ts";
+import type { UrlSigner } from "../storage/url-signer.ts";
+
+export const sha256Hex = (b: Uint8Array | string): string => createHash("sha256").update(b).digest("hex");
+
+export async function encodeOne(img: RawImage | EncodedUpstreamImage, req: GenerationRequest): Promise<EncodedImage> {
+  const o = { format: req.output.format, quality: req.output.quality };
+  return isRawImage(img) ? encodeImage(img, o) : transcodeImage(img.bytes, o);
+}
+
+export function toGenerated(enc: EncodedImage, seed: number): GeneratedImage {
+  return { id: sha256Hex(enc.bytes), bytes: enc.bytes, mime: enc.mime, format: enc.format, width: enc.width, height: enc.height, seed };
+}
+
+/** `/v1/files/<token>`; the HTTP layer prefixes the public base URL. */
+export function signedPath(signer: UrlSigner, id: string, ttlSeconds: number): string {
+  return `/v1/files/${signer.sign(id, ttlSeconds).token}`;
+}
+
+/** Puts the images in the blob store (content-addressed) and returns their rows. */
+export async function storeImages(blobs: BlobStore, images: GeneratedImage[], now: number): Promise<ImageRow[]> {
+  const rows: ImageRow[] = [];
+  for (const img of images) {
+    if (!(await blobs.has(img.id))) await blobs.put(img.id, img.bytes, img.mime);
+    if (!rows.some((r) => r.id === img.id)) {
+      rows.push({ id: img.id, mime: img.mime, format: img.format, width: img.width, height: img.height, size: img.bytes.length, createdAt: now });
+    }
+  }
+  return rows;
+}
+
+export function toStored(img: GeneratedImage): StoredImage {
+  return { id: img.id, mime: img.mime, format: img.format, width: img.width, height: img.height, seed: img.seed };
+}
+
+/** Canonical JSON (sorted keys) so that equal requests hash equal however their fields were ordered. */
+export function canonicalJson(v: unknown): string {
+  if (v instanceof Uint8Array) return JSON.stringify({ sha256: sha256Hex(v), bytes: v.length });
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
+  }
+  return JSON.stringify(v) ?? "null";
+}
+
+/** The request as recorded in the job row: init image bytes replaced by their hash and size. */
+export function recordedParams(req: GenerationRequest): Record<string, unknown> {
+  const { initImage, ...rest } = req;
+  return JSON.parse(
+    canonicalJson(initImage ? { ...rest, initImage: { sha256: sha256Hex(initImage), bytes: initImage.length } } : rest),
+  ) as Record<string, unknown>;
+}

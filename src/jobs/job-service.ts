@@ -1,0 +1,371 @@
+/**
+ * The job service: Easel's ImageService. Per request it authenticates, checks idempotency and rate limits,
+ * prices the request and reserves its cost, records the job (queued) before anything runs, runs the executor
+ * through the queue, encodes and stores the images, and settles exactly once: charge on success, release on
+ * failure or cancellation. Requests refused before admission (auth, rate limit, credits, validation) are
+ * answered at once and leave no job row.
+ */
+import type { Config } from "../config/index.ts";
+import { configPaths } from "../config/index.ts";
+import { ERROR_CATALOG, type ErrorCode, EaselError, invalidInput, toEaselError } from "../core/errors.ts";
+import type { ImageService, JobRecord, Principal, RequestContext } from "../core/image-service.ts";
+import type { GeneratedImage, GenerationRequest, GenerationResult, ModelInfo, Warning } from "../core/types.ts";
+import type { ImageProvider } from "../providers/spec.ts";
+import { createMemoryQueue } from "../queue/memory.ts";
+import type { JobQueue } from "../queue/queue.ts";
+import type { BlobStore } from "../storage/blob-store.ts";
+import { encodeImage } from "../storage/image-codec.ts";
+import type { JobRow, MetadataStore } from "../storage/metadata-store.ts";
+import { createUrlSigner, loadOrCreateUrlSecret, type UrlSigner } from "../storage/url-signer.ts";
+import { authenticateKey, defaultRandom, type RandomBytes } from "./api-keys.ts";
+import { canonicalJson, encodeOne, recordedParams, sha256Hex, signedPath, storeImages, toGenerated, toStored } from "./job-output.ts";
+import { priceMillicredits, toCredits } from "./pricing.ts";
+
+/** Idempotency records are kept this long (then the same key starts a new request). */
+export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+const REPLAY_POLL_MS = 200;
+
+export type Executor = (req: GenerationRequest, model: ModelInfo) => Pick<ImageProvider, "generate">;
+
+export interface JobServiceDeps {
+  config: Config;
+  store: MetadataStore;
+  blobs: BlobStore;
+  executor: Executor;
+  models: { list(): ModelInfo[]; find(name: string): ModelInfo | undefined };
+  /** Serve without keys while the store has none (decided at start-up by decideOpenMode). */
+  openMode?: boolean;
+  /** Jobs run at once (default 1: one local engine). */
+  concurrency?: number;
+  queue?: JobQueue<{ jobId: string }>;
+  /** URL signing secret; default: read or created in the data directory. */
+  urlSecret?: Uint8Array;
+  clock?: () => number;
+  random?: RandomBytes;
+}
+
+export interface JobService extends ImageService {
+  /** Fails jobs left queued or running by a previous process and releases their reservations. Call before serving. */
+  recoverCrashedJobs(): Promise<{ failed: string[] }>;
+  /** Deletes images (blobs and rows) older than images.retentionDays and expired idempotency records. */
+  runRetention(): Promise<{ images: number; orphans: number; idempotency: number }>;
+  /** Cancels the caller's own queued or running job. */
+  cancelJob(id: string, principal: Principal): Promise<void>;
+  /** Stops the queue; running and waiting jobs end cancelled. The store and blob store stay open (caller owns them). */
+  close(): Promise<void>;
+}
+
+interface Pending {
+  req: GenerationRequest;
+  model: ModelInfo;
+  ctx: RequestContext;
+  done: Promise<void>;
+  finish: () => void;
+}
+
+/** Client errors (4xx) are answered again on replay; server errors and cancellations let the client retry. */
+function replayable(job: JobRow): boolean {
+  if (job.status === "succeeded") return true;
+  if (job.status !== "failed" || !job.errorCode) return false;
+  const entry = ERROR_CATALOG[job.errorCode as ErrorCode];
+  return entry !== undefined && entry.status < 500 && entry.status !== 499;
+}
+
+function checkRequest(req: GenerationRequest): void {
+  const int = (v: number, p: string, max: number) => {
+    if (!(Number.isInteger(v) && v >= 1 && v <= max)) throw invalidInput(p, `${p} must be an integer from 1 to ${max}, got ${v}`, { min: 1, max });
+  };
+  int(req.n, "n", 16);
+  int(req.width, "width", 16384);
+  int(req.height, "height", 16384);
+  if (req.steps !== undefined) int(req.steps, "steps", 1000);
+  if (!req.output || !["png", "jpeg", "webp"].includes(req.output.format)) {
+    throw invalidInput("output.format", "output format must be png, jpeg or webp");
+  }
+}
+
+export function createJobService(deps: JobServiceDeps): JobService {
+  const { config, store, blobs, executor, models } = deps;
+  const now = deps.clock ?? Date.now;
+  const random = deps.random ?? defaultRandom;
+  const signer: UrlSigner = createUrlSigner(deps.urlSecret ?? loadOrCreateUrlSecret(configPaths(config).dataDir), now);
+  const queue = deps.queue ?? createMemoryQueue<{ jobId: string }>({ concurrency: deps.concurrency ?? 1 });
+  const pending = new Map<string, Pending>();
+  const ttl = config.images.urlTtlSeconds;
+
+  const emit = (ctx: RequestContext, e: Parameters<NonNullable<RequestContext["onEvent"]>>[0]) => {
+    try {
+      ctx.onEvent?.(e);
+    } catch {
+      // A listener that throws (a closed SSE stream) must not fail the job.
+    }
+  };
+
+  async function settleFailure(jobId: string, e: unknown, cancelled: boolean): Promise<void> {
+    const err = cancelled ? new EaselError("E_CANCELLED", "The request was cancelled.") : toEaselError(e);
+    await store.settleJob({
+      jobId,
+      status: cancelled || err.code === "E_CANCELLED" ? "cancelled" : "failed",
+      at: now(),
+      charged: 0,
+      error: { code: err.code, message: err.message },
+    });
+  }
+
+  async function runJob(jobId: string, signal: AbortSignal): Promise<void> {
+    const p = pending.get(jobId);
+    if (!p) return;
+    const { req, model, ctx } = p;
+    try {
+      if (!(await store.markJobRunning(jobId, now()))) return;
+      const warnings: Warning[] = [];
+      const res = await executor(req, model).generate(req, {
+        signal,
+        onEvent: (e) => {
+          if (e.type === "progress") emit(ctx, { type: "progress", jobId, step: e.step, totalSteps: e.totalSteps });
+          else {
+            // Previews are encoded for the client and never stored.
+            encodeImage(e.image, { format: req.output.format, quality: req.output.quality })
+              .then((enc) => emit(ctx, { type: "preview", jobId, index: e.index, step: e.step, image: toGenerated(enc, e.image.seed) }))
+              .catch(() => undefined);
+          }
+        },
+      });
+      signal.throwIfAborted();
+      if (res.images.length === 0) throw new EaselError("E_ENGINE_FAILED", "the executor returned no images");
+      warnings.push(...res.warnings);
+      if (req.output.background === "transparent") {
+        warnings.push({ code: "W_BACKGROUND_OPAQUE", message: "transparent backgrounds are not supported; the image is opaque", param: "background" });
+      }
+      const images: GeneratedImage[] = [];
+      for (const img of res.images) images.push(toGenerated(await encodeOne(img, req), img.seed));
+      const store_ = (ctx.delivery ?? "url") === "url" || config.images.storeB64 || ctx.idempotencyKey !== undefined;
+      const rows = store_ ? await storeImages(blobs, images, now()) : [];
+      signal.throwIfAborted();
+      const job = await store.getJob(jobId);
+      const charged = Math.round(((job?.creditsReserved ?? 0) * Math.min(images.length, req.n)) / req.n);
+      await store.settleJob({
+        jobId,
+        status: "succeeded",
+        at: now(),
+        charged,
+        seed: res.seed,
+        result: { seed: res.seed, images: images.map(toStored), warnings },
+        images: rows,
+      });
+    } catch (e) {
+      await settleFailure(jobId, e, signal.aborted).catch(() => undefined);
+    } finally {
+      p.finish();
+    }
+  }
+
+  queue.process((job) => runJob(job.payload.jobId, job.signal));
+
+  /** Builds the answer from the settled row (first run and replays alike), or throws the job's error. */
+  async function resultOf(jobId: string, bytes?: Map<string, GeneratedImage>): Promise<GenerationResult> {
+    const job = await store.getJob(jobId);
+    if (!job) throw new EaselError("E_INTERNAL", `job ${jobId} vanished`);
+    if (job.status !== "succeeded" || !job.result) {
+      const code = (job.errorCode ?? "E_INTERNAL") as ErrorCode;
+      throw new EaselError(ERROR_CATALOG[code] ? code : "E_INTERNAL", job.errorMessage ?? "The job failed.");
+    }
+    const images: GeneratedImage[] = [];
+    for (const s of job.result.images) {
+      const have = bytes?.get(s.id);
+      const stored = have ? undefined : await blobs.get(s.id);
+      if (!have && !stored) throw new EaselError("E_NOT_FOUND", `image ${s.id} of job ${jobId} is no longer stored`);
+      const row = await store.getImage(s.id);
+      const format = s.format as GeneratedImage["format"];
+      images.push({ ...s, format, bytes: have?.bytes ?? stored!, ...(row ? { url: signedPath(signer, s.id, ttl) } : {}) });
+    }
+    const remaining = job.keyId === null ? null : await store.balance(job.keyId);
+    return {
+      jobId,
+      model: job.model,
+      created: Math.floor(job.createdAt / 1000),
+      seed: job.result.seed,
+      images,
+      warnings: job.result.warnings,
+      ...(remaining === null ? {} : { creditsCharged: toCredits(job.creditsCharged), remainingCredits: toCredits(remaining) }),
+      timings: { queuedMs: (job.startedAt ?? job.createdAt) - job.createdAt, runMs: (job.finishedAt ?? 0) - (job.startedAt ?? job.finishedAt ?? 0) },
+    };
+  }
+
+  async function waitSettled(jobId: string, signal?: AbortSignal): Promise<void> {
+    const local = pending.get(jobId);
+    if (local) return local.done;
+    for (;;) {
+      const job = await store.getJob(jobId);
+      if (!job || (job.status !== "queued" && job.status !== "running")) return;
+      signal?.throwIfAborted();
+      await new Promise((r) => setTimeout(r, REPLAY_POLL_MS));
+    }
+  }
+
+  async function cancel(jobId: string): Promise<void> {
+    const outcome = await queue.cancel(jobId);
+    if (outcome === "removed") {
+      await settleFailure(jobId, undefined, true);
+      pending.get(jobId)?.finish();
+    }
+  }
+
+  const service: JobService = {
+    authenticate: (apiKey) => authenticateKey(store, apiKey, deps.openMode ?? false),
+
+    async generate(req, ctx) {
+      const model = models.find(req.model);
+      if (!model) throw new EaselError("E_MODEL_NOT_FOUND", `model ${JSON.stringify(req.model)} is not installed`, { param: "model" });
+      checkRequest(req);
+      ctx.signal?.throwIfAborted();
+      const cost = priceMillicredits(config, model, req);
+      const jobId = `job_${Buffer.from(random(12)).toString("hex")}`;
+      const canonical = { ...req, model: model.id };
+      const admit = await store.admitJob({
+        job: { id: jobId, keyId: ctx.principal.keyId, dialect: ctx.dialect, model: model.id, params: recordedParams(canonical) },
+        cost,
+        now: now(),
+        ...(ctx.idempotencyKey === undefined
+          ? {}
+          : { idempotency: { key: ctx.idempotencyKey, bodyHash: sha256Hex(canonicalJson({ dialect: ctx.dialect, req: canonical })), replayable } }),
+      });
+      switch (admit.status) {
+        case "key_revoked":
+          throw new EaselError("E_AUTH_INVALID", "This API key has been revoked.");
+        case "rate_limited": {
+          const retryAfterSeconds = Math.max(1, Math.ceil(admit.retryAfterMs / 1000));
+          const what = admit.limit === "requests_per_minute" ? "requests per minute" : "concurrent jobs";
+          throw new EaselError("E_RATE_LIMITED", `Rate limit reached (${what}); retry after ${retryAfterSeconds} s.`, {
+            details: { retryAfterSeconds, limit: admit.limit },
+          });
+        }
+        case "insufficient_credits":
+          throw new EaselError("E_CREDITS_INSUFFICIENT", `Not enough credits: this request costs ${toCredits(admit.cost)}, the balance is ${toCredits(admit.balance)}.`, {
+            details: { required: toCredits(admit.cost), remainingCredits: toCredits(admit.balance) },
+          });
+        case "idempotency_conflict":
+          throw new EaselError("E_IDEMPOTENCY_CONFLICT", "This Idempotency-Key was already used with a different request body.", {
+            details: { jobId: admit.jobId },
+          });
+        case "replay":
+          await waitSettled(admit.jobId, ctx.signal);
+          return resultOf(admit.jobId);
+        case "admitted":
+          break;
+      }
+      let finish!: () => void;
+      const done = new Promise<void>((r) => (finish = r));
+      pending.set(jobId, { req, model, ctx, done, finish });
+      const onAbort = () => void cancel(jobId).catch(() => undefined);
+      ctx.signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        const { position } = await queue.add(jobId, { jobId });
+        emit(ctx, { type: "queued", jobId, position });
+        await done;
+        return await resultOf(jobId);
+      } catch (e) {
+        // The queue refused the job: it never ran, so release its reservation.
+        if (!(await store.getJob(jobId).then((j) => j && j.status !== "queued" && j.status !== "running"))) {
+          await settleFailure(jobId, e, false).catch(() => undefined);
+        }
+        throw e;
+      } finally {
+        ctx.signal?.removeEventListener("abort", onAbort);
+        pending.delete(jobId);
+      }
+    },
+
+    async remainingCredits(principal) {
+      if (principal.keyId === null) return null;
+      const b = await store.balance(principal.keyId);
+      return b === null ? null : toCredits(b);
+    },
+
+    async getJob(id, principal): Promise<JobRecord> {
+      const j = typeof id === "string" ? await store.getJob(id) : undefined;
+      if (!j || j.keyId !== principal.keyId) throw new EaselError("E_NOT_FOUND", `no job ${JSON.stringify(id)}`, { param: "id" });
+      return {
+        id: j.id,
+        status: j.status,
+        dialect: j.dialect,
+        model: j.model,
+        params: j.params,
+        seed: j.seed,
+        imageIds: j.imageIds,
+        error: j.errorCode ? { code: j.errorCode, message: j.errorMessage ?? "" } : null,
+        creditsReserved: toCredits(j.creditsReserved),
+        creditsCharged: toCredits(j.creditsCharged),
+        createdAt: j.createdAt,
+        startedAt: j.startedAt,
+        finishedAt: j.finishedAt,
+      };
+    },
+
+    async openImage(token) {
+      const id = signer.verify(token);
+      if (!id) return undefined;
+      const row = await store.getImage(id);
+      if (!row) return undefined;
+      const bytes = await blobs.get(id);
+      return bytes ? { bytes, mime: row.mime } : undefined;
+    },
+
+    listModels: () => models.list(),
+    findModel: (name) => models.find(name),
+
+    async cancelJob(id, principal) {
+      await service.getJob(id, principal);
+      await cancel(id);
+    },
+
+    async recoverCrashedJobs() {
+      const failed: string[] = [];
+      for (const job of await store.listUnsettledJobs()) {
+        if (pending.has(job.id)) continue;
+        const r = await store.settleJob({
+          jobId: job.id,
+          status: "failed",
+          at: now(),
+          charged: 0,
+          error: { code: "E_INTERNAL", message: "The server stopped while this job was running." },
+        });
+        if (r.settled) failed.push(job.id);
+      }
+      return { failed };
+    },
+
+    async runRetention() {
+      const out = { images: 0, orphans: 0, idempotency: await store.purgeIdempotency(now() - IDEMPOTENCY_TTL_MS) };
+      if (config.images.retentionDays <= 0) return out;
+      const cutoff = now() - config.images.retentionDays * 86_400_000;
+      for (;;) {
+        const batch = await store.listImagesBefore(cutoff, 200);
+        if (batch.length === 0) break;
+        // Blobs first: a crash in between leaves rows whose bytes are gone (openImage answers 404), never orphans.
+        for (const r of batch) await blobs.delete(r.id);
+        await store.deleteImages(batch.map((r) => r.id));
+        out.images += batch.length;
+      }
+      // Blobs whose row never got written (a crash between put and settle).
+      for await (const b of blobs.list()) {
+        if (b.modifiedAt < cutoff && !(await store.getImage(b.key))) {
+          await blobs.delete(b.key);
+          out.orphans++;
+        }
+      }
+      return out;
+    },
+
+    async close() {
+      const waiting = [...pending.keys()];
+      await queue.close();
+      for (const id of waiting) {
+        const j = await store.getJob(id);
+        if (j && (j.status === "queued" || j.status === "running")) await settleFailure(id, undefined, true).catch(() => undefined);
+        pending.get(id)?.finish();
+      }
+    },
+  };
+  return service;
+}
