@@ -1,0 +1,42 @@
+/** Monica `POST /v1/image/gen/playground`: Bearer key, `{data: [{url}]}` answers. */
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { DialectDeps } from "../_shared/dialect.ts";
+import {
+  authHook,
+  bearerKey,
+  imageUrl,
+  methodNotAllowed,
+  publicBaseUrl,
+  requestContext,
+  resultHeaders,
+} from "../_shared/http.ts";
+import { playgroundBody } from "./schema.ts";
+import { translate } from "./translate.ts";
+
+export const DIALECT_ID = "monica-playground";
+export const PATH = "/v1/image/gen/playground";
+
+export async function monicaPlaygroundRoutes(app: FastifyInstance, deps: DialectDeps): Promise<void> {
+  app.withTypeProvider<ZodTypeProvider>().post(
+    PATH,
+    {
+      onRequest: authHook(deps.images, bearerKey),
+      schema: {
+        tags: ["Monica"],
+        summary: "Playground v2.5 image generation (Monica)",
+        security: [{ bearer: [] }],
+        body: playgroundBody,
+      },
+    },
+    async (req, reply) => {
+      const gen = translate(req.body, deps.images);
+      const result = await deps.images.generate(gen, requestContext(req, reply, DIALECT_ID));
+      const base = publicBaseUrl(deps.config, req);
+      return reply
+        .headers(resultHeaders(result))
+        .send({ data: result.images.map((img) => ({ url: imageUrl(base, img.url), seed: img.seed })) });
+    },
+  );
+  methodNotAllowed(app, PATH, "POST");
+}

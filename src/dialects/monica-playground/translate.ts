@@ -1,0 +1,35 @@
+/** Monica Playground request -> GenerationRequest (URLs to PNG images). */
+import { EaselError } from "../../core/errors.ts";
+import type { ImageService } from "../../core/image-service.ts";
+import type { GenerationRequest } from "../../core/types.ts";
+import { resolveModel } from "../_shared/models.ts";
+import { parseSize } from "../_shared/numbers.ts";
+import type { PlaygroundBody } from "./schema.ts";
+
+export const DEFAULTS = { count: 1, size: "1024x1024", step: 30, cfgScale: 7 } as const;
+
+export function translate(body: PlaygroundBody, images: ImageService): GenerationRequest {
+  if (body.safety_check === true) {
+    throw new EaselError(
+      "E_NOT_SUPPORTED",
+      "safety_check is not supported yet on this server: no safety checker is installed. Send safety_check: false.",
+      { param: "safety_check" },
+    );
+  }
+  const name = body.model ?? "playground-v2-5";
+  const model = resolveModel(images, [name, "playground-v2.5"], { param: "model" });
+  const { width, height } = parseSize(body.size ?? DEFAULTS.size);
+  return {
+    model: model.id,
+    prompt: body.prompt,
+    negativePrompt: body.negative_prompt || undefined,
+    n: body.count ?? DEFAULTS.count,
+    width,
+    height,
+    steps: body.step ?? DEFAULTS.step,
+    guidanceScale: body.cfg_scale ?? DEFAULTS.cfgScale,
+    // "If 0, we will use a totally random seed."
+    seed: body.seed ? body.seed : undefined,
+    output: { format: "png", store: true },
+  };
+}

@@ -1,0 +1,9 @@
+/** Monica answers errors like OpenAI (its error table is OpenAI's: 401 keys, 429 quota, 500, 503). */
+// Copied from src/dialects/monica-playground/errors.ts#monicaError
+import type { EaselError } from "../../core/errors.ts";
+import type { ErrorReply } from "../_shared/dialect.ts";
+import { openAiStyleError } from "../_shared/openai-style-errors.ts";
+
+export function monicaSdError(e: EaselError): ErrorReply {
+  return openAiStyleError(e);
+}

@@ -1,0 +1,42 @@
+/** Monica `POST /v1/image/gen/sd`: Bearer key, `{data: [{url}]}` answers. */
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { DialectDeps } from "../_shared/dialect.ts";
+import {
+  authHook,
+  bearerKey,
+  imageUrl,
+  methodNotAllowed,
+  publicBaseUrl,
+  requestContext,
+  resultHeaders,
+} from "../_shared/http.ts";
+import { sdBody } from "./schema.ts";
+import { translate } from "./translate.ts";
+
+export const DIALECT_ID = "monica-sd";
+export const PATH = "/v1/image/gen/sd";
+
+export async function monicaSdRoutes(app: FastifyInstance, deps: DialectDeps): Promise<void> {
+  app.withTypeProvider<ZodTypeProvider>().post(
+    PATH,
+    {
+      onRequest: authHook(deps.images, bearerKey),
+      schema: {
+        tags: ["Monica"],
+        summary: "Stable Diffusion image generation (Monica: sdxl, sd3, sd3_5)",
+        security: [{ bearer: [] }],
+        body: sdBody,
+      },
+    },
+    async (req, reply) => {
+      const { req: gen, warnings } = translate(req.body, deps.images);
+      const result = await deps.images.generate(gen, requestContext(req, reply, DIALECT_ID));
+      const base = publicBaseUrl(deps.config, req);
+      return reply
+        .headers(resultHeaders(result, warnings))
+        .send({ data: result.images.map((img) => ({ url: imageUrl(base, img.url), seed: img.seed })) });
+    },
+  );
+  methodNotAllowed(app, PATH, "POST");
+}

@@ -1,0 +1,33 @@
+/** Playground `POST /api/models/external/v1`: Bearer key, `{images: [base64 PNG], seed}` answers. */
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { DialectDeps } from "../_shared/dialect.ts";
+import { authHook, b64, bearerKey, methodNotAllowed, requestContext, resultHeaders } from "../_shared/http.ts";
+import { externalBody } from "./schema.ts";
+import { translate } from "./translate.ts";
+
+export const DIALECT_ID = "playground";
+export const PATH = "/api/models/external/v1";
+
+export async function playgroundRoutes(app: FastifyInstance, deps: DialectDeps): Promise<void> {
+  app.withTypeProvider<ZodTypeProvider>().post(
+    PATH,
+    {
+      onRequest: authHook(deps.images, bearerKey),
+      schema: {
+        tags: ["Playground"],
+        summary: "Image generation (Playground AI external API)",
+        security: [{ bearer: [] }],
+        body: externalBody,
+      },
+    },
+    async (req, reply) => {
+      const gen = await translate(req.body, deps.images);
+      const result = await deps.images.generate(gen, requestContext(req, reply, DIALECT_ID));
+      return reply
+        .headers(resultHeaders(result))
+        .send({ images: result.images.map((img) => b64(img.bytes)), seed: result.seed });
+    },
+  );
+  methodNotAllowed(app, PATH, "POST");
+}

@@ -1,0 +1,79 @@
+/** Playground external API request -> GenerationRequest (base64 PNG answers, optional img2img). */
+import sharp from "sharp";
+import { EaselError, invalidInput } from "../../core/errors.ts";
+import type { ImageService } from "../../core/image-service.ts";
+import type { GenerationRequest } from "../../core/types.ts";
+import { resolveModel } from "../_shared/models.ts";
+import type { ExternalBody } from "./schema.ts";
+
+const CANONICAL: Record<NonNullable<ExternalBody["filter_model"]>, string> = {
+  "Playground_v2.5": "playground-v2.5",
+  Photorealism: "playground-photorealism",
+  Playground_v3: "playground-v3",
+};
+
+export const DEFAULTS = { filterModel: "Playground_v2.5", size: 1024, steps: 50, scheduler: "DPMPP_2M_K" } as const;
+
+function notYet(param: string, what: string): EaselError {
+  return new EaselError("E_NOT_SUPPORTED", `${param} is not supported yet on this server (${what}); leave it off.`, {
+    param,
+  });
+}
+
+/** The fields whose behaviour is not implemented yet: turning one on is an error, never a silent no-op. */
+function rejectUnsupported(body: ExternalBody): void {
+  if (body.expand_prompt === true) throw notYet("expand_prompt", "no prompt-expansion model is configured");
+  if (body.verify_prompt_safety === true) throw notYet("verify_prompt_safety", "no prompt-safety model is configured");
+  if (body.prompt_rejection_topics && body.prompt_rejection_topics.length > 0) {
+    throw notYet("prompt_rejection_topics", "no prompt-safety model is configured");
+  }
+  if (body.prompt_filter != null) throw notYet("prompt_filter", "prompt filters are not implemented");
+}
+
+function side(param: string, v: number, multiple: number, model: string): number {
+  if (v % multiple !== 0) throw invalidInput(param, `${param} must be divisible by ${multiple} for ${model}, got ${v}`);
+  return v;
+}
+
+/** Decodes base64 (a `data:` URL prefix is tolerated) and checks the bytes are an image sharp can read. */
+async function decodeInitImage(s: string): Promise<Uint8Array> {
+  const b64 = s.replace(/^data:[^,]*;base64,/, "").replace(/\s+/g, "");
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(b64)) throw invalidInput("init_image", "init_image must be base64");
+  const bytes = Buffer.from(b64, "base64");
+  try {
+    const meta = await sharp(bytes).metadata();
+    if (!meta.width || !meta.height) throw new Error("no size");
+  } catch {
+    throw invalidInput("init_image", "init_image is not a readable image (png, jpeg, webp, gif, tiff)");
+  }
+  return new Uint8Array(bytes);
+}
+
+export async function translate(body: ExternalBody, images: ImageService): Promise<GenerationRequest> {
+  rejectUnsupported(body);
+  const filterModel = body.filter_model ?? DEFAULTS.filterModel;
+  const info = resolveModel(images, [filterModel, CANONICAL[filterModel]], { param: "filter_model" });
+  const multiple = filterModel === "Playground_v3" ? 32 : 8;
+  const width = side("width", body.width ?? DEFAULTS.size, multiple, filterModel);
+  const height = side("height", body.height ?? DEFAULTS.size, multiple, filterModel);
+  if (body.strength != null && !body.init_image) {
+    throw invalidInput("strength", "strength only applies with init_image (img2img)");
+  }
+  const initImage = body.init_image ? await decodeInitImage(body.init_image) : undefined;
+  return {
+    model: info.id,
+    prompt: body.prompt,
+    negativePrompt: body.negative_prompt || undefined,
+    n: 1,
+    width,
+    height,
+    steps: body.num_inference_steps ?? DEFAULTS.steps,
+    // "Default: 3 with Playground_v2, 7 with other models."
+    guidanceScale: body.guidance_scale ?? (filterModel === "Playground_v2.5" ? 3 : 7),
+    scheduler: body.scheduler ?? DEFAULTS.scheduler,
+    seed: body.seed ?? undefined,
+    initImage,
+    strength: body.strength ?? undefined,
+    output: { format: "png", store: false },
+  };
+}
