@@ -61,6 +61,8 @@ interface Pending {
   ctx: RequestContext;
   done: Promise<void>;
   finish: () => void;
+  /** The encoded images of this run, by id (needed when they were not stored). */
+  images: Map<string, GeneratedImage>;
 }
 
 /** Client errors (4xx) are answered again on replay; server errors and cancellations let the client retry. */
@@ -139,6 +141,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       }
       const images: GeneratedImage[] = [];
       for (const img of res.images) images.push(toGenerated(await encodeOne(img, req), img.seed));
+      for (const img of images) p.images.set(img.id, img);
       const store_ = (ctx.delivery ?? "url") === "url" || config.images.storeB64 || ctx.idempotencyKey !== undefined;
       const rows = store_ ? await storeImages(blobs, images, now()) : [];
       signal.throwIfAborted();
@@ -256,14 +259,15 @@ export function createJobService(deps: JobServiceDeps): JobService {
       }
       let finish!: () => void;
       const done = new Promise<void>((r) => (finish = r));
-      pending.set(jobId, { req, model, ctx, done, finish });
+      const entry: Pending = { req, model, ctx, done, finish, images: new Map() };
+      pending.set(jobId, entry);
       const onAbort = () => void cancel(jobId).catch(() => undefined);
       ctx.signal?.addEventListener("abort", onAbort, { once: true });
       try {
         const { position } = await queue.add(jobId, { jobId });
         emit(ctx, { type: "queued", jobId, position });
         await done;
-        return await resultOf(jobId);
+        return await resultOf(jobId, entry.images);
       } catch (e) {
         // The queue refused the job: it never ran, so release its reservation.
         if (!(await store.getJob(jobId).then((j) => j && j.status !== "queued" && j.status !== "running"))) {
