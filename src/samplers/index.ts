@@ -201,6 +201,15 @@ export async function runSampling(
       return out;
     },
     report(_i, cur, denoised) {
+      // Some scheduler/config pairs diverge in diffusers too (VP KDPM2 classes on an EDM config): stop with a
+      // clear error instead of handing NaN on to previews and the VAE.
+      for (let j = 0; j < cur.length; j++)
+        if (!Number.isFinite(cur[j]))
+          throw new EaselError(
+            "E_NOT_SUPPORTED",
+            `Scheduler ${plan.schedulerId} (${plan.className}) produces non-finite latents at call ${calls} with this model's scheduler config; choose another scheduler.`,
+            { param: "scheduler" },
+          );
       opts.onStep?.(calls, plan.modelCalls, cur, denoised);
     },
     randn: () => opts.noise.randn(opts.shape),
@@ -214,9 +223,6 @@ export async function runSampling(
   }
   const out = await sampler.sample(ctx, start, schedule, plan.config);
   if (opts.signal?.aborted) throw abortError();
-  for (let i = 0; i < out.length; i++)
-    if (!Number.isFinite(out[i]))
-      throw new EaselError("E_ENGINE_FAILED", `Sampling with ${plan.schedulerId} produced a non-finite value.`, { param: "scheduler" });
   return out;
 }
 

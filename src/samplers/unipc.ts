@@ -43,7 +43,9 @@ export const unipc: SamplerDef<UniPcSchedule> = {
     return { timesteps: g.timesteps, sigmas: toF32([...g.sigmas, last]), initNoiseSigma: 1, order: 1, flow: g.kind === "flow" };
   },
   async sample(ctx: LoopContext, x: Float32Array, s: UniPcSchedule, cfg: SchedulerConfig): Promise<Float32Array> {
-    rejectUnsupported(cfg, this.className, { solver_type: ["bh1", "bh2"], thresholding: false, predict_x0: true, solver_p: null });
+    // diffusers' constructor maps other solvers' names (logrho, midpoint, heun) onto bh2.
+    if (cfg.solver_type !== "bh1" && cfg.solver_type !== "bh2") cfg = { ...cfg, solver_type: "bh2" };
+    rejectUnsupported(cfg, this.className, { thresholding: false, predict_x0: true, solver_p: null });
     const p = prediction(cfg, ["epsilon", "v_prediction", "sample", "flow_prediction"]);
     const order = num(cfg, "solver_order");
     const bh1 = cfg.solver_type === "bh1";
