@@ -38,7 +38,7 @@ async function sendDialectError(
   req: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const e = boundaryError(err);
+  const e = boundaryError(err, req.body);
   if (e.status >= 500) req.log.error({ err, code: e.code }, "request failed");
   const shaped = d.errorReply(e);
   const common = d.commonHeaders ? await d.commonHeaders(req, deps).catch(() => ({})) : {};
@@ -73,7 +73,7 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
   app.decorateRequest("easelPrincipal", undefined);
 
   app.setErrorHandler(async (err, req, reply) => {
-    const e = boundaryError(err);
+    const e = boundaryError(err, req.body);
     if (e.status >= 500) req.log.error({ err, code: e.code }, "request failed");
     const { status, body } = nativeError(e);
     return reply.code(status).send(body);

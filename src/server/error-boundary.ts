@@ -18,7 +18,14 @@ function fieldOf(issue: ValidationIssue): string {
   return (issue.instancePath ?? "").split("/").filter(Boolean).join(".");
 }
 
-export function validationError(issues: ValidationIssue[]): EaselError {
+/** The value at an issue's path in the request body (undefined when the client left it out). */
+function valueAt(body: unknown, path: string[]): unknown {
+  let v = body;
+  for (const k of path) v = typeof v === "object" && v !== null ? (v as Record<string, unknown>)[k] : undefined;
+  return v;
+}
+
+export function validationError(issues: ValidationIssue[], body?: unknown): EaselError {
   const issue = issues[0] ?? {};
   const field = fieldOf(issue);
   const message = issue.message ?? "invalid value";
@@ -35,7 +42,8 @@ export function validationError(issues: ValidationIssue[]): EaselError {
       details: { reason: "invalid_type" },
     });
   }
-  if (issue.keyword === "invalid_type" && /received undefined$/.test(message)) {
+  const path = (issue.instancePath ?? "").split("/").filter(Boolean);
+  if (valueAt(body, path) === undefined) {
     return new EaselError("E_INPUT_INVALID", `Missing required parameter: '${field}'.`, {
       param: field,
       details: { reason: "missing_required_parameter" },
@@ -49,10 +57,11 @@ export function validationError(issues: ValidationIssue[]): EaselError {
   });
 }
 
-export function boundaryError(err: unknown): EaselError {
+/** `body` is the parsed request body, used to tell a missing field from a wrong one. */
+export function boundaryError(err: unknown, body?: unknown): EaselError {
   if (isEaselError(err)) return err;
   const f = err as Partial<FastifyError> | undefined;
-  if (f && Array.isArray(f.validation)) return validationError(f.validation as ValidationIssue[]);
+  if (f && Array.isArray(f.validation)) return validationError(f.validation as ValidationIssue[], body);
   if (f?.code === "FST_ERR_CTP_BODY_TOO_LARGE" || f?.statusCode === 413) {
     return new EaselError("E_PAYLOAD_TOO_LARGE", "The request body is larger than this server accepts.");
   }
