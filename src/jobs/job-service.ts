@@ -142,8 +142,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const images: GeneratedImage[] = [];
       for (const img of res.images) images.push(toGenerated(await encodeOne(img, req), img.seed));
       for (const img of images) p.images.set(img.id, img);
-      const store_ = (ctx.delivery ?? "url") === "url" || config.images.storeB64 || ctx.idempotencyKey !== undefined;
-      const rows = store_ ? await storeImages(blobs, images, now()) : [];
+      const keep = (ctx.delivery ?? "url") === "url" || config.images.storeB64 || ctx.idempotencyKey !== undefined;
+      const rows = keep ? await storeImages(blobs, images, now()) : [];
       signal.throwIfAborted();
       const job = await store.getJob(jobId);
       const charged = Math.round(((job?.creditsReserved ?? 0) * Math.min(images.length, req.n)) / req.n);
