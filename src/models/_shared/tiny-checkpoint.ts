@@ -1,0 +1,454 @@
+/**
+ * Seeded tiny diffusers checkpoints (sd15, sdxl, playground) for tests and demos, and the streaming random-weight
+ * writer the benchmark uses for full-size UNets.
+ *
+ * The weight names and shapes come from the graph builders themselves (`createRecordingWeights`), so a generated
+ * checkpoint always holds exactly what the builders read. Values are uniform random numbers from a per-tensor
+ * seeded PRNG with PyTorch's default init scale (bound 1/sqrt(fan_in) for matrices and kernels); 1-D `.weight`
+ * tensors (norm scales) are 1 +- 0.1 and biases +-0.05, so activations stay finite through deep stacks and no
+ * parameter takes a value (exactly 1 or 0) that would hide a wrongly wired scale or bias.
+ */
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { EaselError } from "../../core/errors.ts";
+import { DTYPE_SIZE } from "../../graph/safetensors.ts";
+import { createRecordingWeights, type RecordedWeight } from "../../graph/weights.ts";
+import { buildClipTextGraph, clipTextConfigFromJson } from "./clip-text.graph.ts";
+import { unetConfigFromJson } from "./unet-config.ts";
+import { buildUnetGraph } from "./unet.graph.ts";
+import { vaeConfigFromJson } from "./vae-config.ts";
+import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "./vae.graph.ts";
+
+export type TinyFamily = "sd15" | "sdxl" | "playground";
+export const TINY_FAMILIES: readonly TinyFamily[] = ["sd15", "sdxl", "playground"];
+
+export type RandomWeightDtype = "F32" | "F16";
+
+export interface TinyCheckpointOptions {
+  family: TinyFamily;
+  /** Any integer in [0, 2^32); the same seed gives byte-identical files. */
+  seed: number;
+  /** Stored dtype of every weight (the file names stay the plain ones); default F32. */
+  dtype?: RandomWeightDtype;
+}
+
+type Json = Record<string, unknown>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Deterministic random numbers
+
+/** FNV-1a over the UTF-16 code units of `s`, then mixed with `seed` through murmur3's finaliser. */
+export function seedForTensor(seed: number, name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= seed >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** mulberry32: a tiny 32-bit-state generator; plenty for random weights, and fast enough for 2.6 G values. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform(center - bound, center + bound) parameters of one tensor, from its name and shape alone. */
+export function initFor(name: string, shape: readonly number[]): { center: number; bound: number } {
+  if (shape.length >= 2) {
+    const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+    return { center: 0, bound: 1 / Math.sqrt(fanIn) };
+  }
+  if (name.endsWith(".weight")) return { center: 1, bound: 0.1 };
+  return { center: 0, bound: 0.05 };
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float -> IEEE half bits, round to nearest even (overflow to inf, underflow through subnormals to 0). */
+export function floatToHalfBits(x: number): number {
+  f32[0] = x;
+  const b = u32[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  const mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    let h = m >>> shift;
+    const rem = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1) === 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++; // a carry into the exponent is the correct rounding
+  return sign | h;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Streaming safetensors writer
+
+/** Values generated and written per chunk: bounds memory for any tensor size. */
+const CHUNK = 1 << 20;
+
+/**
+ * Writes `weights` as one safetensors file of seeded random values, tensor by tensor and chunk by chunk (memory
+ * stays a few MiB whatever the model size). Header layout as the reference writer: JSON padded with spaces to a
+ * multiple of 8 so every tensor starts aligned. Returns the number of data bytes written.
+ */
+export function writeRandomSafetensors(
+  file: string,
+  weights: readonly RecordedWeight[],
+  opts: { seed: number; dtype: RandomWeightDtype; namespace?: string },
+): number {
+  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
+  let pos = 0;
+  for (const w of weights) {
+    if (Object.hasOwn(header, w.name)) throw new EaselError("E_INTERNAL", `writeRandomSafetensors: duplicate tensor "${w.name}"`);
+    const bytes = w.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[opts.dtype];
+    header[w.name] = { dtype: opts.dtype, shape: w.shape, data_offsets: [pos, pos + bytes] };
+    pos += bytes;
+  }
+  let json = Buffer.from(JSON.stringify(header), "utf8");
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+
+  const fd = openSync(file, "w");
+  try {
+    writeSync(fd, prefix);
+    writeSync(fd, json);
+    const asF32 = new Float32Array(CHUNK);
+    const asF16 = new Uint16Array(CHUNK);
+    for (const w of weights) {
+      const count = w.shape.reduce((a, b) => a * b, 1);
+      const rand = mulberry32(seedForTensor(opts.seed, `${opts.namespace ?? ""}/${w.name}`));
+      const { center, bound } = initFor(w.name, w.shape);
+      for (let done = 0; done < count; done += CHUNK) {
+        const n = Math.min(CHUNK, count - done);
+        for (let i = 0; i < n; i++) asF32[i] = center + bound * (2 * rand() - 1);
+        if (opts.dtype === "F32") {
+          writeAll(fd, new Uint8Array(asF32.buffer, 0, n * 4));
+        } else {
+          for (let i = 0; i < n; i++) asF16[i] = floatToHalfBits(asF32[i]);
+          writeAll(fd, new Uint8Array(asF16.buffer, 0, n * 2));
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return pos;
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tokenizer: a small byte-level CLIP BPE vocabulary
+
+/** GPT-2 / CLIP byte -> unicode table in vocabulary order: the printable bytes first, then the rest mapped past 255. */
+function byteSymbols(): string[] {
+  const printable: number[] = [];
+  for (let b = 0; b < 256; b++) if ((b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff)) printable.push(b);
+  const out = printable.map((b) => String.fromCodePoint(b));
+  let extra = 0;
+  for (let b = 0; b < 256; b++) if (!printable.includes(b)) out.push(String.fromCodePoint(256 + extra++));
+  return out;
+}
+
+/** A few merges so that common prompt words become multi-character tokens; each rule's result joins the vocab. */
+const MERGES = ["t h", "th e</w>", "a n", "an d</w>", "i n", "in g</w>", "o f</w>", "c a", "ca t</w>", "d o", "do g</w>", "r e", "re d</w>"];
+const BOS = "<|startoftext|>";
+const EOS = "<|endoftext|>";
+
+export function tinyClipVocab(): { vocab: Record<string, number>; merges: string[] } {
+  const symbols = byteSymbols();
+  const tokens = [...symbols, ...symbols.map((s) => `${s}</w>`), ...MERGES.map((m) => m.replace(" ", "")), BOS, EOS];
+  const vocab: Record<string, number> = {};
+  tokens.forEach((t, i) => {
+    if (Object.hasOwn(vocab, t)) throw new EaselError("E_INTERNAL", `tiny vocabulary: token "${t}" twice`);
+    vocab[t] = i;
+  });
+  return { vocab, merges: MERGES };
+}
+
+function writeTokenizer(dir: string, pad: "<|endoftext|>" | "!"): void {
+  mkdirSync(dir, { recursive: true });
+  const { vocab, merges } = tinyClipVocab();
+  const special = (content: string) => ({ content, lstrip: false, normalized: content !== "!", rstrip: false, single_word: false });
+  const decoder: Record<string, unknown> = {};
+  if (pad === "!") decoder[String(vocab["!"])] = { ...special("!"), special: true };
+  decoder[String(vocab[BOS])] = { ...special(BOS), special: true };
+  decoder[String(vocab[EOS])] = { ...special(EOS), special: true };
+  writeJson(join(dir, "vocab.json"), vocab);
+  writeFileSync(join(dir, "merges.txt"), `#version: 0.2\n${merges.join("\n")}\n`);
+  writeJson(join(dir, "tokenizer_config.json"), {
+    added_tokens_decoder: decoder,
+    bos_token: BOS,
+    clean_up_tokenization_spaces: true,
+    do_lower_case: true,
+    eos_token: EOS,
+    errors: "replace",
+    model_max_length: 77,
+    pad_token: pad,
+    tokenizer_class: "CLIPTokenizer",
+    unk_token: EOS,
+  });
+  writeJson(join(dir, "special_tokens_map.json"), {
+    bos_token: special(BOS),
+    eos_token: special(EOS),
+    pad_token: special(pad),
+    unk_token: special(EOS),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Component configs (shapes of the published configs, tiny widths)
+
+function clipConfig(o: { hidden: number; heads: number; layers: number; act: string; projection?: number; vocabSize: number }): Json {
+  return {
+    architectures: [o.projection ? "CLIPTextModelWithProjection" : "CLIPTextModel"],
+    attention_dropout: 0,
+    bos_token_id: 0,
+    // The legacy id 2 of the published SD configs: pooling takes argmax(ids), which is the end-of-text token here too.
+    eos_token_id: 2,
+    hidden_act: o.act,
+    hidden_size: o.hidden,
+    initializer_factor: 1,
+    initializer_range: 0.02,
+    intermediate_size: o.hidden * 4,
+    layer_norm_eps: 1e-5,
+    max_position_embeddings: 77,
+    model_type: "clip_text_model",
+    num_attention_heads: o.heads,
+    num_hidden_layers: o.layers,
+    pad_token_id: 1,
+    projection_dim: o.projection ?? o.hidden,
+    torch_dtype: "float32",
+    vocab_size: o.vocabSize,
+  };
+}
+
+function unetConfig(family: TinyFamily): Json {
+  const xl = family !== "sd15";
+  return {
+    _class_name: "UNet2DConditionModel",
+    act_fn: "silu",
+    addition_embed_type: xl ? "text_time" : null,
+    addition_time_embed_dim: xl ? 8 : null,
+    attention_head_dim: xl ? [2, 2] : 2,
+    block_out_channels: [8, 16],
+    center_input_sample: false,
+    cross_attention_dim: xl ? 48 : 32,
+    down_block_types: xl ? ["DownBlock2D", "CrossAttnDownBlock2D"] : ["CrossAttnDownBlock2D", "DownBlock2D"],
+    downsample_padding: 1,
+    flip_sin_to_cos: true,
+    freq_shift: 0,
+    in_channels: 4,
+    layers_per_block: 2,
+    mid_block_type: "UNetMidBlock2DCrossAttn",
+    norm_eps: 1e-5,
+    norm_num_groups: 4,
+    out_channels: 4,
+    // text_embeds (text_encoder_2 projection, 32) + 6 time ids x addition_time_embed_dim (8).
+    projection_class_embeddings_input_dim: xl ? 32 + 6 * 8 : null,
+    sample_size: 8,
+    transformer_layers_per_block: xl ? [1, 2] : 1,
+    up_block_types: xl ? ["CrossAttnUpBlock2D", "UpBlock2D"] : ["UpBlock2D", "CrossAttnUpBlock2D"],
+    use_linear_projection: xl,
+  };
+}
+
+function vaeConfig(family: TinyFamily): Json {
+  return {
+    _class_name: "AutoencoderKL",
+    act_fn: "silu",
+    block_out_channels: [8, 8, 16, 16],
+    down_block_types: new Array(4).fill("DownEncoderBlock2D"),
+    force_upcast: true,
+    in_channels: 3,
+    latent_channels: 4,
+    latents_mean: family === "playground" ? [-1.6574, 1.886, -1.383, 2.5155] : null,
+    latents_std: family === "playground" ? [8.4927, 5.9022, 6.5498, 5.2299] : null,
+    layers_per_block: 1,
+    norm_num_groups: 4,
+    out_channels: 3,
+    sample_size: 64,
+    scaling_factor: { sd15: 0.18215, sdxl: 0.13025, playground: 0.5 }[family],
+    shift_factor: null,
+    up_block_types: new Array(4).fill("UpDecoderBlock2D"),
+    use_post_quant_conv: true,
+    use_quant_conv: true,
+  };
+}
+
+const VP = { beta_end: 0.012, beta_schedule: "scaled_linear", beta_start: 0.00085, num_train_timesteps: 1000, trained_betas: null };
+
+function schedulerConfig(family: TinyFamily): Json {
+  switch (family) {
+    case "sd15":
+      // runwayml/stable-diffusion-v1-5 as published: no timestep_spacing key.
+      return { _class_name: "PNDMScheduler", ...VP, clip_sample: false, set_alpha_to_one: false, skip_prk_steps: true, steps_offset: 1 };
+    case "sdxl":
+      return {
+        _class_name: "EulerDiscreteScheduler",
+        ...VP,
+        clip_sample: false,
+        interpolation_type: "linear",
+        prediction_type: "epsilon",
+        sample_max_value: 1,
+        set_alpha_to_one: false,
+        skip_prk_steps: true,
+        steps_offset: 1,
+        timestep_spacing: "leading",
+        use_karras_sigmas: false,
+      };
+    case "playground":
+      return {
+        _class_name: "EDMDPMSolverMultistepScheduler",
+        algorithm_type: "dpmsolver++",
+        dynamic_thresholding_ratio: 0.995,
+        euler_at_final: false,
+        final_sigmas_type: "zero",
+        lower_order_final: true,
+        num_train_timesteps: 1000,
+        prediction_type: "epsilon",
+        rho: 7,
+        sample_max_value: 1,
+        sigma_data: 0.5,
+        sigma_max: 80,
+        sigma_min: 0.002,
+        sigma_schedule: "karras",
+        solver_order: 2,
+        solver_type: "midpoint",
+        thresholding: false,
+      };
+  }
+}
+
+function modelIndex(family: TinyFamily): Json {
+  const lib = (cls: string) => [cls.startsWith("CLIP") ? "transformers" : "diffusers", cls];
+  const scheduler = String(schedulerConfig(family)._class_name);
+  if (family === "sd15") {
+    return {
+      _class_name: "StableDiffusionPipeline",
+      feature_extractor: [null, null],
+      image_encoder: [null, null],
+      requires_safety_checker: false,
+      safety_checker: [null, null],
+      scheduler: lib(scheduler),
+      text_encoder: lib("CLIPTextModel"),
+      tokenizer: lib("CLIPTokenizer"),
+      unet: lib("UNet2DConditionModel"),
+      vae: lib("AutoencoderKL"),
+    };
+  }
+  return {
+    _class_name: "StableDiffusionXLPipeline",
+    feature_extractor: [null, null],
+    force_zeros_for_empty_prompt: true,
+    image_encoder: [null, null],
+    scheduler: lib(scheduler),
+    text_encoder: lib("CLIPTextModel"),
+    text_encoder_2: lib("CLIPTextModelWithProjection"),
+    tokenizer: lib("CLIPTokenizer"),
+    tokenizer_2: lib("CLIPTokenizer"),
+    unet: lib("UNet2DConditionModel"),
+    vae: lib("AutoencoderKL"),
+  };
+}
+
+function writeJson(file: string, value: unknown): void {
+  writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Writes `config.json` and the builder-recorded weights of one component folder. */
+function writeComponent(
+  root: string,
+  name: string,
+  config: Json,
+  weightFile: string,
+  record: (source: ReturnType<typeof createRecordingWeights>["source"]) => void,
+  opts: { seed: number; dtype: RandomWeightDtype },
+): void {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  writeJson(join(dir, "config.json"), config);
+  const rec = createRecordingWeights({ dtype: opts.dtype });
+  record(rec.source);
+  writeRandomSafetensors(join(dir, weightFile), rec.recorded(), { seed: opts.seed, dtype: opts.dtype, namespace: name });
+}
+
+/**
+ * Writes a complete diffusers directory for `family` into `dir` (created if missing; existing files of the same
+ * names are overwritten): model_index.json, scheduler, tokenizer(s), text encoder(s), unet and vae.
+ */
+export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): void {
+  const { family, seed } = opts;
+  const dtype = opts.dtype ?? "F32";
+  if (!TINY_FAMILIES.includes(family)) {
+    throw new EaselError("E_INPUT_INVALID", `family must be one of ${TINY_FAMILIES.join(", ")}, got ${JSON.stringify(family)}`, { param: "family" });
+  }
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
+    throw new EaselError("E_INPUT_INVALID", `seed must be an integer in [0, 2^32), got ${seed}`, { param: "seed" });
+  }
+  if (dtype !== "F32" && dtype !== "F16") {
+    throw new EaselError("E_INPUT_INVALID", `dtype must be "F32" or "F16", got ${JSON.stringify(dtype)}`, { param: "dtype" });
+  }
+  const w = { seed, dtype };
+  mkdirSync(join(dir, "scheduler"), { recursive: true });
+  writeJson(join(dir, "model_index.json"), modelIndex(family));
+  writeJson(join(dir, "scheduler", "scheduler_config.json"), schedulerConfig(family));
+
+  const vocabSize = Object.keys(tinyClipVocab().vocab).length;
+  const xl = family !== "sd15";
+  const encoders: [string, Json][] = xl
+    ? [
+        ["text_encoder", clipConfig({ hidden: 16, heads: 2, layers: 2, act: "quick_gelu", vocabSize })],
+        ["text_encoder_2", clipConfig({ hidden: 32, heads: 4, layers: 2, act: "gelu", projection: 32, vocabSize })],
+      ]
+    : [["text_encoder", clipConfig({ hidden: 32, heads: 4, layers: 2, act: "quick_gelu", vocabSize })]];
+  for (const [name, cfg] of encoders) {
+    writeComponent(dir, name, cfg, "model.safetensors", (src) => buildClipTextGraph(clipTextConfigFromJson(cfg), src), w);
+  }
+  writeTokenizer(join(dir, "tokenizer"), "<|endoftext|>");
+  if (xl) writeTokenizer(join(dir, "tokenizer_2"), "!");
+
+  const unet = unetConfig(family);
+  writeComponent(dir, "unet", unet, "diffusion_pytorch_model.safetensors", (src) => buildUnetGraph(unetConfigFromJson(unet), src), w);
+  const vae = vaeConfig(family);
+  writeComponent(
+    dir,
+    "vae",
+    vae,
+    "diffusion_pytorch_model.safetensors",
+    (src) => {
+      const cfg = vaeConfigFromJson(vae);
+      buildVaeEncoderGraph(cfg, src);
+      buildVaeDecoderGraph(cfg, src);
+    },
+    w,
+  );
+}
