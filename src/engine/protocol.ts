@@ -1,0 +1,26 @@
+/** Messages between the engine (main thread) and its inference worker thread. */
+import type { ModelDefaults, PipelineImage, PipelineOutput, PipelineParams, RuntimeOptions } from "../models/_shared/family.ts";
+
+export interface WorkerInit {
+  runtime: RuntimeOptions;
+}
+
+export type ToWorker =
+  | { type: "describe"; id: number; modelDir: string }
+  | { type: "run"; id: number; modelDir: string; params: PipelineParams; cancel: SharedArrayBuffer }
+  | { type: "release"; id: number; modelDir?: string };
+
+export interface SerializedError {
+  code: string;
+  message: string;
+  param?: string;
+  name: string;
+}
+
+export type FromWorker =
+  | { type: "described"; id: number; family: string; defaults: ModelDefaults; aliases: string[] }
+  | { type: "step"; id: number; step: number; totalSteps: number }
+  | { type: "preview"; id: number; index: number; step: number; images: PipelineImage[] }
+  | { type: "done"; id: number; output: PipelineOutput }
+  | { type: "released"; id: number }
+  | { type: "error"; id: number; error: SerializedError };

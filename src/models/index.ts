@@ -1,0 +1,7 @@
+/** Model families the local engine can run, by the family id engine/checkpoint.ts detects. One line per family. */
+import type { ModelFamily } from "./_shared/family.ts";
+import { sd15Family } from "./sd15/index.ts";
+
+export const FAMILIES: Record<string, ModelFamily> = {
+  sd15: sd15Family,
+};

@@ -1,0 +1,31 @@
+/** Stable Diffusion 1.x / 2.x / SD-Turbo (StableDiffusionPipeline): defaults and preview factors. */
+import type { CheckpointLike, ModelDefaults } from "../_shared/family.ts";
+import type { LatentRgbFactors } from "../_shared/latent-preview.ts";
+
+/** SD-Turbo ships Euler with trailing spacing and is meant for 1-4 steps without guidance. */
+export function isTurbo(ckpt: CheckpointLike): boolean {
+  return ckpt.schedulerConfig.timestep_spacing === "trailing";
+}
+
+export function sd15Defaults(ckpt: CheckpointLike): ModelDefaults {
+  const unet = ckpt.components.unet?.config ?? {};
+  const sampleSize = typeof unet.sample_size === "number" ? unet.sample_size : 64;
+  const turbo = isTurbo(ckpt);
+  return {
+    width: sampleSize * 8,
+    height: sampleSize * 8,
+    steps: turbo ? 1 : 50,
+    guidanceScale: turbo ? 0 : 7.5,
+    sizeMultiple: 8,
+  };
+}
+
+/** ComfyUI's SD1.5 Latent2RGB factors (MODELS.md §6.2). */
+export const SD15_PREVIEW: LatentRgbFactors = {
+  weights: [
+    [0.3512, 0.2297, 0.3227],
+    [0.325, 0.4974, 0.235],
+    [-0.2829, 0.1762, 0.2721],
+    [-0.212, -0.2616, -0.7177],
+  ],
+};

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import sharp from "sharp";
+import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
+import { EaselError } from "../../core/errors.ts";
+import { loadCheckpoint } from "../../engine/checkpoint.ts";
+import type { LoadedPipeline, PipelineImage } from "../_shared/family.ts";
+import { loadSd15 } from "./pipeline.ts";
+
+const MODEL = "test/fixtures/models/sd15";
+const CASES = "test/fixtures/generate/sd15";
+
+/** Fraction of 8-bit values within one level of the reference PNG. */
+async function withinOneLevel(img: PipelineImage, pngPath: string): Promise<number> {
+  const ref = await sharp(pngPath).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  assert.equal(ref.info.width, img.width);
+  assert.equal(ref.info.height, img.height);
+  let ok = 0;
+  for (let i = 0; i < img.rgb.length; i++) if (Math.abs(img.rgb[i] - ref.data[i]) <= 1) ok++;
+  return ok / img.rgb.length;
+}
+
+describe("StableDiffusionPipeline parity (micro sd15 checkpoint)", () => {
+  let pipe: LoadedPipeline;
+  before(async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), "easel-sd15-"));
+    pipe = await loadSd15(loadCheckpoint(MODEL), { executionProvider: "cpu", intraOpThreads: 1, cacheDir });
+  });
+  after(() => pipe?.release());
+
+  for (const name of ["txt2img_pndm_64x64", "txt2img_euler_a_96x64"]) {
+    test(name, async () => {
+      const dir = join(CASES, name);
+      const c = JSON.parse(readFileSync(join(dir, "case.json"), "utf8"));
+      const inp = c.inputs;
+      const scheduler = inp.scheduler_name.startsWith("default") ? undefined : inp.scheduler_name;
+      const steps: number[] = [];
+      const out = await pipe.run(
+        {
+          prompt: inp.prompt,
+          negativePrompt: inp.negative_prompt ?? undefined,
+          n: 1,
+          width: inp.width,
+          height: inp.height,
+          steps: inp.num_inference_steps,
+          guidanceScale: inp.guidance_scale,
+          scheduler,
+          seed: 1,
+          initLatents: readRefFloat32(join(dir, "init_latents")).data,
+          stepNoise: inp.step_noise ? readRefFloat32(join(dir, "step_noise")).data : undefined,
+        },
+        { onStep: (s) => steps.push(s) },
+      );
+      const ref = readRefFloat32(join(dir, "final_latents"));
+      assert.deepEqual(out.latentShape, ref.shape);
+      expectClose(out.latents, ref.data, { atol: 1e-3, rtol: 0, what: "final_latents" });
+      assert.ok((await withinOneLevel(out.images[0], join(dir, "image.png"))) >= 0.999);
+      assert.equal(steps.at(-1), c.denoiser_calls);
+    });
+  }
+
+  test("a seed reproduces the same image, another seed does not", async () => {
+    const p = { prompt: "a red cube", n: 2, width: 64, height: 64, steps: 3, seed: 42 };
+    const a = await pipe.run(p);
+    const b = await pipe.run(p);
+    const c = await pipe.run({ ...p, seed: 43 });
+    assert.deepEqual(a.latents, b.latents);
+    assert.notDeepEqual(a.latents, c.latents);
+    assert.equal(a.images.length, 2);
+    assert.notDeepEqual(a.images[0].rgb, a.images[1].rgb);
+  });
+
+  test("img2img runs from an init image with strength", async () => {
+    const data = new Float32Array(3 * 64 * 64).map((_, i) => Math.sin(i / 50));
+    const out = await pipe.run({ prompt: "x", n: 1, steps: 4, seed: 7, strength: 0.5, initImage: { data, width: 64, height: 64 } });
+    assert.equal(out.images[0].width, 64);
+    assert.ok(out.latents.every(Number.isFinite));
+  });
+
+  test("previews are emitted and cancellation stops the run", async () => {
+    const frames: number[] = [];
+    await pipe.run({ prompt: "x", n: 1, width: 64, height: 64, steps: 6, seed: 3, scheduler: "euler", previews: 2 }, {
+      onPreview: (i, _s, imgs) => {
+        frames.push(i);
+        assert.equal(imgs[0].width, 64);
+      },
+    });
+    assert.deepEqual(frames, [0, 1]);
+    let calls = 0;
+    await assert.rejects(
+      pipe.run({ prompt: "x", n: 1, width: 64, height: 64, steps: 6, seed: 3 }, { onStep: () => calls++, isCancelled: () => calls >= 2 }),
+      (e: Error) => e.name === "AbortError",
+    );
+  });
+
+  test("bad sizes and steps are rejected with the field named", async () => {
+    for (const [p, param] of [
+      [{ width: 60 }, "width"],
+      [{ height: 0 }, "height"],
+      [{ steps: 0 }, "steps"],
+    ] as const) {
+      await assert.rejects(pipe.run({ prompt: "x", n: 1, width: 64, height: 64, seed: 1, ...p }), (e: unknown) => e instanceof EaselError && e.param === param);
+    }
+  });
+});
