@@ -36,7 +36,7 @@ const DPM_SDE = { algorithm_type: "sde-dpmsolver++", solver_order: 2 };
 const KARRAS = { use_karras_sigmas: true };
 
 /** id → (sampler, overrides on the checkpoint's config), as the reference names them. */
-const REGISTRY: Record<string, { sampler: AnySampler; overrides: SchedulerConfig }> = {
+const REGISTRY: Record<string, { sampler: AnySampler; overrides: SchedulerConfig | ((base: SchedulerConfig) => SchedulerConfig) }> = {
   ddim: { sampler: ddim, overrides: {} },
   ddpm: { sampler: ddpm, overrides: {} },
   pndm: { sampler: pndm, overrides: {} },
@@ -68,13 +68,20 @@ const REGISTRY: Record<string, { sampler: AnySampler; overrides: SchedulerConfig
   lcm: { sampler: lcm, overrides: {} },
   edm_dpmpp_2m: { sampler: edmDpmpp, overrides: {} },
   edm_dpmpp_2m_sde: { sampler: edmDpmpp, overrides: { algorithm_type: "sde-dpmsolver++" } },
+  edm_dpmpp_2m_exp: { sampler: edmDpmpp, overrides: { sigma_schedule: "exponential" } },
+  edm_dpmpp_2m_sde_exp: { sampler: edmDpmpp, overrides: { algorithm_type: "sde-dpmsolver++", sigma_schedule: "exponential" } },
   edm_euler: { sampler: edmEuler, overrides: {} },
   flow_euler: { sampler: flowEuler, overrides: {} },
   flow_heun: { sampler: flowHeun, overrides: {} },
+  // DPM-Solver++(2M) on a flow model: diffusers' flow-sigma mode, shifted like the checkpoint's own schedule.
+  flow_dpmpp_2m: {
+    sampler: dpmppMultistep,
+    overrides: (base) => ({ ...DPM, use_flow_sigmas: true, prediction_type: "flow_prediction", flow_shift: base.shift ?? 1.0 }),
+  },
 };
 
 const BY_CLASS: Record<string, AnySampler> = Object.fromEntries(
-  [ddim, ddpm, pndm, lms, euler, eulerAncestral, heun, dpm2, dpm2Ancestral, dpmppMultistep, dpmppSde, dpmpp2s, unipc, deis, lcm, edmDpmpp, edmEuler, flowEuler, flowHeun].map(
+  [ddim, ddpm, pndm, lms, euler, eulerAncestral, heun, dpm2, dpm2Ancestral, dpmppMultistep, dpmppSde, dpmpp2s, dpmpp2sAncestral, unipc, deis, lcm, edmDpmpp, edmEuler, flowEuler, flowHeun].map(
     (s) => [s.className, s],
   ),
 );
@@ -112,7 +119,8 @@ function lookup(baseConfig: Record<string, unknown>, schedulerId: string | undef
   const entry = REGISTRY[schedulerId];
   if (!entry)
     throw new EaselError("E_INPUT_INVALID", `Unknown scheduler "${schedulerId}".`, { param: "scheduler", details: { allowed: SCHEDULER_IDS } });
-  return { id: schedulerId, sampler: entry.sampler, config: resolveConfig(entry.sampler.className, baseConfig, entry.overrides) };
+  const overrides = typeof entry.overrides === "function" ? entry.overrides(baseConfig) : entry.overrides;
+  return { id: schedulerId, sampler: entry.sampler, config: resolveConfig(entry.sampler.className, baseConfig, overrides) };
 }
 
 /** Resolves the scheduler, runs its set_timesteps and, for img2img, diffusers' get_timesteps rule. */
@@ -132,6 +140,8 @@ export function planSampling(
   for (const v of [...s.timesteps, ...s.sigmas, s.initNoiseSigma])
     if (Number.isNaN(v))
       throw new EaselError("E_INPUT_INVALID", `The ${id} schedule for ${steps} steps is not defined (NaN).`, { param: "steps" });
+  if (s.timesteps.length === 0)
+    throw new EaselError("E_INPUT_INVALID", `${id} has no timesteps for ${steps} steps.`, { param: "steps" });
   let startIndex = 0;
   if (strength !== undefined) {
     // SD/SDXL: int(steps·strength); SD3 (flow): steps·strength kept fractional before the int() of t_start.

@@ -80,8 +80,8 @@ for (const config of ["vp", "edm", "flow"]) {
       const refIn = readF32(join(dir, "model_in"));
       const refAfter = readF32(join(dir, "latents_after_step"));
       const refFinal = readF32(join(dir, "final_latents"));
-      after.forEach((x, k) => assertClose(`latents_after_step[${k}]`, x, refAfter.subarray(k * size, (k + 1) * size)));
-      modelIn.forEach((x, k) => assertClose(`model_in[${k}]`, x, refIn.subarray(k * size, (k + 1) * size)));
+      for (const [k, x] of after.entries()) assertClose(`latents_after_step[${k}]`, x, refAfter.subarray(k * size, (k + 1) * size));
+      for (const [k, x] of modelIn.entries()) assertClose(`model_in[${k}]`, x, refIn.subarray(k * size, (k + 1) * size));
       if (refFinal.some((v) => !Number.isFinite(v))) {
         // diffusers diverges here: every finite step must match, then a clear error instead of NaN.
         assert.ok(error instanceof EaselError && error.code === "E_NOT_SUPPORTED", `expected a clear error, got ${String(error)}`);

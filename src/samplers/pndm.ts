@@ -1,4 +1,5 @@
 /** Pseudo numerical methods (PNDM / PLMS, Liu et al. 2022): diffusers `PNDMScheduler`, PRK warm-up or PLMS only. */
+import { EaselError } from "../core/errors.ts";
 import { type AlphaSchedule, addAlphaNoise, alphaAt } from "./alpha-space.ts";
 import { bool, num, type SchedulerConfig } from "./config.ts";
 import { prediction } from "./predict.ts";
@@ -30,6 +31,12 @@ export const pndm: SamplerDef<PndmSchedule> = {
     if (bool(cfg, "skip_prk_steps")) {
       plms = [...ts.slice(0, -1), ts[ts.length - 2], ts[ts.length - 1]].reverse();
     } else {
+      // diffusers fails (array shape mismatch) below 4 steps: the Runge-Kutta warm-up needs 4 timesteps.
+      if (steps < PNDM_ORDER)
+        throw new EaselError("E_INPUT_INVALID", `steps must be at least ${PNDM_ORDER} for PNDM with Runge-Kutta warm-up.`, {
+          param: "steps",
+          details: { min: PNDM_ORDER },
+        });
       const half = Math.floor(Math.floor(T / steps) / 2);
       const lastK = ts.slice(-PNDM_ORDER);
       const base: number[] = [];

@@ -1,0 +1,110 @@
+/** Names, seeds, img2img and edge cases of the sampler entry points. */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { EaselError } from "../core/errors.ts";
+import { TorchGenerator } from "../tensor/rng.ts";
+import { addNoise, planSampling, runSampling, SCHEDULER_IDS } from "./index.ts";
+import { MONICA_SAMPLERS, type ModelKind, PLAYGROUND_SAMPLERS, resolveSchedulerName } from "./names.ts";
+
+const SCHEDULES = join(import.meta.dirname, "../../test/fixtures/schedules");
+const base = (family: string): Record<string, unknown> =>
+  JSON.parse(readFileSync(join(SCHEDULES, `${family}_steps10.json`), "utf8").replace(/-Infinity/g, "null")).base_config;
+const CONFIGS: Record<ModelKind, string> = { vp: "sdxl", edm: "playground", flow: "sd3" };
+const SHAPE = [1, 4, 8, 8];
+const fake = async (xIn: Float32Array) => xIn.map((v) => 0.5 * v + 0.1);
+
+async function run(family: string, id: string | undefined, steps: number, seed: number, strength?: number) {
+  const plan = planSampling(base(family), id, steps, strength === undefined ? {} : { strength });
+  const gen = new TorchGenerator(seed);
+  let x = gen.randn(SHAPE);
+  if (strength !== undefined) x = addNoise(plan, x.map((v) => v * 0.3), gen.randn(SHAPE));
+  let previews = 0;
+  const out = await runSampling(plan, fake, x, {
+    shape: SHAPE,
+    noise: gen,
+    onStep: (_i, _n, _x, d) => {
+      if (d) previews++;
+    },
+  });
+  assert.ok(out.every(Number.isFinite), `${id} on ${family}: non-finite output`);
+  return { out, plan, previews };
+}
+
+for (const [vocab, table] of Object.entries({ playground: PLAYGROUND_SAMPLERS, monica: MONICA_SAMPLERS })) {
+  for (const kind of ["vp", "edm", "flow"] as ModelKind[]) {
+    test(`${vocab} names resolve and run on ${kind}`, async () => {
+      for (const name of Object.keys(table)) {
+        const id = resolveSchedulerName(name, kind);
+        assert.ok(SCHEDULER_IDS.includes(id), `${name} -> ${id}`);
+        await run(CONFIGS[kind], id, 4, 7);
+      }
+    });
+  }
+}
+
+test("unknown names and bad inputs are E_INPUT_INVALID naming the field", () => {
+  const check = (fn: () => unknown, param: string) =>
+    assert.throws(fn, (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && e.param === param);
+  check(() => resolveSchedulerName("K_NOPE", "sdxl"), "scheduler");
+  check(() => planSampling(base("sdxl"), "nope", 10), "scheduler");
+  check(() => planSampling(base("sdxl"), "euler", 0), "steps");
+  check(() => planSampling(base("sdxl"), "euler", Number.NaN), "steps");
+  check(() => planSampling(base("sdxl"), "euler", 10, { strength: 0 }), "strength");
+  check(() => planSampling(base("sdxl"), "euler", 10, { strength: 1.5 }), "strength");
+  check(() => planSampling(base("sdxl"), "euler", 10, { strength: Number.NaN }), "strength");
+  check(() => planSampling(base("sdxl"), "ddim", 1001), "steps");
+  check(() => planSampling(base("sdxl"), "lcm", 51), "steps");
+  check(() => planSampling(base("sdxl"), "euler", 10, { strength: 0.05 }), "strength");
+});
+
+test("stochastic samplers: same seed same output, different seed different output", async () => {
+  for (const [family, id] of [["sdxl", "euler_a"], ["sdxl", "dpmpp_2m_sde_karras"], ["sdxl", "dpm2_a"], ["sdxl", "ddpm"], ["sdxl", "lcm"], ["sdxl", "dpmpp_sde"], ["sdxl", "dpmpp_2s_a"], ["playground", "edm_dpmpp_2m_sde"]]) {
+    const a = await run(family, id, 6, 42);
+    const b = await run(family, id, 6, 42);
+    const c = await run(family, id, 6, 43);
+    assert.deepEqual(a.out, b.out, `${id}: same seed`);
+    assert.notDeepEqual(a.out, c.out, `${id}: different seed`);
+  }
+});
+
+test("steps 1, 2 and above the training timesteps: diffusers' result or a clear error, never NaN", async () => {
+  for (const family of ["sd15", "sdxl", "playground", "sd3"]) {
+    for (const id of SCHEDULER_IDS) {
+      for (const steps of [1, 2, 1200]) {
+        try {
+          const { plan } = await run(family, id, steps, 1);
+          assert.ok(plan.modelCalls >= 1);
+        } catch (e) {
+          assert.ok(e instanceof EaselError, `${family}/${id}/${steps}: ${String(e)}`);
+        }
+      }
+    }
+  }
+});
+
+test("img2img starts mid-schedule with diffusers' get_timesteps rule", async () => {
+  const plan = planSampling(base("sdxl"), "euler", 10, { strength: 0.75 });
+  assert.equal(plan.startIndex, 3);
+  assert.equal(plan.modelCalls, 7);
+  const heun = planSampling(base("sdxl"), "heun", 10, { strength: 0.5 });
+  assert.equal(heun.startIndex, 10); // t_start 5 × order 2
+  const flow = planSampling(base("sd3"), undefined, 10, { strength: 0.75 });
+  assert.equal(flow.startIndex, 2); // SD3 keeps steps·strength fractional: int(10 - 7.5)
+  for (const id of ["euler", "heun", "dpmpp_2m_karras", "unipc", "ddim", "plms", "dpm2_a", "lms"]) await run("sdxl", id, 10, 3, 0.6);
+  await run("sd3", undefined, 10, 3, 0.6);
+  await run("playground", undefined, 10, 3, 0.6);
+});
+
+test("onStep carries the denoised estimate; abort stops between steps", async () => {
+  const { previews, plan } = await run("sdxl", "euler", 5, 1);
+  assert.equal(previews, plan.modelCalls);
+  const ac = new AbortController();
+  const p = planSampling(base("sdxl"), "euler", 5);
+  const gen = new TorchGenerator(1);
+  await assert.rejects(
+    runSampling(p, fake, gen.randn(SHAPE), { shape: SHAPE, noise: gen, signal: ac.signal, onStep: () => ac.abort() }),
+    (e: Error) => e.name === "AbortError",
+  );
+});
