@@ -3,7 +3,6 @@
  * error shape, the OpenAPI document and offline API reference (`/docs`), `/healthz`, signed image files
  * (`/v1/files/:token`), and the admin routes when that module is present.
  */
-import { existsSync } from "node:fs";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
@@ -13,6 +12,8 @@ import { EaselError } from "../core/errors.ts";
 import type { ImageService } from "../core/image-service.ts";
 import type { Dialect, DialectDeps } from "../dialects/_shared/dialect.ts";
 import { DIALECTS } from "../dialects/index.ts";
+import type { KeyAdmin } from "../jobs/api-keys.ts";
+import { adminRoutes } from "./admin-routes.ts";
 import { boundaryError } from "./error-boundary.ts";
 
 export interface CreateAppOptions {
@@ -22,8 +23,8 @@ export interface CreateAppOptions {
   logger?: FastifyServerOptions["logger"];
   /** Dialects to serve; default: all of dialects/index.ts. */
   dialects?: readonly Dialect[];
-  /** Passed to the admin routes' registration (keys, credits); default: { config, images }. */
-  adminDeps?: unknown;
+  /** Key administration behind `/admin/...` (served only when this is given and server.adminKey is set). */
+  keys?: KeyAdmin;
 }
 
 /** Easel's own error body, for paths that belong to no dialect. */
@@ -54,13 +55,6 @@ function dialectFor(dialects: readonly Dialect[], req: FastifyRequest): Dialect 
   if (claimed) return claimed;
   const len = (d: Dialect) => Math.max(...d.prefixes.filter((p) => path.startsWith(p)).map((p) => p.length));
   return matching.sort((a, b) => len(b) - len(a))[0];
-}
-
-async function registerAdminRoutes(app: FastifyInstance, deps: unknown): Promise<void> {
-  const file = new URL("./admin-routes.ts", import.meta.url);
-  if (!existsSync(file)) return;
-  const mod = (await import(file.href)) as { adminRoutes?: (app: FastifyInstance, deps: unknown) => Promise<void> };
-  if (typeof mod.adminRoutes === "function") await mod.adminRoutes(app, deps);
 }
 
 export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance> {
@@ -123,7 +117,7 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
       await d.register(scope, deps);
     });
   }
-  await registerAdminRoutes(app, opts.adminDeps ?? { config, images });
+  if (opts.keys) await adminRoutes(app, { config, keys: opts.keys });
 
   app.setNotFoundHandler(async (req, reply) => {
     const e = new EaselError("E_NOT_FOUND", `Invalid URL (${req.method} ${req.url.split("?")[0]})`);

@@ -38,7 +38,7 @@ export function e2eSuite(name: string, target: E2eTarget): void {
       const res = await client().images.generate({ prompt: "a lighthouse", model: target.model, size: target.size });
       const url = res.data?.[0]?.url;
       assert.ok(url?.startsWith(`${base}/v1/files/`), url);
-      const file = await fetch(url);
+      const file = await fetch(url!);
       assert.equal(file.status, 200);
       const meta = await sharp(Buffer.from(await file.arrayBuffer())).metadata();
       assert.equal(`${meta.width}x${meta.height}`, target.size);

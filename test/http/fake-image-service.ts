@@ -38,7 +38,7 @@ export function model(id: string, family: string, aliases: string[] = [], w = 10
 }
 
 export const DEFAULT_MODELS: ModelInfo[] = [
-  model("playground-v2.5", "sdxl", ["playground-v2-5"]),
+  model("playground-v2.5", "playground", ["playground-v2-5"]),
   model("sdxl", "sdxl"),
   model("sd3", "sd3"),
   model("sd3.5-large", "sd3"),

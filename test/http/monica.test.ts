@@ -131,7 +131,7 @@ describe("Monica SD", async () => {
     assert.deepEqual([images.calls.at(-1)!.req.steps, images.calls.at(-1)!.req.guidanceScale], [40, 4.5]);
     await expectOk(app, { url, payload: { model: "sdxl", prompt: "x" }, headers: AUTH });
     const r = images.calls.at(-1)!.req;
-    assert.deepEqual([r.steps, r.guidanceScale, r.scheduler, r.n, r.output.format], [50, 7.5, "K_EULER", 1, "png"]);
+    assert.deepEqual([r.steps, r.guidanceScale, r.scheduler, r.n, r.output.format], [50, 7.5, "euler", 1, "png"]);
   });
 
   test("per-model bounds accepted: sd3 steps 1/28, sd3_5 50, cfg 0/20, sdxl cfg 1/50, 500 steps, 4 outputs", async () => {

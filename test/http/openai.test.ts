@@ -83,6 +83,8 @@ describe("OpenAI images: accepted bounds", async () => {
     assert.equal(req.steps, 150);
     assert.equal(req.guidanceScale, 0);
     assert.equal(req.scheduler, "euler");
+    await expectOk(app, { url: URL_, payload: { ...base, scheduler: "DPMPP_2M_K" }, headers: AUTH });
+    assert.equal(images.calls.at(-1)!.req.scheduler, "dpmpp_2m_karras", "dialect names map to canonical ids");
     assert.equal(req.user, "u-1");
     assert.equal(req.partialImages, 0, "previews only when streaming");
     assert.equal(ctx.idempotencyKey, "idem-1");
@@ -102,7 +104,7 @@ describe("OpenAI images: accepted bounds", async () => {
 
 describe("OpenAI images: rejections", async () => {
   const { app, images } = await makeApp({ keys: { "sk-test": 100, "sk-poor": 0 } });
-  const bad = async (payload: unknown, status = 400, headers = AUTH) =>
+  const bad = async (payload: unknown, status = 400, headers: Record<string, string> = AUTH) =>
     openAiError((await expectRejected(app, images, { url: URL_, payload, headers }, status)).body);
 
   test("each field one past its bounds, or of the wrong type", async () => {
@@ -133,6 +135,7 @@ describe("OpenAI images: rejections", async () => {
       [{ steps: 151 }, "steps"],
       [{ guidance_scale: 50.5 }, "guidance_scale"],
       [{ user: 7 }, "user"],
+      [{ scheduler: "bogus" }, "scheduler"],
     ];
     for (const [patch, param] of cases) {
       const e = await bad({ ...base, ...patch });

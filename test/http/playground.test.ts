@@ -16,7 +16,7 @@ function playgroundError(body: Record<string, unknown>) {
 
 describe("Playground external API", async () => {
   const v3 = model("playground-v3", "upstream");
-  const { app, images } = await makeApp({ models: [model("playground-v2.5", "sdxl"), v3] });
+  const { app, images } = await makeApp({ models: [model("playground-v2.5", "playground"), v3] });
 
   test("answers base64 PNGs with the seed; defaults follow the page", async () => {
     const res = await expectOk(app, { url, payload: small, headers: AUTH });
@@ -26,7 +26,7 @@ describe("Playground external API", async () => {
     assert.deepEqual([meta.format, meta.width, meta.height], ["png", 64, 64]);
     const { req } = images.calls.at(-1)!;
     assert.equal(body.seed, Number(res.headers["x-easel-seed"]));
-    assert.deepEqual([req.model, req.steps, req.guidanceScale, req.scheduler], ["playground-v2.5", 50, 3, "DPMPP_2M_K"]);
+    assert.deepEqual([req.model, req.steps, req.guidanceScale, req.scheduler], ["playground-v2.5", 50, 3, "edm_dpmpp_2m"]);
     assert.equal(req.output.store, false);
     await expectOk(app, { url, payload: { prompt: "x" }, headers: AUTH });
     assert.deepEqual([images.calls.at(-1)!.req.width, images.calls.at(-1)!.req.height], [1024, 1024]);

@@ -82,7 +82,7 @@ describe("Segmind playground-v2.5", async () => {
   });
 
   test("401 without or with a wrong x-api-key (a Bearer header is not Segmind's auth)", async () => {
-    for (const headers of [{}, { "x-api-key": "nope" }, { authorization: "Bearer sk-test" }]) {
+    for (const headers of [{}, { "x-api-key": "nope" }, { authorization: "Bearer sk-test" }] as Record<string, string>[]) {
       const r = await expectRejected(app, images, { url, payload: EXAMPLE, headers }, 401);
       segmindError(r.body);
       assert.equal(r.headers["x-remaining-credits"], "0");

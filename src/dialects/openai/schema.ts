@@ -33,7 +33,7 @@ export const generationBody = z.strictObject({
   seed: z.number().int().min(0).max(MAX_SEED).nullish().describe("Easel: seed; missing = random."),
   steps: z.number().int().min(1).max(150).nullish().describe("Easel: denoising steps (1-150)."),
   guidance_scale: z.number().min(0).max(50).nullish().describe("Easel: classifier-free guidance (0-50)."),
-  scheduler: z.string().min(1).max(64).nullish().describe("Easel: scheduler name (canonical id or a dialect name)."),
+  scheduler: z.string().min(1).max(64).nullish().describe("Easel: scheduler, a canonical id or a Playground / Monica name."),
 });
 
 export type GenerationBody = z.output<typeof generationBody>;

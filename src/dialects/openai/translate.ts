@@ -2,6 +2,7 @@
 import { EaselError, invalidInput } from "../../core/errors.ts";
 import type { ImageService } from "../../core/image-service.ts";
 import type { GenerationRequest, ModelInfo, Warning } from "../../core/types.ts";
+import { resolveSchedulerName } from "../../samplers/names.ts";
 import { resolveModel } from "../_shared/models.ts";
 import { parseSize } from "../_shared/numbers.ts";
 import type { GenerationBody } from "./schema.ts";
@@ -90,7 +91,7 @@ export function translate(body: GenerationBody, images: ImageService): Translate
     height,
     steps: body.steps ?? undefined,
     guidanceScale: body.guidance_scale ?? undefined,
-    scheduler: body.scheduler ?? undefined,
+    scheduler: body.scheduler ? resolveSchedulerName(body.scheduler, model.family) : undefined,
     seed: body.seed ?? undefined,
     output: {
       format,
