@@ -8,11 +8,6 @@ export interface OutputOptions {
   quality?: number;
   /** "transparent" needs a model that produces alpha; none of the diffusion families do. */
   background?: "transparent" | "opaque" | "auto";
-  /**
-   * Store the images and return them with a signed `url` (the client asked for URLs). Off for base64 and raw-bytes
-   * answers, which are then not written anywhere unless the config's images.storeB64 says so.
-   */
-  store?: boolean;
 }
 
 export interface GenerationRequest {

@@ -92,7 +92,7 @@ export class FakeImageService implements ImageService {
     const images: GeneratedImage[] = [];
     for (let i = 0; i < req.n; i++) {
       const img = await this.encode(req, seed + i, req.width, req.height, i);
-      if (req.output.store) {
+      if ((ctx.delivery ?? "url") === "url") {
         const token = randomBytes(24).toString("base64url");
         this.files.set(token, { bytes: img.bytes, mime: img.mime });
         img.url = `/v1/files/${token}`;

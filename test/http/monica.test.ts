@@ -119,7 +119,7 @@ describe("Monica SD", async () => {
     assert.equal(res.json().data.length, 1);
     const { req } = images.calls.at(-1)!;
     assert.deepEqual([req.model, req.seed, req.steps, req.guidanceScale, req.n], ["sd3.5-large", 42, 28, 3.5, 1]);
-    assert.deepEqual(req.output, { format: "webp", quality: 90, store: true });
+    assert.deepEqual(req.output, { format: "webp", quality: 90 });
     assert.equal(req.negativePrompt, undefined);
     assert.equal(res.headers["x-easel-warnings"], undefined);
   });

@@ -48,7 +48,7 @@ describe("OpenAI images: accepted bounds", async () => {
       assert.equal(body.output_format, fmt);
       const last = images.calls.at(-1)!.req;
       assert.equal(last.output.quality, c);
-      assert.equal(last.output.store, false, "b64 answers are not stored");
+      assert.equal(images.calls.at(-1)!.ctx.delivery, "bytes", "b64 answers are not stored");
     }
   });
 

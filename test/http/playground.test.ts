@@ -27,7 +27,7 @@ describe("Playground external API", async () => {
     const { req } = images.calls.at(-1)!;
     assert.equal(body.seed, Number(res.headers["x-easel-seed"]));
     assert.deepEqual([req.model, req.steps, req.guidanceScale, req.scheduler], ["playground-v2.5", 50, 3, "edm_dpmpp_2m"]);
-    assert.equal(req.output.store, false);
+    assert.equal(images.calls.at(-1)!.ctx.delivery, "bytes");
     await expectOk(app, { url, payload: { prompt: "x" }, headers: AUTH });
     assert.deepEqual([images.calls.at(-1)!.req.width, images.calls.at(-1)!.req.height], [1024, 1024]);
   });

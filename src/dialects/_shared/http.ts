@@ -44,8 +44,7 @@ export function principalOf(req: FastifyRequest): Principal {
 export function requestContext(
   req: FastifyRequest,
   reply: FastifyReply,
-  dialect: string,
-  onEvent?: (e: GenerationEvent) => void,
+  opts: { dialect: string; delivery: "url" | "bytes"; onEvent?: (e: GenerationEvent) => void },
 ): RequestContext {
   const controller = new AbortController();
   reply.raw.once("close", () => {
@@ -54,11 +53,12 @@ export function requestContext(
   const idem = req.headers["idempotency-key"];
   const idempotencyKey = Array.isArray(idem) ? idem[0] : idem;
   return {
-    dialect,
+    dialect: opts.dialect,
     principal: principalOf(req),
     idempotencyKey: idempotencyKey || undefined,
     signal: controller.signal,
-    onEvent,
+    onEvent: opts.onEvent,
+    delivery: opts.delivery,
   };
 }
 

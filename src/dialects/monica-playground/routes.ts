@@ -31,7 +31,7 @@ export async function monicaPlaygroundRoutes(app: FastifyInstance, deps: Dialect
     },
     async (req, reply) => {
       const gen = translate(req.body, deps.images);
-      const result = await deps.images.generate(gen, requestContext(req, reply, DIALECT_ID));
+      const result = await deps.images.generate(gen, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "url" }));
       const base = publicBaseUrl(deps.config, req);
       return reply
         .headers(resultHeaders(result))

@@ -30,6 +30,6 @@ export function translate(body: PlaygroundBody, images: ImageService): Generatio
     guidanceScale: body.cfg_scale ?? DEFAULTS.cfgScale,
     // "If 0, we will use a totally random seed."
     seed: body.seed ? body.seed : undefined,
-    output: { format: "png", store: true },
+    output: { format: "png" },
   };
 }

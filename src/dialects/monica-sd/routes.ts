@@ -31,7 +31,7 @@ export async function monicaSdRoutes(app: FastifyInstance, deps: DialectDeps): P
     },
     async (req, reply) => {
       const { req: gen, warnings } = translate(req.body, deps.images);
-      const result = await deps.images.generate(gen, requestContext(req, reply, DIALECT_ID));
+      const result = await deps.images.generate(gen, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "url" }));
       const base = publicBaseUrl(deps.config, req);
       return reply
         .headers(resultHeaders(result, warnings))

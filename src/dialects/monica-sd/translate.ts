@@ -71,7 +71,7 @@ export function translate(body: SdBody, images: ImageService): { req: Generation
         guidanceScale,
         scheduler: resolveSchedulerName(body.scheduler ?? SDXL_DEFAULTS.scheduler, info.family),
         seed,
-        output: { format: "png", store: true },
+        output: { format: "png" },
       },
     };
   }
@@ -99,7 +99,7 @@ export function translate(body: SdBody, images: ImageService): { req: Generation
       steps: inRange("steps", body.steps ?? stepsRule.def, stepsRule, body.model),
       guidanceScale,
       seed,
-      output: { format: "webp", quality: body.output_quality ?? OUTPUT_QUALITY_DEFAULT, store: true },
+      output: { format: "webp", quality: body.output_quality ?? OUTPUT_QUALITY_DEFAULT },
     },
   };
 }

@@ -99,7 +99,7 @@ async function streamGeneration(
   };
   let result: GenerationResult;
   try {
-    result = await deps.images.generate(t.req, requestContext(req, reply, DIALECT_ID, onEvent));
+    result = await deps.images.generate(t.req, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "bytes", onEvent }));
   } catch (err) {
     if (!started) throw err;
     const shaped = openAiError(toEaselError(err));
@@ -148,7 +148,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: DialectDeps): Pro
           await streamGeneration(req, reply, deps, t, body);
           return reply;
         }
-        const result = await deps.images.generate(t.req, requestContext(req, reply, DIALECT_ID));
+        const result = await deps.images.generate(t.req, requestContext(req, reply, { dialect: DIALECT_ID, delivery: t.delivery }));
         const base = publicBaseUrl(deps.config, req);
         const out = jsonResponse(t, body, result, base);
         return reply.headers(resultHeaders(result, t.warnings)).send(out);

@@ -13,6 +13,8 @@ export interface Translated {
   warnings: Warning[];
   responseFormat: "url" | "b64_json";
   stream: boolean;
+  /** Streams always carry base64; only url answers need the images stored. */
+  delivery: "url" | "bytes";
   /** The size as it goes back in the response: the requested "WxH", or the model default for "auto". */
   size: string;
 }
@@ -97,11 +99,10 @@ export function translate(body: GenerationBody, images: ImageService): Translate
       format,
       quality: body.output_compression ?? undefined,
       background: body.background ?? undefined,
-      // Streams always carry base64; only url answers need the images stored.
-      store: !stream && responseFormat === "url",
     },
     partialImages: stream ? (body.partial_images ?? 0) : 0,
     user: body.user,
   };
-  return { req, model, warnings, responseFormat, stream, size: `${width}x${height}` };
+  const delivery = !stream && responseFormat === "url" ? "url" : "bytes";
+  return { req, model, warnings, responseFormat, stream, delivery, size: `${width}x${height}` };
 }

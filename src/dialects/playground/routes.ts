@@ -23,7 +23,7 @@ export async function playgroundRoutes(app: FastifyInstance, deps: DialectDeps):
     },
     async (req, reply) => {
       const gen = await translate(req.body, deps.images);
-      const result = await deps.images.generate(gen, requestContext(req, reply, DIALECT_ID));
+      const result = await deps.images.generate(gen, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "bytes" }));
       return reply
         .headers(resultHeaders(result))
         .send({ images: result.images.map((img) => b64(img.bytes)), seed: result.seed });

@@ -75,6 +75,6 @@ export async function translate(body: ExternalBody, images: ImageService): Promi
     seed: body.seed ?? undefined,
     initImage,
     strength: body.strength ?? undefined,
-    output: { format: "png", store: false },
+    output: { format: "png" },
   };
 }

@@ -45,7 +45,7 @@ export async function segmindRoutes(app: FastifyInstance, deps: DialectDeps): Pr
     },
     async (req, reply) => {
       const { req: gen, base64 } = translate(req.body, deps.images);
-      const result = await deps.images.generate(gen, requestContext(req, reply, DIALECT_ID));
+      const result = await deps.images.generate(gen, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "bytes" }));
       const remaining = result.remainingCredits ?? (await deps.images.remainingCredits(principalOf(req)));
       reply.headers({ ...resultHeaders(result), "x-remaining-credits": creditsValue(remaining) });
       if (!base64) {

@@ -31,7 +31,7 @@ export function translate(body: SegmindBody, images: ImageService): { req: Gener
       steps: body.num_inference_steps ?? DEFAULTS.steps,
       guidanceScale: body.guidance_scale ?? DEFAULTS.guidanceScale,
       seed: body.seed == null || body.seed === -1 ? undefined : body.seed,
-      output: { format: "jpeg", store: false },
+      output: { format: "jpeg" },
     },
   };
 }
