@@ -40,11 +40,7 @@ export class Engine {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    // The worker runs TypeScript too: give it the same loader whatever way this process was started.
-    const w = new Worker(new URL("./worker.ts", import.meta.url), {
-      workerData: { runtime: this.runtime },
-      execArgv: ["--import", import.meta.resolve("tsx")],
-    });
+    const w = new Worker(new URL("./worker-entry.mjs", import.meta.url), { workerData: { runtime: this.runtime } });
     w.on("message", (msg: FromWorker) => this.onMessage(msg));
     w.on("error", (e) => this.failAll(e));
     w.on("exit", (code) => {

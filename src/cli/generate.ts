@@ -1,0 +1,180 @@
+/**
+ * `easel generate`: one pipeline run from the command line. The parity flags (--init-latents, --step-noise,
+ * --dump-latents) read and write the reference tensor format, so any run can be compared with diffusers.
+ */
+import { mkdirSync } from "node:fs";
+import { cpus } from "node:os";
+import { dirname, extname, join, resolve } from "node:path";
+import { SingleBar } from "cli-progress";
+import { Command, InvalidArgumentError, Option } from "commander";
+import sharp from "sharp";
+import { loadConfig } from "../config/index.ts";
+import { configPaths } from "../config/index.ts";
+import { EaselError } from "../core/errors.ts";
+import { Engine } from "../engine/engine.ts";
+import { resolveSchedulerName } from "../samplers/names.ts";
+import { randomSeed } from "../tensor/rng.ts";
+import { readRefFloat32, writeRefTensor } from "../tensor/io.ts";
+import type { PipelineParams } from "../models/_shared/family.ts";
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
+    return n;
+  };
+}
+
+function num(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
+    return n;
+  };
+}
+
+interface GenerateOptions {
+  model: string;
+  prompt: string;
+  negativePrompt?: string;
+  prompt2?: string;
+  negativePrompt2?: string;
+  prompt3?: string;
+  negativePrompt3?: string;
+  steps?: number;
+  guidance?: number;
+  guidanceRescale?: number;
+  scheduler?: string;
+  width?: number;
+  height?: number;
+  seed?: number;
+  initLatents?: string;
+  stepNoise?: string;
+  initImage?: string;
+  strength?: number;
+  clipSkip?: number;
+  n: number;
+  output: string;
+  dumpLatents?: string;
+  dataDir?: string;
+  threads?: number;
+  executionProvider?: "cpu" | "cuda";
+  progress: boolean;
+}
+
+/** Output file names: out.png for one image; out_0.png, out_1.png, ... for several. */
+export function outputPaths(output: string, n: number): string[] {
+  if (n === 1) return [output];
+  const ext = extname(output);
+  const stem = output.slice(0, output.length - ext.length);
+  return Array.from({ length: n }, (_, i) => `${stem}_${i}${ext}`);
+}
+
+/** Decodes an init image to CHW RGB in [-1, 1] at the requested size (diffusers' preprocess, Lanczos resize). */
+async function loadInitImage(file: string, width: number | undefined, height: number | undefined) {
+  const meta = await sharp(file).metadata();
+  if (!meta.width || !meta.height) throw new EaselError("E_INPUT_INVALID", `cannot read image ${file}`, { param: "init-image" });
+  const w = width ?? meta.width - (meta.width % 8);
+  const h = height ?? meta.height - (meta.height % 8);
+  const raw = await sharp(file).removeAlpha().resize(w, h, { fit: "fill", kernel: "lanczos3" }).raw().toBuffer();
+  const data = new Float32Array(3 * w * h);
+  for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) data[c * w * h + i] = raw[i * 3 + c] / 127.5 - 1;
+  return { data, width: w, height: h };
+}
+
+export function generateCommand(): Command {
+  return new Command("generate")
+    .description("generate images from a diffusers checkpoint directory")
+    .requiredOption("--model <dir>", "diffusers checkpoint directory (model_index.json)")
+    .requiredOption("--prompt <text>", "prompt")
+    .option("--negative-prompt <text>", "negative prompt")
+    .option("--prompt-2 <text>", "SDXL/SD3: prompt for the second text encoder (default: --prompt)")
+    .option("--negative-prompt-2 <text>", "SDXL/SD3: negative prompt for the second text encoder")
+    .option("--prompt-3 <text>", "SD3: prompt for T5 (default: --prompt)")
+    .option("--negative-prompt-3 <text>", "SD3: negative prompt for T5")
+    .option("--steps <n>", "denoising steps (default: the model's)", int("--steps"))
+    .option("--guidance <g>", "classifier-free guidance scale; <= 1 disables guidance", num("--guidance"))
+    .option("--guidance-rescale <r>", "rescale guided prediction (0..1)", num("--guidance-rescale"))
+    .option("--scheduler <name>", "scheduler: an Easel id (euler_a, dpmpp_2m_karras, ...) or a Playground/Monica name")
+    .option("--width <px>", "image width, a multiple of 8", int("--width"))
+    .option("--height <px>", "image height, a multiple of 8", int("--height"))
+    .addOption(new Option("--seed <n>", "seed of the torch-compatible CPU generator (default: random)").argParser(int("--seed")).conflicts("initLatents"))
+    .option("--init-latents <file>", "unit-normal initial latents in the reference tensor format (.bin + .json)")
+    .option("--step-noise <file>", "per-step scheduler noise in the reference tensor format (replayed in order)")
+    .option("--init-image <file>", "img2img: start from this image")
+    .option("--strength <s>", "img2img: how much of the schedule to run (0..1]", num("--strength"))
+    .option("--clip-skip <n>", "SD1.x: skip the last n CLIP layers", int("--clip-skip"))
+    .option("-n, --n <count>", "images to generate", int("-n"), 1)
+    .option("-o, --output <file>", "output PNG (several images: out_0.png, out_1.png, ...)", "out.png")
+    .option("--dump-latents <dir>", "write final_latents.bin/.json (before VAE decode) to this directory")
+    .option("--data-dir <dir>", "data directory (graph cache)")
+    .option("--threads <n>", "ONNX Runtime intra-op threads (default: all cores)", int("--threads"))
+    .addOption(new Option("--execution-provider <ep>", "ONNX Runtime execution provider").choices(["cpu", "cuda"]))
+    .option("--no-progress", "no progress bar")
+    .action(async (o: GenerateOptions) => {
+      const config = loadConfig({ flags: { ...(o.dataDir ? { dataDir: o.dataDir } : {}) } });
+      const engine = new Engine({
+        executionProvider: o.executionProvider ?? config.engine.executionProvider,
+        intraOpThreads: o.threads ?? (config.engine.intraOpThreads || cpus().length),
+        cacheDir: configPaths(config).cacheDir,
+      });
+      try {
+        await runGenerate(engine, o);
+      } finally {
+        await engine.close();
+      }
+    });
+}
+
+async function runGenerate(engine: Engine, o: GenerateOptions): Promise<void> {
+  const modelDir = resolve(o.model);
+  const desc = await engine.describe(modelDir);
+  const seed = o.seed ?? randomSeed();
+  const params: PipelineParams = {
+    prompt: o.prompt,
+    negativePrompt: o.negativePrompt,
+    prompt2: o.prompt2,
+    negativePrompt2: o.negativePrompt2,
+    prompt3: o.prompt3,
+    negativePrompt3: o.negativePrompt3,
+    n: o.n,
+    width: o.width,
+    height: o.height,
+    steps: o.steps,
+    guidanceScale: o.guidance,
+    guidanceRescale: o.guidanceRescale,
+    scheduler: o.scheduler === undefined ? undefined : resolveSchedulerName(o.scheduler, desc.family),
+    seed,
+    strength: o.strength,
+    clipSkip: o.clipSkip,
+  };
+  if (o.initLatents) params.initLatents = readRefFloat32(o.initLatents).data;
+  if (o.stepNoise) params.stepNoise = readRefFloat32(o.stepNoise).data;
+  if (o.initImage) params.initImage = await loadInitImage(o.initImage, o.width, o.height);
+
+  const bar = o.progress && process.stderr.isTTY ? new SingleBar({ format: "{bar} {value}/{total} steps | {eta}s left" }) : undefined;
+  let started = false;
+  const out = await engine.run(modelDir, params, {
+    onStep: (step, total) => {
+      if (!bar) return;
+      if (!started) {
+        bar.start(total, 0);
+        started = true;
+      }
+      bar.update(step);
+    },
+  });
+  bar?.stop();
+
+  const files = outputPaths(o.output, out.images.length);
+  for (const [i, img] of out.images.entries()) {
+    mkdirSync(dirname(resolve(files[i])), { recursive: true });
+    await sharp(img.rgb, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toFile(files[i]);
+  }
+  if (o.dumpLatents) {
+    mkdirSync(o.dumpLatents, { recursive: true });
+    writeRefTensor(join(o.dumpLatents, "final_latents"), { shape: out.latentShape, data: out.latents });
+  }
+  for (const w of out.warnings) console.error(`warning: ${w.message}`);
+  console.log(JSON.stringify({ seed: out.seed, family: desc.family, files }));
+}

@@ -1,0 +1,45 @@
+/** `easel models list`: what the server would register from the models directory and the config. */
+import { cpus } from "node:os";
+import { Command } from "commander";
+import { configPaths, loadConfig } from "../config/index.ts";
+import { Engine } from "../engine/engine.ts";
+import { discoverModels } from "../gateway/registry.ts";
+
+export function modelsCommand(): Command {
+  const models = new Command("models").description("inspect installed models");
+  models
+    .command("list")
+    .description("list the models found in the models directory and the config")
+    .option("--models-dir <dir>", "models directory (default <data-dir>/models)")
+    .option("--data-dir <dir>", "data directory")
+    .option("--config <file>", "JSON config file")
+    .option("--json", "print JSON")
+    .action(async (o: { modelsDir?: string; dataDir?: string; config?: string; json?: boolean }) => {
+      const config = loadConfig({
+        file: o.config,
+        flags: { ...(o.dataDir ? { dataDir: o.dataDir } : {}), models: o.modelsDir ? { dir: o.modelsDir } : {} },
+      });
+      const paths = configPaths(config);
+      const engine = new Engine({ executionProvider: "cpu", intraOpThreads: cpus().length, cacheDir: paths.cacheDir });
+      try {
+        const registry = await discoverModels({
+          modelsDir: paths.modelsDir,
+          entries: config.models.entries,
+          describe: (dir) => engine.describe(dir),
+          onSkip: (dir, e) => console.error(`skipping ${dir}: ${(e as Error).message}`),
+        });
+        const list = registry.list();
+        if (o.json) console.log(JSON.stringify(list));
+        else if (list.length === 0) console.log(`no models in ${paths.modelsDir}`);
+        else {
+          for (const m of list) {
+            const d = m.defaults;
+            console.log(`${m.id}\t${m.family}\t${d.width}x${d.height}, ${d.steps} steps, guidance ${d.guidanceScale}\taliases: ${m.aliases.join(", ")}`);
+          }
+        }
+      } finally {
+        await engine.close();
+      }
+    });
+  return models;
+}

@@ -1,0 +1,127 @@
+/**
+ * `easel serve`: the composition root of a running server — config, metadata store, blob store, engine,
+ * model registry, job service and HTTP app — and its orderly start and stop.
+ */
+import { mkdirSync } from "node:fs";
+import { cpus } from "node:os";
+import { Command, InvalidArgumentError } from "commander";
+import type { FastifyInstance } from "fastify";
+import { type Config, configPaths, loadConfig } from "../config/index.ts";
+import { EaselError } from "../core/errors.ts";
+import { Engine } from "../engine/engine.ts";
+import { discoverModels, type ModelRegistry } from "../gateway/registry.ts";
+import { createKeyAdmin } from "../jobs/api-keys.ts";
+import { createJobService, type JobService } from "../jobs/job-service.ts";
+import { decideOpenMode } from "../jobs/open-mode.ts";
+import { createLocalProvider } from "../providers/local/index.ts";
+import { createApp } from "../server/app.ts";
+import { createFsBlobStore } from "../storage/fs-blob-store.ts";
+import type { MetadataStore } from "../storage/metadata-store.ts";
+import { openSqliteStore } from "../storage/sqlite.ts";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  registry: ModelRegistry;
+  jobs: JobService;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  /** Fastify logger; default: info-level JSON lines. */
+  logger?: boolean | object;
+  log?: (line: string) => void;
+}
+
+/** Starts everything a server needs and listens; the returned close() stops it in reverse order. */
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const { config } = opts;
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const paths = configPaths(config);
+  mkdirSync(paths.dataDir, { recursive: true });
+  const store: MetadataStore = await openSqliteStore(paths.dbFile);
+  const engine = new Engine({
+    executionProvider: config.engine.executionProvider,
+    intraOpThreads: config.engine.intraOpThreads || cpus().length,
+    cacheDir: paths.cacheDir,
+  });
+  const cleanup: (() => Promise<unknown>)[] = [() => engine.close(), () => store.close()];
+  try {
+    const open = decideOpenMode(config, (await store.countKeys()) > 0);
+    if (open.error) throw new EaselError("E_FORBIDDEN", open.error);
+    const registry = await discoverModels({
+      modelsDir: paths.modelsDir,
+      entries: config.models.entries,
+      describe: (dir) => engine.describe(dir),
+      onSkip: (dir, e) => log(`skipping ${dir}: ${(e as Error).message}`),
+    });
+    const local = createLocalProvider({ engine, modelDir: (model) => registry.require(model, paths.modelsDir).dir });
+    const jobs = createJobService({
+      config,
+      store,
+      blobs: createFsBlobStore(paths.imagesDir),
+      executor: () => local,
+      models: { list: () => registry.list(), find: (name) => registry.find(name)?.info },
+      openMode: open.open,
+    });
+    cleanup.unshift(() => jobs.close());
+    const recovered = await jobs.recoverCrashedJobs();
+    if (recovered.failed.length > 0) log(`marked ${recovered.failed.length} interrupted job(s) failed and released their credits`);
+    const retention = setInterval(() => void jobs.runRetention().catch((e) => log(`retention failed: ${e.message}`)), 3600_000);
+    retention.unref();
+    cleanup.unshift(async () => clearInterval(retention));
+
+    const app = await createApp({ config, images: jobs, keys: createKeyAdmin({ store }), logger: opts.logger ?? false });
+    cleanup.unshift(() => app.close());
+    const address = await app.listen({ host: config.server.host, port: config.server.port });
+    const models = registry.list();
+    log(`easel listening on ${address} (${open.open ? "open: no API keys, loopback only" : "API keys required"})`);
+    log(models.length > 0 ? `models: ${models.map((m) => `${m.id} [${m.family}]`).join(", ")}` : `no models found in ${paths.modelsDir}`);
+    return {
+      app,
+      url: address,
+      registry,
+      jobs,
+      async close() {
+        for (const c of cleanup) await c().catch(() => undefined);
+      },
+    };
+  } catch (e) {
+    for (const c of cleanup) await c().catch(() => undefined);
+    throw e;
+  }
+}
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`port must be 0-65535, got "${v}"`);
+  return n;
+}
+
+export function serveCommand(): Command {
+  return new Command("serve")
+    .description("serve every API dialect over the models in the models directory")
+    .option("--host <host>", "address to bind (default 127.0.0.1)")
+    .option("--port <port>", "port (default 8080)", port)
+    .option("--models-dir <dir>", "diffusers checkpoints, one folder per model (default <data-dir>/models)")
+    .option("--data-dir <dir>", "SQLite file, images and graph cache (default $EASEL_DATA_DIR or ~/.easel)")
+    .option("--config <file>", "JSON config file")
+    .action(async (o: { host?: string; port?: number; modelsDir?: string; dataDir?: string; config?: string }) => {
+      const config = loadConfig({
+        file: o.config,
+        flags: {
+          ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+          server: { ...(o.host ? { host: o.host } : {}), ...(o.port !== undefined ? { port: o.port } : {}) },
+          models: o.modelsDir ? { dir: o.modelsDir } : {},
+        },
+      });
+      const server = await startServer({ config, logger: { level: "info" } });
+      const stop = async () => {
+        await server.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+}

@@ -1,0 +1,68 @@
+/** The local executor: runs a request on the in-process engine (worker thread) from a checkpoint directory. */
+import sharp from "sharp";
+import { EaselError } from "../../core/errors.ts";
+import type { GenerationRequest } from "../../core/types.ts";
+import type { Engine } from "../../engine/engine.ts";
+import type { PipelineParams } from "../../models/_shared/family.ts";
+import type { ImageProvider, ProviderGenerateOptions, ProviderResult } from "../spec.ts";
+
+export interface LocalProviderOptions {
+  engine: Engine;
+  /** Checkpoint directory of a public model id (the gateway's registry knows). */
+  modelDir: (model: string) => string;
+  /** Source of random seeds when the request has none; injectable for tests. */
+  randomSeed?: () => number;
+}
+
+const MAX_SEED = 2 ** 32 - 1;
+
+/** Decodes an init image to CHW RGB in [-1, 1] at width x height (diffusers resizes with Lanczos). */
+export async function decodeInitImage(bytes: Uint8Array, width: number, height: number) {
+  let raw: Buffer;
+  try {
+    raw = await sharp(bytes).removeAlpha().resize(width, height, { fit: "fill", kernel: "lanczos3" }).raw().toBuffer();
+  } catch (e) {
+    throw new EaselError("E_INPUT_INVALID", "init_image is not a readable PNG, JPEG or WebP image", { param: "init_image", cause: e });
+  }
+  const plane = width * height;
+  const data = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) data[c * plane + i] = raw[i * 3 + c] / 127.5 - 1;
+  return { data, width, height };
+}
+
+export function createLocalProvider(opts: LocalProviderOptions): ImageProvider {
+  const randomSeed = opts.randomSeed ?? (() => Math.floor(Math.random() * MAX_SEED) + 1);
+  return {
+    id: "local",
+    async generate(req: GenerationRequest, o: ProviderGenerateOptions): Promise<ProviderResult> {
+      const seed = req.seed ?? randomSeed();
+      const params: PipelineParams = {
+        prompt: req.prompt,
+        negativePrompt: req.negativePrompt,
+        prompt2: req.prompt2,
+        negativePrompt2: req.negativePrompt2,
+        prompt3: req.prompt3,
+        negativePrompt3: req.negativePrompt3,
+        n: req.n,
+        width: req.width,
+        height: req.height,
+        steps: req.steps,
+        guidanceScale: req.guidanceScale,
+        guidanceRescale: req.guidanceRescale,
+        scheduler: req.scheduler,
+        seed,
+        strength: req.initImage ? (req.strength ?? 0.8) : undefined,
+        previews: req.partialImages ?? 0,
+      };
+      if (req.initImage) params.initImage = await decodeInitImage(req.initImage, req.width, req.height);
+      const out = await opts.engine.run(opts.modelDir(req.model), params, {
+        signal: o.signal,
+        onStep: (step, totalSteps) => o.onEvent?.({ type: "progress", step, totalSteps }),
+        onPreview: (index, step, images) => {
+          if (images[0]) o.onEvent?.({ type: "preview", index, step, image: { ...images[0], seed } });
+        },
+      });
+      return { seed, images: out.images.map((img) => ({ ...img, seed })), warnings: out.warnings };
+    },
+  };
+}
