@@ -1,7 +1,11 @@
 /** Model families the local engine can run, by the family id engine/checkpoint.ts detects. One line per family. */
 import type { ModelFamily } from "./_shared/family.ts";
+import { playgroundFamily } from "./playground/index.ts";
 import { sd15Family } from "./sd15/index.ts";
+import { sdxlFamily } from "./sdxl/index.ts";
 
 export const FAMILIES: Record<string, ModelFamily> = {
   sd15: sd15Family,
+  sdxl: sdxlFamily,
+  playground: playgroundFamily,
 };
