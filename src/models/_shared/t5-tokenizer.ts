@@ -101,7 +101,6 @@ function utf8Len(b: number): number {
 }
 
 const SPACE = 0x20;
-const META = "\u2581";
 
 export class T5Tokenizer {
   readonly eosId: number;
