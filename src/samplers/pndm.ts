@@ -13,6 +13,8 @@ const PNDM_ORDER = 4;
 export interface PndmSchedule extends AlphaSchedule {
   prkTimesteps: number[];
   plmsTimesteps: number[];
+  /** set_timesteps' num_inference_steps (the PLMS step size is num_train_timesteps // it). */
+  numInferenceSteps: number;
 }
 
 export const pndm: SamplerDef<PndmSchedule> = {
@@ -29,7 +31,8 @@ export const pndm: SamplerDef<PndmSchedule> = {
     let prk: number[] = [];
     let plms: number[];
     if (bool(cfg, "skip_prk_steps")) {
-      plms = [...ts.slice(0, -1), ts[ts.length - 2], ts[ts.length - 1]].reverse();
+      // numpy slices, so one step gives the single timestep (ts[-2:-1] is empty), not a hole.
+      plms = [...ts.slice(0, -1), ...ts.slice(-2, -1), ...ts.slice(-1)].reverse();
     } else {
       // diffusers fails (array shape mismatch) below 4 steps: the Runge-Kutta warm-up needs 4 timesteps.
       if (steps < PNDM_ORDER)
@@ -57,12 +60,12 @@ export const pndm: SamplerDef<PndmSchedule> = {
       finalAlphaCumprod,
       prkTimesteps: prk,
       plmsTimesteps: plms,
+      numInferenceSteps: steps,
     };
   },
   async sample(ctx: LoopContext, x: Float32Array, s: PndmSchedule, cfg: SchedulerConfig): Promise<Float32Array> {
     const p = prediction(cfg, ["epsilon", "v_prediction"]);
-    const steps = bool(cfg, "skip_prk_steps") ? s.plmsTimesteps.length - 1 : s.plmsTimesteps.length + 3;
-    const ratio = Math.floor(num(cfg, "num_train_timesteps") / steps);
+    const ratio = Math.floor(num(cfg, "num_train_timesteps") / s.numInferenceSteps);
     // Transfer from timestep t to prev with ε (diffusers' `_get_prev_sample`, formula (9) of the paper).
     const transfer = (sample: Float32Array, t: number, prev: number, e: Float32Array): Float32Array => {
       const a = alphaAt(s, t);
