@@ -53,6 +53,8 @@ interface GenerateOptions {
   initImage?: string;
   strength?: number;
   clipSkip?: number;
+  maxSequenceLength?: number;
+  t5: boolean;
   n: number;
   output: string;
   dumpLatents?: string;
@@ -104,6 +106,8 @@ export function generateCommand(): Command {
     .option("--init-image <file>", "img2img: start from this image")
     .option("--strength <s>", "img2img: how much of the schedule to run (0..1]", num("--strength"))
     .option("--clip-skip <n>", "SD1.x: skip the last n CLIP layers", int("--clip-skip"))
+    .option("--max-sequence-length <n>", "SD3: T5 prompt length in tokens (default 256, at most 512)", int("--max-sequence-length"))
+    .option("--no-t5", "SD3: skip the T5 text encoder (zeros in its place)")
     .option("-n, --n <count>", "images to generate", int("-n"), 1)
     .option("-o, --output <file>", "output PNG (several images: out_0.png, out_1.png, ...)", "out.png")
     .option("--dump-latents <dir>", "write final_latents.bin/.json (before VAE decode) to this directory")
@@ -147,6 +151,8 @@ async function runGenerate(engine: Engine, o: GenerateOptions): Promise<void> {
     seed,
     strength: o.strength,
     clipSkip: o.clipSkip,
+    maxSequenceLength: o.maxSequenceLength,
+    noT5: o.t5 === false ? true : undefined,
   };
   if (o.initLatents) params.initLatents = readRefFloat32(o.initLatents).data;
   if (o.stepNoise) params.stepNoise = readRefFloat32(o.stepNoise).data;

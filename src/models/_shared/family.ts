@@ -62,6 +62,10 @@ export interface PipelineParams {
   /** img2img: RGB in [-1, 1], CHW, at the output size. */
   initImage?: { data: Float32Array; width: number; height: number };
   strength?: number;
+  /** SD3: T5 prompt length in tokens (default 256; the graph accepts up to 512). */
+  maxSequenceLength?: number;
+  /** SD3: run without the T5 encoder (its part of the context is zeros), saving its memory and time. */
+  noT5?: boolean;
   /** CLIP layers to skip from the end (1 = penultimate), SD1.x only. */
   clipSkip?: number;
   /** Number of evenly spread preview frames to emit (0 = none). */
