@@ -29,9 +29,10 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (isEaselError(e)) {
       console.error(`error: ${e.message}${e.param ? ` (${e.param})` : ""}`);
-      process.exitCode = 1;
-      return;
+    } else {
+      // Operational failures (port in use, unreadable directory, ...) are reported as one line, not a stack.
+      console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
     }
-    throw e;
+    process.exitCode = 1;
   }
 }

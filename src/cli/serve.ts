@@ -14,12 +14,12 @@ import { createKeyAdmin } from "../jobs/api-keys.ts";
 import { createJobService, type JobService } from "../jobs/job-service.ts";
 import { decideOpenMode } from "../jobs/open-mode.ts";
 import { createLocalProvider } from "../providers/local/index.ts";
-import { createApp } from "../server/app.ts";
+import { startServer as listen } from "../server/serve.ts";
 import { createFsBlobStore } from "../storage/fs-blob-store.ts";
 import type { MetadataStore } from "../storage/metadata-store.ts";
 import { openSqliteStore } from "../storage/sqlite.ts";
 
-export interface RunningServer {
+export interface EaselServer {
   app: FastifyInstance;
   url: string;
   registry: ModelRegistry;
@@ -35,7 +35,7 @@ export interface StartOptions {
 }
 
 /** Starts everything a server needs and listens; the returned close() stops it in reverse order. */
-export async function startServer(opts: StartOptions): Promise<RunningServer> {
+export async function startServer(opts: StartOptions): Promise<EaselServer> {
   const { config } = opts;
   const log = opts.log ?? ((l: string) => console.error(l));
   const paths = configPaths(config);
@@ -72,14 +72,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     retention.unref();
     cleanup.unshift(async () => clearInterval(retention));
 
-    const app = await createApp({ config, images: jobs, keys: createKeyAdmin({ store }), logger: opts.logger ?? false });
-    cleanup.unshift(() => app.close());
-    const address = await app.listen({ host: config.server.host, port: config.server.port });
+    const http = await listen({ config, images: jobs, keys: createKeyAdmin({ store }), logger: opts.logger ?? false });
+    cleanup.unshift(() => http.close());
+    const address = http.url;
     const models = registry.list();
     log(`easel listening on ${address} (${open.open ? "open: no API keys, loopback only" : "API keys required"})`);
     log(models.length > 0 ? `models: ${models.map((m) => `${m.id} [${m.family}]`).join(", ")}` : `no models found in ${paths.modelsDir}`);
     return {
-      app,
+      app: http.app,
       url: address,
       registry,
       jobs,
