@@ -87,11 +87,13 @@ describe("SDXL family", () => {
       }
     });
 
-    test("guidance_rescale changes the guided prediction, 0 leaves it as plain CFG", async () => {
+    test("guidance_rescale changes the guided prediction, 0 leaves it as plain CFG; previews", async () => {
       const p = { prompt: "a cat", negativePrompt: "blurry", n: 1, width: 64, height: 64, steps: 3, seed: 11 };
       const plain = await pipe.run(p);
       const zero = await pipe.run({ ...p, guidanceRescale: 0 });
-      const rescaled = await pipe.run({ ...p, guidanceRescale: 0.7 });
+      const frames: number[] = [];
+      const rescaled = await pipe.run({ ...p, guidanceRescale: 0.7, previews: 1 }, { onPreview: (i, _s, imgs) => frames.push(i, imgs[0].width) });
+      assert.deepEqual(frames, [0, 64]);
       assert.deepEqual(zero.latents, plain.latents);
       assert.notDeepEqual(rescaled.latents, plain.latents);
       assert.ok(rescaled.latents.every(Number.isFinite));
