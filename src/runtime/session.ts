@@ -91,9 +91,15 @@ export async function createSession(modelPath: string, opts: SessionOptions = {}
         if (!t) throw new EaselError("E_INTERNAL", `missing input "${name}" for ${modelPath}`);
         ortFeeds[name] = toOrtTensor(name, t);
       }
-      const out = outputNames ? await session.run(ortFeeds, outputNames) : await session.run(ortFeeds);
+      // onnxruntime-node 1.23 can label a requested subset of outputs with the wrong names, so every output is
+      // fetched and the subset is picked here by name.
+      const out = await session.run(ortFeeds);
       const result: Record<string, HostTensor> = {};
-      for (const [name, t] of Object.entries(out)) result[name] = fromOrtTensor(name, t);
+      for (const name of outputNames ?? session.outputNames) {
+        const t = out[name];
+        if (!t) throw new EaselError("E_INTERNAL", `${modelPath} has no output "${name}"`);
+        result[name] = fromOrtTensor(name, t);
+      }
       return result;
     },
     async release() {
