@@ -2,10 +2,12 @@
 import type { ModelFamily } from "./_shared/family.ts";
 import { playgroundFamily } from "./playground/index.ts";
 import { sd15Family } from "./sd15/index.ts";
+import { sd3Family } from "./sd3/index.ts";
 import { sdxlFamily } from "./sdxl/index.ts";
 
 export const FAMILIES: Record<string, ModelFamily> = {
   sd15: sd15Family,
   sdxl: sdxlFamily,
   playground: playgroundFamily,
+  sd3: sd3Family,
 };
