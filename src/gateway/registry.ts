@@ -4,7 +4,7 @@
  * `models.entries` in the config (a name mapped to a checkpoint path).
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { EaselError } from "../core/errors.ts";
 import type { ModelInfo } from "../core/types.ts";
 import type { ModelDescription } from "../engine/engine.ts";
@@ -96,12 +96,13 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
       );
     }
     if (!entry.path) throw new EaselError("E_INPUT_INVALID", `models.entries.${id} needs a path`, { param: `models.entries.${id}` });
-    const dir = isAbsolute(entry.path) ? entry.path : resolve(opts.modelsDir, entry.path);
+    // Absolute, normalised paths: the folder scan below compares against them, and the engine caches by path.
+    const dir = resolve(opts.modelsDir, entry.path);
     found.push(info(id, dir, await opts.describe(dir), entry.aliases, now()));
   }
   if (existsSync(opts.modelsDir)) {
     for (const name of readdirSync(opts.modelsDir).sort()) {
-      const dir = join(opts.modelsDir, name);
+      const dir = resolve(opts.modelsDir, name);
       if (!statSync(dir).isDirectory() || !existsSync(join(dir, "model_index.json"))) continue;
       if (found.some((m) => m.dir === dir)) continue;
       try {

@@ -1,0 +1,191 @@
+/** Model discovery (models dir folders + config entries) and name lookup, with a fake `describe`. */
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join, relative } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { EaselError } from "../core/errors.ts";
+import type { ModelDescription } from "../engine/engine.ts";
+import { type DiscoverOptions, discoverModels, ModelRegistry } from "./registry.ts";
+
+const SD15: ModelDescription = {
+  family: "sd15",
+  defaults: { width: 512, height: 512, steps: 50, guidanceScale: 7.5, sizeMultiple: 8 },
+  aliases: ["sd15", "stable-diffusion-1.5"],
+};
+const PLAYGROUND: ModelDescription = {
+  family: "playground",
+  defaults: { width: 1024, height: 1024, steps: 50, guidanceScale: 3, scheduler: "edm_dpmpp_2m", sizeMultiple: 8 },
+  aliases: ["playground-v2.5", "Playground_v2.5"],
+};
+
+/** A diffusers-looking folder (only model_index.json: the fake describe never reads further). */
+function checkpointDir(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "model_index.json"), JSON.stringify({ _class_name: "StableDiffusionPipeline" }));
+  return dir;
+}
+
+describe("discoverModels", () => {
+  let root: string;
+  let modelsDir: string;
+  let elsewhere: string;
+  const described: string[] = [];
+  const fakeDescribe = async (dir: string): Promise<ModelDescription> => {
+    described.push(dir);
+    const name = basename(dir);
+    if (name.startsWith("broken")) throw new EaselError("E_CHECKPOINT_INVALID", `${dir}/unet/config.json: file is missing`);
+    return name.includes("playground") ? PLAYGROUND : SD15;
+  };
+  const opts = (o: Partial<DiscoverOptions> = {}): DiscoverOptions => ({ modelsDir, entries: {}, describe: fakeDescribe, now: () => 1700000000, ...o });
+
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), "easel-registry-"));
+    modelsDir = join(root, "models");
+    elsewhere = join(root, "elsewhere");
+    checkpointDir(join(modelsDir, "my-sd15"));
+    checkpointDir(join(modelsDir, "playground-local"));
+    checkpointDir(join(modelsDir, "broken-one"));
+    checkpointDir(join(modelsDir, "nested", "inner-sd15"));
+    mkdirSync(join(modelsDir, "not-a-model"));
+    writeFileSync(join(modelsDir, "not-a-model", "README.md"), "no model_index.json here");
+    writeFileSync(join(modelsDir, "stray-file.safetensors"), "x");
+    checkpointDir(join(elsewhere, "absolute-sd15"));
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  test("folders become models under their names with their family's aliases; broken folders are skipped", async () => {
+    const skipped: [string, unknown][] = [];
+    const reg = await discoverModels(opts({ onSkip: (dir, e) => skipped.push([dir, e]) }));
+    assert.deepEqual(
+      reg.list().map((m) => m.id),
+      ["my-sd15", "playground-local"],
+    );
+    const sd = reg.find("my-sd15");
+    assert.ok(sd);
+    assert.equal(sd.backend, "local");
+    assert.equal(sd.dir, join(modelsDir, "my-sd15"));
+    assert.deepEqual(sd.info, {
+      id: "my-sd15",
+      family: "sd15",
+      backend: "local",
+      aliases: ["sd15", "stable-diffusion-1.5"],
+      defaults: { width: 512, height: 512, steps: 50, guidanceScale: 7.5, scheduler: undefined },
+      created: 1700000000,
+    });
+    assert.equal(reg.find("playground-local")?.info.defaults.scheduler, "edm_dpmpp_2m");
+    assert.equal(skipped.length, 1);
+    assert.equal(skipped[0][0], join(modelsDir, "broken-one"));
+    assert.ok(skipped[0][1] instanceof EaselError && skipped[0][1].code === "E_CHECKPOINT_INVALID");
+    // Folders without model_index.json, nested folders and files are never described.
+    assert.ok(!described.some((d) => d.includes("not-a-model") || d.includes("inner-sd15") || d.includes("stray-file")));
+  });
+
+  test("config entries: relative paths resolve against the models dir, absolute paths are kept, aliases added", async () => {
+    const reg = await discoverModels(
+      opts({
+        entries: {
+          "house-style": { path: "nested/inner-sd15", aliases: ["house"] },
+          "far-away": { path: join(elsewhere, "absolute-sd15"), aliases: [] },
+          // The same folder the directory scan would find: registered once, under the entry's name.
+          "pg-v25": { path: "playground-local", aliases: ["pg"] },
+        },
+      }),
+    );
+    const ids = reg.list().map((m) => m.id);
+    assert.deepEqual(ids, ["house-style", "far-away", "pg-v25", "my-sd15"]);
+    assert.equal(reg.find("house-style")?.dir, join(modelsDir, "nested", "inner-sd15"));
+    assert.equal(reg.find("far-away")?.dir, join(elsewhere, "absolute-sd15"));
+    assert.deepEqual(reg.find("house-style")?.info.aliases, ["house", "sd15", "stable-diffusion-1.5"]);
+    assert.equal(reg.find("pg")?.info.id, "pg-v25");
+    assert.equal(reg.find("playground-local"), undefined, "a folder an entry already registers is not registered again");
+  });
+
+  test("a relative models dir or a trailing slash still registers an entry's folder once", async () => {
+    const rel = relative(process.cwd(), modelsDir);
+    const entries = { mine: { path: "my-sd15", aliases: [] }, slash: { path: `${join(modelsDir, "playground-local")}/`, aliases: [] } };
+    const reg = await discoverModels(opts({ modelsDir: rel, entries }));
+    const dirs = reg.list().map((m) => reg.find(m.id)?.dir);
+    assert.equal(reg.find("mine")?.dir, join(modelsDir, "my-sd15"), "absolute, so the engine caches one pipeline per folder");
+    assert.equal(new Set(dirs).size, dirs.length, `one model per folder: ${dirs.join(", ")}`);
+    assert.deepEqual(
+      reg.list().map((m) => m.id),
+      ["mine", "slash"],
+    );
+  });
+
+  test("a provider entry is refused with E_NOT_SUPPORTED; an entry without a path is E_INPUT_INVALID", async () => {
+    await assert.rejects(
+      discoverModels(opts({ entries: { "dall-e-3": { provider: "openai", aliases: [] } } })),
+      (e: unknown) =>
+        e instanceof EaselError &&
+        e.code === "E_NOT_SUPPORTED" &&
+        e.param === "models.entries.dall-e-3.provider" &&
+        e.message.includes("openai"),
+    );
+    await assert.rejects(
+      discoverModels(opts({ entries: { empty: { aliases: [] } } })),
+      (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && e.param === "models.entries.empty",
+    );
+  });
+
+  test("a broken explicit entry fails discovery instead of disappearing", async () => {
+    await assert.rejects(
+      discoverModels(opts({ entries: { bad: { path: "broken-one", aliases: [] } } })),
+      (e: unknown) => e instanceof EaselError && e.code === "E_CHECKPOINT_INVALID",
+    );
+  });
+
+  test("a missing models dir gives only the entries", async () => {
+    const reg = await discoverModels(
+      opts({ modelsDir: join(root, "nope"), entries: { far: { path: join(elsewhere, "absolute-sd15"), aliases: [] } } }),
+    );
+    assert.deepEqual(
+      reg.list().map((m) => m.id),
+      ["far"],
+    );
+  });
+});
+
+describe("ModelRegistry lookup", () => {
+  const model = (id: string, family: string, aliases: string[]) => ({
+    backend: "local" as const,
+    dir: `/models/${id}`,
+    info: { id, family, backend: "local", aliases, defaults: { width: 64, height: 64, steps: 4, guidanceScale: 5 }, created: 0 },
+  });
+  const reg = new ModelRegistry([
+    model("sd15", "sd15", ["stable-diffusion-1.5"]),
+    model("dreamy", "sd15", ["sd15", "Dream"]),
+    model("Playground-v2.5", "playground", ["pg25"]),
+  ]);
+
+  test("find by id, by alias and case-insensitively; ids beat aliases; first alias wins", () => {
+    assert.equal(reg.find("sd15")?.dir, "/models/sd15", "an id beats another model's alias");
+    assert.equal(reg.find("stable-diffusion-1.5")?.dir, "/models/sd15");
+    assert.equal(reg.find("dream")?.dir, "/models/dreamy");
+    assert.equal(reg.find("DREAMY")?.dir, "/models/dreamy");
+    assert.equal(reg.find("playground-v2.5")?.dir, "/models/Playground-v2.5");
+    assert.equal(reg.find("PG25")?.dir, "/models/Playground-v2.5");
+    assert.equal(reg.find("nope"), undefined);
+    assert.deepEqual(
+      reg.list().map((m) => m.id),
+      ["sd15", "dreamy", "Playground-v2.5"],
+    );
+  });
+
+  test("require() names the model and the models dir", () => {
+    assert.equal(reg.require("Dream", "/srv/easel/models").dir, "/models/dreamy");
+    assert.throws(
+      () => reg.require("sdxl-turbo", "/srv/easel/models"),
+      (e: unknown) => {
+        assert.ok(e instanceof EaselError);
+        assert.equal(e.code, "E_MODEL_NOT_FOUND");
+        assert.equal(e.param, "model");
+        assert.match(e.message, /"sdxl-turbo"/);
+        assert.match(e.message, /\/srv\/easel\/models/);
+        assert.match(e.message, /model_index\.json/);
+        return true;
+      },
+    );
+  });
+});
