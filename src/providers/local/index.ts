@@ -51,7 +51,8 @@ export function createLocalProvider(opts: LocalProviderOptions): ImageProvider {
         guidanceRescale: req.guidanceRescale,
         scheduler: req.scheduler,
         seed,
-        strength: req.initImage ? (req.strength ?? 0.8) : undefined,
+        // Undefined lets the family pick diffusers' default (0.8 for SD1.x, 0.3 for SDXL and Playground).
+        strength: req.initImage ? req.strength : undefined,
         previews: req.partialImages ?? 0,
       };
       if (req.initImage) params.initImage = await decodeInitImage(req.initImage, req.width, req.height);
