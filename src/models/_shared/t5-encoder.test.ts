@@ -66,3 +66,25 @@ test("T5 config: unsupported feed-forward projection is rejected by name", () =>
     /feed_forward_proj "gated-swishy" is not supported/,
   );
 });
+
+test("T5 int8 weight-only linears: close to transformers' fp32 output, int8 weights in the graph", async () => {
+  const cacheDir = join(work, "cache-int8");
+  const prepared = prepareT5EncoderModel(DIR, { cacheDir, weightQuantization: "int8" });
+  assert.equal(prepareT5EncoderModel(DIR, { cacheDir, weightQuantization: "int8" }).cacheHit, true);
+  const session = await createSession(prepared.modelPath);
+  try {
+    const caseDir = join(FIX, "modules/sd3/text_encoder_3");
+    const ids = readRefTensor(join(caseDir, "input_ids"));
+    const out = await session.run({ input_ids: { data: BigInt64Array.from(ids.data as Int32Array, (x) => BigInt(x)), shape: ids.shape } });
+    const ref = readRefFloat32(join(caseDir, "last_hidden_state"));
+    // Stated tolerance for int8 weights: 3% of the reference's largest magnitude.
+    let maxRef = 0;
+    for (const v of ref.data) maxRef = Math.max(maxRef, Math.abs(v));
+    const diff = expectClose(out.last_hidden_state.data as Float32Array, ref, { atol: 0.03 * maxRef, what: "int8 last_hidden_state" });
+    console.log(`t5 int8 last_hidden_state: max abs diff ${diff.toExponential(2)} (max |ref| ${maxRef.toFixed(3)})`);
+    assert.ok(diff > 0, "int8 output should differ from fp32 (the weights really are quantised)");
+    assert.ok(readFileSync(prepared.modelPath).includes("DequantizeLinear"), "linears read int8 weights through DequantizeLinear");
+  } finally {
+    await session.release();
+  }
+});

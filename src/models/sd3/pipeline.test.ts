@@ -50,7 +50,7 @@ describe("StableDiffusion3Pipeline parity (micro sd3 checkpoint)", () => {
   let calls: Call[] = [];
   before(async () => {
     const ckpt = loadCheckpoint(MODEL);
-    pipe = await loadSd3(ckpt, rt, (inputs, output) => calls.push({ inputs, output }));
+    pipe = await loadSd3(ckpt, rt, { observe: (inputs, output) => calls.push({ inputs, output }) });
     text = await loadSd3TextEncoders(ckpt, rt, (p) => createSession(p, { intraOpThreads: 1 }));
   });
   after(async () => {
