@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expectClose, readRefFloat32 } from "../../test/helpers/tensors.ts";
 import { EaselError } from "../core/errors.ts";
+import { writeTinyCheckpoint } from "../models/_shared/tiny-checkpoint.ts";
 import { Engine } from "./engine.ts";
 
 const MODEL = resolve("test/fixtures/models/sd15");
@@ -151,6 +152,29 @@ describe("Engine (worker thread) on the micro sd15 checkpoint", () => {
     }
     // The worker survives bad checkpoints.
     assert.equal((await engine.describe(MODEL)).family, "sd15");
+  });
+
+  test("runs submitted together are served one after the other, each as if alone", async () => {
+    const p = (seed: number) => ({ prompt: "a tree", n: 1, width: 64, height: 64, steps: 3, scheduler: "euler_a", seed });
+    const [a, b] = await Promise.all([engine.run(MODEL, p(21)), engine.run(MODEL, p(22))]);
+    const a1 = await engine.run(MODEL, p(21));
+    const b1 = await engine.run(MODEL, p(22));
+    assert.deepEqual(a.latents, a1.latents);
+    assert.deepEqual(b.latents, b1.latents);
+    assert.notDeepEqual(a.latents, b.latents);
+  });
+
+  test("describe detects the SDXL and Playground families of tiny checkpoints", async () => {
+    for (const family of ["sdxl", "playground"] as const) {
+      const dir = join(tmp, `tiny-${family}`);
+      writeTinyCheckpoint(dir, { family, seed: 1 });
+      const d = await engine.describe(dir);
+      assert.equal(d.family, family);
+      const unet = JSON.parse(readFileSync(join(dir, "unet", "config.json"), "utf8"));
+      assert.equal(d.defaults.width, unet.sample_size * 8);
+      assert.equal(d.defaults.sizeMultiple, 8);
+      assert.ok(d.aliases.length > 0);
+    }
   });
 
   test("release() drops loaded pipelines and the next run loads again", async () => {
