@@ -104,9 +104,18 @@ export class Engine {
     await this.request({ type: "release", modelDir } as Omit<ToWorker, "id">);
   }
 
+  /**
+   * Releases every session and detaches from the worker. The thread is left idle and unref'd rather than
+   * terminated: once every thread that loaded onnxruntime-node's binding has exited, loading it again in a new
+   * worker fails ("Module did not self-register"), so a later Engine in the same process could not start.
+   */
   async close(): Promise<void> {
     const w = this.worker;
+    if (!w) return;
+    await this.release().catch(() => undefined);
     this.worker = undefined;
-    if (w) await w.terminate();
+    this.failAll(new Error("engine closed"));
+    w.removeAllListeners("message");
+    w.unref();
   }
 }

@@ -61,7 +61,8 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
   const { config, images } = opts;
   const dialects = opts.dialects ?? DIALECTS;
   const deps: DialectDeps = { config, images };
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: config.server.bodyLimitBytes });
+  // Signed image tokens are ~130 characters: above find-my-way's default 100-character parameter limit.
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: config.server.bodyLimitBytes, maxParamLength: 1024 });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("easelPrincipal", undefined);

@@ -1,0 +1,85 @@
+/**
+ * The loopback e2e suite over the real composition `easel serve` uses (SQLite store, fs blobs, engine worker,
+ * model registry, job service, HTTP app) with the micro reference checkpoints as the installed models.
+ */
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { startServer } from "../../src/cli/serve.ts";
+import { loadConfig } from "../../src/config/index.ts";
+import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
+import { openSqliteStore } from "../../src/storage/sqlite.ts";
+import { e2eSuite } from "../http/e2e-suite.ts";
+
+const FIXTURES = resolve("test/fixtures/models");
+
+function makeDataDir(): string {
+  const dataDir = mkdtempSync(join(tmpdir(), "easel-e2e-"));
+  mkdirSync(join(dataDir, "models"));
+  symlinkSync(join(FIXTURES, "sd15"), join(dataDir, "models", "sd15"));
+  symlinkSync(join(FIXTURES, "playground"), join(dataDir, "models", "playground-v2.5"));
+  return dataDir;
+}
+
+async function createKey(dataDir: string, credits?: number): Promise<string> {
+  const store = await openSqliteStore(join(dataDir, "easel.db"));
+  try {
+    return (await createKeyAdmin({ store }).create({ name: "e2e", credits })).key;
+  } finally {
+    await store.close();
+  }
+}
+
+const dataDir = makeDataDir();
+const apiKey = await createKey(dataDir);
+const config = (extra = {}) =>
+  loadConfig({ env: {}, flags: { dataDir, server: { host: "127.0.0.1", port: 0 }, engine: { intraOpThreads: 2 }, ...extra } });
+
+e2eSuite("e2e over the real engine (micro checkpoints)", {
+  async start() {
+    const s = await startServer({ config: config(), log: () => {} });
+    return { base: s.url, close: () => s.close() };
+  },
+  apiKey,
+  model: "sd15",
+  size: "64x64",
+  skip: { monicaSd: "no SD3.5 checkpoint among the e2e models" },
+});
+
+describe("credits over HTTP with the real engine", () => {
+  let base = "";
+  let close = async () => {};
+  let key = "";
+  before(async () => {
+    const dir = makeDataDir();
+    key = await createKey(dir, 2);
+    // One credit per 64x64 two-step image, so the balance pays for exactly two.
+    const pricing = { default: { perImage: 1, referencePixels: 64 * 64, referenceSteps: 2 } };
+    const s = await startServer({ config: loadConfig({ env: {}, flags: { dataDir: dir, server: { port: 0 }, pricing } }), log: () => {} });
+    base = s.url;
+    close = () => s.close();
+  });
+  after(() => close());
+
+  const post = (path: string, body: unknown, headers: Record<string, string>) =>
+    fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+
+  test("a balance for two images pays for two; then OpenAI and Segmind refuse in their own shapes", async () => {
+    const body = { model: "sd15", prompt: "a lighthouse", size: "64x64", steps: 2, response_format: "b64_json" };
+    const auth = { authorization: `Bearer ${key}` };
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await post("/v1/images/generations", body, auth);
+      statuses.push(r.status);
+      const text = await r.text();
+      if (i === 0) assert.equal(r.status, 200, text);
+    }
+    assert.equal(statuses[1], 200);
+    assert.ok(statuses[2] >= 400 && statuses[2] < 500, `third request answered ${statuses[2]}`);
+    const seg = await post("/v1/playground-v2.5", { prompt: "x", samples: 1, num_inference_steps: 20, base64: true }, { "x-api-key": key });
+    assert.equal(seg.status, 406);
+    assert.equal(Number(seg.headers.get("x-remaining-credits")), 0);
+  });
+});
