@@ -66,6 +66,8 @@ export function clipTextConfigFromJson(json: Record<string, unknown>, file = "co
 export interface ClipTextGraphOptions {
   /** Also output `hidden_states` [L+1, B, S, D] (embeddings, then every layer; no final norm). */
   outputHiddenStates?: boolean;
+  /** Also output `normed_hidden_states`: final_layer_norm of every entry of hidden_states (diffusers' clip_skip). */
+  outputNormedHiddenStates?: boolean;
 }
 
 /**
@@ -121,9 +123,14 @@ export function buildClipTextGraph(cfg: ClipTextConfig, weights: WeightSource, o
     const embeds = linear(g, pooled, "text_projection", D, cfg.projectionDim, { bias: false });
     g.output(embeds, "text_embeds", "float32", ["batch", cfg.projectionDim]);
   }
-  if (opts.outputHiddenStates) {
-    const stacked = concat(g, hidden.map((x) => unsqueeze(g, x, [0])), 0);
-    g.output(stacked, "hidden_states", "float32", [cfg.numLayers + 1, "batch", "sequence", D]);
+  if (opts.outputHiddenStates || opts.outputNormedHiddenStates) {
+    const stacked = concat(g, hidden.map((x) => unsqueeze(g, x, [0])), 0); // [L+1, B, S, D]
+    if (opts.outputHiddenStates) g.output(stacked, "hidden_states", "float32", [cfg.numLayers + 1, "batch", "sequence", D]);
+    if (opts.outputNormedHiddenStates) {
+      // LayerNorm over the last axis normalises each entry on its own, exactly as applying it per layer.
+      const normed = layerNorm(g, stacked, "text_model.final_layer_norm", { dim: D, eps: cfg.layerNormEps });
+      g.output(normed, "normed_hidden_states", "float32", [cfg.numLayers + 1, "batch", "sequence", D]);
+    }
   }
   return g.build();
 }

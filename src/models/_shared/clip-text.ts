@@ -11,7 +11,7 @@ import { createSafetensorsWeights } from "../../graph/weights.ts";
 import { buildClipTextGraph, type ClipTextConfig, type ClipTextGraphOptions, clipTextConfigFromJson } from "./clip-text.graph.ts";
 
 /** Bump when buildClipTextGraph's output changes, so cached graphs are rebuilt. */
-export const CLIP_TEXT_GRAPH_VERSION = "clip-text.1";
+export const CLIP_TEXT_GRAPH_VERSION = "clip-text.2";
 
 export interface PrepareComponentOptions {
   cacheDir: string;
@@ -43,7 +43,10 @@ export function prepareClipTextModel(
   const { json, file } = readComponentConfig(componentDir);
   const config = clipTextConfigFromJson(json, file);
   const { files } = findComponentWeightFiles(componentDir, { variant: opts.variant });
-  const graphOptions: ClipTextGraphOptions = { outputHiddenStates: opts.outputHiddenStates ?? false };
+  const graphOptions: ClipTextGraphOptions = {
+    outputHiddenStates: opts.outputHiddenStates ?? false,
+    outputNormedHiddenStates: opts.outputNormedHiddenStates ?? false,
+  };
   const cached = getOrBuildGraph(
     opts.cacheDir,
     {

@@ -97,6 +97,16 @@ describe("StableDiffusionPipeline parity (micro sd15 checkpoint)", () => {
     );
   });
 
+  test("clip_skip changes the conditioning; out of range is rejected", async () => {
+    const p = { prompt: "a red cube", n: 1, width: 64, height: 64, steps: 2, seed: 5 };
+    const base = await pipe.run(p);
+    const skip0 = await pipe.run({ ...p, clipSkip: 0 });
+    const skip1 = await pipe.run({ ...p, clipSkip: 1 });
+    assert.deepEqual(skip0.latents, base.latents);
+    assert.notDeepEqual(skip1.latents, base.latents);
+    await assert.rejects(pipe.run({ ...p, clipSkip: 3 }), (e: unknown) => e instanceof EaselError && e.param === "clip_skip");
+  });
+
   test("bad sizes and steps are rejected with the field named", async () => {
     for (const [p, param] of [
       [{ width: 60 }, "width"],

@@ -38,18 +38,31 @@ export async function loadSd15(ckpt: CheckpointLike, rt: RuntimeOptions): Promis
   const decoder = prepareVaeDecoder(vaeDir, opts);
   const vaeDecoder = await session(decoder.modelPath);
   let vaeEncoder: Promise<ModelSession> | undefined;
+  // clip_skip needs every layer's output through the final norm: a second graph, built on first use.
+  let skipEncoder: Promise<ModelSession> | undefined;
+  const textEncoderDir = component(ckpt, "text_encoder");
   const defaults = sd15Defaults(ckpt);
 
-  async function encodePrompt(text: string): Promise<Float32Array> {
+  /** diffusers encode_prompt: last_hidden_state, or with clip_skip k final_layer_norm(hidden_states[-(k + 1)]). */
+  async function encodePrompt(text: string, clipSkip: number): Promise<Float32Array> {
     const ids = tokenizer.encodeForModel(text).ids;
-    const out = await textEncoder.run({ input_ids: { data: BigInt64Array.from(ids, BigInt), shape: [1, ids.length] } }, ["last_hidden_state"]);
-    return out.last_hidden_state.data as Float32Array;
+    const input_ids = { data: BigInt64Array.from(ids, BigInt), shape: [1, ids.length] };
+    if (!clipSkip) return (await textEncoder.run({ input_ids }, ["last_hidden_state"])).last_hidden_state.data as Float32Array;
+    skipEncoder ??= session(prepareClipTextModel(textEncoderDir, { ...opts, outputNormedHiddenStates: true }).modelPath);
+    const all = (await (await skipEncoder).run({ input_ids }, ["normed_hidden_states"])).normed_hidden_states; // [L+1, 1, S, D]
+    const per = all.data.length / all.shape[0];
+    const index = all.shape[0] - 1 - clipSkip;
+    return (all.data as Float32Array).slice(index * per, (index + 1) * per);
   }
 
   const condition = async (p: PipelineParams, n: number, doCfg: boolean): Promise<Conditioning> => {
-    if (p.clipSkip) throw new EaselError("E_NOT_SUPPORTED", "clip_skip is not supported yet", { param: "clip_skip" });
-    const pos = await encodePrompt(p.prompt);
-    const neg = doCfg ? await encodePrompt(p.negativePrompt ?? "") : undefined;
+    const clipSkip = p.clipSkip ?? 0;
+    const layers = Number(ckpt.components.text_encoder?.config.num_hidden_layers ?? 12);
+    if (!Number.isInteger(clipSkip) || clipSkip < 0 || clipSkip >= layers) {
+      throw new EaselError("E_INPUT_INVALID", `clip_skip must be an integer in [0, ${layers - 1}], got ${clipSkip}`, { param: "clip_skip" });
+    }
+    const pos = await encodePrompt(p.prompt, clipSkip);
+    const neg = doCfg ? await encodePrompt(p.negativePrompt ?? "", clipSkip) : undefined;
     const L = tokenizer.maxLength;
     const D = pos.length / L;
     const batch = doCfg ? 2 * n : n;
@@ -81,7 +94,13 @@ export async function loadSd15(ckpt: CheckpointLike, rt: RuntimeOptions): Promis
         hooks,
       ),
     async release() {
-      await Promise.all([textEncoder.release(), unet.release(), vaeDecoder.release(), vaeEncoder?.then((s) => s.release())]);
+      await Promise.all([
+        textEncoder.release(),
+        unet.release(),
+        vaeDecoder.release(),
+        vaeEncoder?.then((s) => s.release()),
+        skipEncoder?.then((s) => s.release()),
+      ]);
     },
   };
 }
