@@ -62,7 +62,7 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
   const dialects = opts.dialects ?? DIALECTS;
   const deps: DialectDeps = { config, images };
   // Signed image tokens are ~130 characters: above find-my-way's default 100-character parameter limit.
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: config.server.bodyLimitBytes, maxParamLength: 1024 });
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: config.server.bodyLimitBytes, routerOptions: { maxParamLength: 1024 } });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("easelPrincipal", undefined);
