@@ -100,7 +100,9 @@ export function generateCommand(): Command {
     .option("--scheduler <name>", "scheduler: an Easel id (euler_a, dpmpp_2m_karras, ...) or a Playground/Monica name")
     .option("--width <px>", "image width, a multiple of 8", int("--width"))
     .option("--height <px>", "image height, a multiple of 8", int("--height"))
-    .addOption(new Option("--seed <n>", "seed of the torch-compatible CPU generator (default: random)").argParser(int("--seed")).conflicts("initLatents"))
+    .addOption(
+      new Option("--seed <n>", "seed of the torch-compatible CPU generator; -1 or absent: random").argParser(int("--seed")).conflicts("initLatents"),
+    )
     .option("--init-latents <file>", "unit-normal initial latents in the reference tensor format (.bin + .json)")
     .option("--step-noise <file>", "per-step scheduler noise in the reference tensor format (replayed in order)")
     .option("--init-image <file>", "img2img: start from this image")
@@ -133,7 +135,7 @@ export function generateCommand(): Command {
 async function runGenerate(engine: Engine, o: GenerateOptions): Promise<void> {
   const modelDir = resolve(o.model);
   const desc = await engine.describe(modelDir);
-  const seed = o.seed ?? randomSeed();
+  const seed = o.seed === undefined || o.seed === -1 ? randomSeed() : o.seed;
   const params: PipelineParams = {
     prompt: o.prompt,
     negativePrompt: o.negativePrompt,

@@ -74,6 +74,20 @@ describe("StableDiffusionPipeline parity (micro sd15 checkpoint)", () => {
     assert.notDeepEqual(a.images[0].rgb, a.images[1].rgb);
   });
 
+  test("a seed draws exactly what torch.Generator('cpu').manual_seed(seed) draws, in diffusers' order", async () => {
+    // diffusers: the initial latents are one randn call, then each euler_a step draws once from the same generator.
+    const seq = readRefFloat32("test/fixtures/rng/sequential_seed42_3x_1x4x8x8").data; // 3 consecutive [1,4,8,8] draws
+    const p = { prompt: "a lighthouse", n: 1, width: 64, height: 64, steps: 2, scheduler: "euler_a" };
+    const fromSeed = await pipe.run({ ...p, seed: 42 });
+    const injected = await pipe.run({ ...p, seed: 7, initLatents: seq.slice(0, 256), stepNoise: seq.slice(256) });
+    assert.deepEqual(fromSeed.latents, injected.latents);
+    // two images per prompt: one randn([2,4,8,8]) call
+    const batch = readRefFloat32("test/fixtures/rng/pipeline_batch2_seed42").data;
+    const two = await pipe.run({ ...p, scheduler: "euler", n: 2, seed: 42 });
+    const twoInjected = await pipe.run({ ...p, scheduler: "euler", n: 2, seed: 9, initLatents: batch });
+    assert.deepEqual(two.latents, twoInjected.latents);
+  });
+
   test("img2img runs from an init image with strength", async () => {
     const data = new Float32Array(3 * 64 * 64).map((_, i) => Math.sin(i / 50));
     const out = await pipe.run({ prompt: "x", n: 1, steps: 4, seed: 7, strength: 0.5, initImage: { data, width: 64, height: 64 } });
