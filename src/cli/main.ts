@@ -1,26 +1,32 @@
-/** `easel` command line: serve, worker, generate, models, keys. */
+/** `easel` command line: serve, generate, models, keys. */
 import { Command, CommanderError } from "commander";
 import { isEaselError } from "../core/errors.ts";
-import { generateCommand } from "./generate.ts";
-import { keysCommand } from "./keys.ts";
-import { modelsCommand } from "./models.ts";
-import { serveCommand } from "./serve.ts";
 
-export function buildCli(): Command {
+/**
+ * Commands load their module only when used: `serve` pulls in the HTTP stack and the dialects, which `generate`
+ * does not need (and start-up time matters for scripted CLI use).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import("./serve.ts")).serveCommand(),
+  generate: async () => (await import("./generate.ts")).generateCommand(),
+  models: async () => (await import("./models.ts")).modelsCommand(),
+  keys: async () => (await import("./keys.ts")).keysCommand(),
+};
+
+/** The program with `only` loaded (all commands when undefined or unknown, so help lists everything). */
+export async function buildCli(only?: string): Promise<Command> {
   const program = new Command("easel")
     .description("Self-hosted image generation: OpenAI, Monica, Playground and Segmind APIs over diffusers checkpoints")
     .showHelpAfterError()
     .exitOverride();
-  program.addCommand(serveCommand());
-  program.addCommand(generateCommand());
-  program.addCommand(modelsCommand());
-  program.addCommand(keysCommand());
+  const names = only && COMMANDS[only] ? [only] : Object.keys(COMMANDS);
+  for (const name of names) program.addCommand(await COMMANDS[name]());
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildCli();
   try {
+    const program = await buildCli(argv[2]);
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
