@@ -26,6 +26,16 @@ export interface RuntimeOptions {
   executionProvider: "cpu" | "cuda";
   intraOpThreads: number;
   cacheDir: string;
+  /**
+   * SD3: weights of T5's linear layers. "int8" is opt-in (weight-only int8, outputs differ slightly from fp32 and
+   * every result says so in a W_QUANTIZED warning). Default "none".
+   */
+  t5Quantization?: "none" | "int8";
+  /**
+   * The machine's memory as the memory plan sees it (default os.totalmem() / os.freemem() at load time) and the
+   * bytes kept free beyond the plan's estimate: tests and debugging.
+   */
+  memory?: { totalBytes: number; freeBytes: number; reserveBytes?: number };
 }
 
 export interface ModelDefaults {

@@ -5,6 +5,7 @@
  * without T5, 77 zero tokens as diffusers does); pooled = both CLIPs' text_embeds concatenated. The denoising run is
  * the shared one (flow-matching samplers give the transformer sigma * 1000 and need no initial noise scaling).
  */
+import { freemem, totalmem } from "node:os";
 import { EaselError } from "../../core/errors.ts";
 import type { Warning } from "../../core/types.ts";
 import { createSession, type HostTensor, type ModelSession } from "../../runtime/session.ts";
@@ -16,7 +17,9 @@ import { prepareT5EncoderModel } from "../_shared/t5-encoder.ts";
 import { loadT5Tokenizer, type T5Tokenizer } from "../_shared/t5-tokenizer.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../_shared/vae.ts";
 import { SD3_PREVIEW, sd3Defaults } from "./config.ts";
+import { planSd3Memory, type Residency, type Sd3MemoryPlan, sd3MemoryInput } from "./memory.ts";
 import { prepareMmditModel } from "./mmdit.ts";
+import { type SessionSlot, sessionSlot } from "./session-slot.ts";
 
 /** The longest T5 prompt the encoder graph is built for (T5's own model_max_length). */
 export const MAX_T5_SEQUENCE_LENGTH = 512;
@@ -41,17 +44,39 @@ export interface Sd3TextEncoders {
   /** Whether the checkpoint has T5 (text_encoder_3 + tokenizer_3). */
   readonly hasT5: boolean;
   /** encode_prompt for one prompt triple (prompt, prompt_2, prompt_3). */
-  encode(prompts: [string, string, string], o: { maxSequenceLength: number; useT5: boolean }): Promise<Sd3PromptEmbeds>;
+  encode(prompts: [string, string, string], o: Sd3EncodeOptions): Promise<Sd3PromptEmbeds>;
+  /**
+   * Several prompt triples, encoder by encoder: both CLIPs for every prompt, then T5 for every prompt, so an
+   * on-demand encoder is opened once per call and released before the next one opens.
+   */
+  encodeMany(prompts: [string, string, string][], o: Sd3EncodeOptions): Promise<Sd3PromptEmbeds[]>;
   release(): Promise<void>;
 }
 
-type SessionFactory = (modelPath: string) => Promise<ModelSession>;
+export interface Sd3EncodeOptions {
+  maxSequenceLength: number;
+  useT5: boolean;
+}
+
+export type SessionFactory = (modelPath: string) => Promise<ModelSession>;
+
+export interface Sd3TextEncoderOptions {
+  /** Weight-only int8 T5 linears (about 1/4 of T5-XXL's fp32 memory; outputs within ~1.5% of fp32). */
+  t5WeightQuantization?: "int8";
+  /** Residency of the CLIP pair and of T5 (./memory.ts); default both resident (T5 opened on first use). */
+  clipMode?: Residency;
+  t5Mode?: Residency;
+  /** Set when T5 does not fit in memory: a request that needs T5 fails with it. */
+  t5Unavailable?: EaselError;
+}
 
 export interface Sd3LoadOptions {
-  /** Weight-only int8 T5 linears (about 1/4 of T5-XXL's fp32 memory; outputs within ~1.5% of fp32). */
+  /** Weight-only int8 T5 linears; the same as RuntimeOptions.t5Quantization "int8". */
   t5WeightQuantization?: "int8";
   /** Test and debugging hook: every transformer call's inputs (CFG batch) and raw output. */
   observe?: DenoiserObserver;
+  /** Opens every session (tests count opens and releases); default createSession with the runtime's provider and threads. */
+  sessionFactory?: SessionFactory;
 }
 
 /** The three text encoders of an SD3 checkpoint; T5 is opened on first use (it is by far the largest). */
@@ -59,23 +84,23 @@ export async function loadSd3TextEncoders(
   ckpt: CheckpointLike,
   rt: RuntimeOptions,
   session: SessionFactory,
-  o: Sd3LoadOptions = {},
+  o: Sd3TextEncoderOptions = {},
 ): Promise<Sd3TextEncoders> {
   const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider };
   const tokenizers: ClipTokenizer[] = [loadClipTokenizer(dirOf(ckpt, "tokenizer")), loadClipTokenizer(dirOf(ckpt, "tokenizer_2"))];
-  const clips = await Promise.all(
-    ["text_encoder", "text_encoder_2"].map(async (name) => {
-      const m = prepareClipTextModel(dirOf(ckpt, name), opts);
-      if (!m.config.projectionDim) throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: ${name} must be a CLIPTextModelWithProjection`);
-      return { session: await session(m.modelPath), width: m.config.hiddenSize };
-    }),
-  );
+  const clipMode = o.clipMode ?? "resident";
+  const clips = ["text_encoder", "text_encoder_2"].map((name) => {
+    const m = prepareClipTextModel(dirOf(ckpt, name), opts);
+    if (!m.config.projectionDim) throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: ${name} must be a CLIPTextModelWithProjection`);
+    return { slot: sessionSlot(() => session(m.modelPath), clipMode), width: m.config.hiddenSize };
+  });
   const contextDim = Number(ckpt.components.transformer?.config.joint_attention_dim ?? 4096);
   const hasT5 = Boolean(ckpt.components.text_encoder_3 && ckpt.tokenizers.tokenizer_3);
   const t5Tokenizer: T5Tokenizer | undefined = hasT5 ? loadT5Tokenizer(dirOf(ckpt, "tokenizer_3")) : undefined;
-  let t5: Promise<ModelSession> | undefined;
-  const openT5 = () => {
-    t5 ??= (async () => {
+  // Built (int8: quantised) on first use, then the cached path is reused by every on-demand open.
+  let t5Path: string | undefined;
+  const t5 = sessionSlot(async () => {
+    if (!t5Path) {
       const m = prepareT5EncoderModel(dirOf(ckpt, "text_encoder_3"), {
         ...opts,
         maxSequenceLength: MAX_T5_SEQUENCE_LENGTH,
@@ -84,61 +109,80 @@ export async function loadSd3TextEncoders(
       if (m.config.dModel !== contextDim) {
         throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: T5 d_model ${m.config.dModel} differs from the transformer's joint_attention_dim ${contextDim}`);
       }
-      return session(m.modelPath);
-    })();
-    t5.catch(() => {
-      t5 = undefined;
-    });
-    return t5;
-  };
+      t5Path = m.modelPath;
+    }
+    return session(t5Path);
+  }, o.t5Mode ?? "resident");
   const clipWidth = clips[0].width + clips[1].width;
   if (clipWidth > contextDim) {
     throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: CLIP widths ${clipWidth} exceed joint_attention_dim ${contextDim}`);
   }
+  if (clipMode === "resident") await Promise.all(clips.map((c) => c.slot.get()));
 
-  async function encode(prompts: [string, string, string], o: { maxSequenceLength: number; useT5: boolean }): Promise<Sd3PromptEmbeds> {
+  async function encodeMany(prompts: [string, string, string][], eo: Sd3EncodeOptions): Promise<Sd3PromptEmbeds[]> {
+    const useT5 = eo.useT5 && t5Tokenizer !== undefined;
+    if (useT5 && o.t5Unavailable) throw o.t5Unavailable;
     const L = tokenizers[0].maxLength;
-    const hidden: Float32Array[] = [];
-    const pooled: Float32Array[] = [];
+    // CLIP step: penultimate hidden states [1, 77, D_i] and text_embeds [1, P_i] of both encoders, every prompt.
+    const hidden: Float32Array[][] = prompts.map(() => []);
+    const pooled: Float32Array[][] = prompts.map(() => []);
     for (let i = 0; i < 2; i++) {
-      const ids = tokenizers[i].encodeForModel(prompts[i]).ids;
-      // All outputs: onnxruntime-node 1.23 keys a subset of fetched outputs by the graph's first output names.
-      const out = await clips[i].session.run({ input_ids: { data: BigInt64Array.from(ids, BigInt), shape: [1, ids.length] } });
-      hidden.push(out.penultimate_hidden_state.data as Float32Array); // [1, 77, D_i]
-      pooled.push(out.text_embeds.data as Float32Array); // [1, P_i]
-    }
-    // T5 part: last_hidden_state [1, T, J], or 77 zero tokens when T5 is off (diffusers' tokenizer_max_length).
-    let t5Tokens = L;
-    let t5States: Float32Array | undefined;
-    if (o.useT5 && t5Tokenizer) {
-      const ids = t5Tokenizer.encodeForModel(prompts[2], o.maxSequenceLength).ids;
-      const out = await (await openT5()).run({ input_ids: { data: BigInt64Array.from(ids, BigInt), shape: [1, ids.length] } }, ["last_hidden_state"]);
-      t5States = out.last_hidden_state.data as Float32Array;
-      t5Tokens = ids.length;
-    }
-    const J = contextDim;
-    const embeds = new Float32Array((L + t5Tokens) * J); // zeros: CLIP channel padding and the T5-off part
-    for (let tok = 0; tok < L; tok++) {
-      let c = 0;
-      for (let i = 0; i < 2; i++) {
-        const w = clips[i].width;
-        embeds.set(hidden[i].subarray(tok * w, (tok + 1) * w), tok * J + c);
-        c += w;
+      try {
+        const s = await clips[i].slot.get();
+        for (const [k, triple] of prompts.entries()) {
+          const ids = tokenizers[i].encodeForModel(triple[i]).ids;
+          // All outputs: onnxruntime-node 1.23 keys a subset of fetched outputs by the graph's first output names.
+          const out = await s.run({ input_ids: { data: BigInt64Array.from(ids, BigInt), shape: [1, ids.length] } });
+          hidden[k].push(out.penultimate_hidden_state.data as Float32Array);
+          pooled[k].push(out.text_embeds.data as Float32Array);
+        }
+      } finally {
+        await clips[i].slot.done();
       }
     }
-    if (t5States) embeds.set(t5States, L * J);
-    const pooledAll = new Float32Array(pooled[0].length + pooled[1].length);
-    pooledAll.set(pooled[0]);
-    pooledAll.set(pooled[1], pooled[0].length);
-    return { embeds, tokens: L + t5Tokens, pooled: pooledAll };
+    // T5 step: last_hidden_state [1, T, J], or 77 zero tokens when T5 is off (diffusers' tokenizer_max_length).
+    const t5States: (Float32Array | undefined)[] = prompts.map(() => undefined);
+    let t5Tokens = L;
+    if (useT5 && t5Tokenizer) {
+      try {
+        const s = await t5.get();
+        for (const [k, triple] of prompts.entries()) {
+          const ids = t5Tokenizer.encodeForModel(triple[2], eo.maxSequenceLength).ids;
+          const out = await s.run({ input_ids: { data: BigInt64Array.from(ids, BigInt), shape: [1, ids.length] } }, ["last_hidden_state"]);
+          t5States[k] = out.last_hidden_state.data as Float32Array;
+          t5Tokens = ids.length;
+        }
+      } finally {
+        await t5.done();
+      }
+    }
+    const J = contextDim;
+    return prompts.map((_, k) => {
+      const embeds = new Float32Array((L + t5Tokens) * J); // zeros: CLIP channel padding and the T5-off part
+      for (let tok = 0; tok < L; tok++) {
+        let c = 0;
+        for (let i = 0; i < 2; i++) {
+          const w = clips[i].width;
+          embeds.set(hidden[k][i].subarray(tok * w, (tok + 1) * w), tok * J + c);
+          c += w;
+        }
+      }
+      const states = t5States[k];
+      if (states) embeds.set(states, L * J);
+      const pooledAll = new Float32Array(pooled[k][0].length + pooled[k][1].length);
+      pooledAll.set(pooled[k][0]);
+      pooledAll.set(pooled[k][1], pooled[k][0].length);
+      return { embeds, tokens: L + t5Tokens, pooled: pooledAll };
+    });
   }
 
   return {
     contextDim,
     hasT5,
-    encode,
+    encode: async (prompts, eo) => (await encodeMany([prompts], eo))[0],
+    encodeMany,
     async release() {
-      await Promise.all([...clips.map((c) => c.session.release()), t5?.then((s) => s.release())]);
+      await Promise.all([...clips.map((c) => c.slot.release()), t5.release()]);
     },
   };
 }
@@ -157,28 +201,69 @@ function cfgBatch(neg: Float32Array | undefined, pos: Float32Array, n: number): 
 /** Every transformer call's inputs (CFG batch) and raw output. */
 export type DenoiserObserver = (inputs: Record<string, HostTensor>, output: Float32Array) => void;
 
+/**
+ * The machine's memory plan for this checkpoint (./memory.ts) from `rt.memory` or os.totalmem() / os.freemem(),
+ * at the model's default size and the longest T5 prompt.
+ */
+export function planSd3ForRuntime(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3LoadOptions = {}): Sd3MemoryPlan {
+  const machine = rt.memory ?? { totalBytes: totalmem(), freeBytes: freemem() };
+  const t5Quantization = lo.t5WeightQuantization ?? rt.t5Quantization ?? "none";
+  const d = sd3Defaults(ckpt);
+  return planSd3Memory(sd3MemoryInput(ckpt, machine, { t5Quantization, size: { width: d.width, height: d.height }, maxT5Tokens: MAX_T5_SEQUENCE_LENGTH }));
+}
+
+/** A session that is opened for each call and released after it when its slot is on demand. */
+function perCallSession(slot: SessionSlot, modelPath: string, ep: ModelSession["executionProvider"]): ModelSession {
+  return {
+    modelPath,
+    executionProvider: ep,
+    inputNames: [],
+    outputNames: [],
+    async run(feeds, outputs) {
+      try {
+        return await (await slot.get()).run(feeds, outputs);
+      } finally {
+        await slot.done();
+      }
+    },
+    release: () => slot.release(),
+  };
+}
+
 export async function loadSd3(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3LoadOptions = {}): Promise<LoadedPipeline> {
   const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider };
-  const session: SessionFactory = (path) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads });
-  const text = await loadSd3TextEncoders(ckpt, rt, session, lo);
+  const session: SessionFactory =
+    lo.sessionFactory ?? ((path) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads }));
+  const plan = planSd3ForRuntime(ckpt, rt, lo);
+  const t5Int8 = plan.t5 === "int8";
+  const text = await loadSd3TextEncoders(ckpt, rt, session, {
+    t5WeightQuantization: t5Int8 ? "int8" : undefined,
+    clipMode: plan.modes.clip,
+    t5Mode: plan.modes.t5,
+    t5Unavailable: plan.t5Error,
+  });
   const transformerModel = prepareMmditModel(dirOf(ckpt, "transformer"), opts);
   const tcfg = transformerModel.config;
-  const transformer = await session(transformerModel.modelPath);
+  const transformer = sessionSlot(() => session(transformerModel.modelPath), plan.modes.transformer);
   const vaeDir = dirOf(ckpt, "vae");
   const decoder = prepareVaeDecoder(vaeDir, opts);
-  const vaeDecoder = await session(decoder.modelPath);
-  let vaeEncoder: Promise<ModelSession> | undefined;
+  const vaeDecoderSlot = sessionSlot(() => session(decoder.modelPath), plan.modes.vae);
+  const vaeEncoderSlot = sessionSlot(() => session(prepareVaeEncoder(vaeDir, opts).modelPath), plan.modes.vae);
   const defaults = sd3Defaults(ckpt);
   if (decoder.config.latentChannels !== tcfg.inChannels) {
     throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: VAE latent channels ${decoder.config.latentChannels} differ from the transformer's in_channels ${tcfg.inChannels}`);
   }
+  // Resident components open now, so a broken graph fails the load rather than the first request.
+  if (transformer.mode === "resident") await transformer.get();
+  if (vaeDecoderSlot.mode === "resident") await vaeDecoderSlot.get();
 
   // The shared run feeds `sample`; the transformer graph names it hidden_states (diffusers' argument name).
+  // An on-demand transformer stays open for all steps of a request and is released before the VAE decode.
   const denoiser: ModelSession = {
-    modelPath: transformer.modelPath,
-    executionProvider: transformer.executionProvider,
-    inputNames: transformer.inputNames,
-    outputNames: transformer.outputNames,
+    modelPath: transformerModel.modelPath,
+    executionProvider: rt.executionProvider,
+    inputNames: ["hidden_states", "timestep", "encoder_hidden_states", "pooled_projections"],
+    outputNames: ["sample"],
     async run(feeds) {
       const inputs = {
         hidden_states: feeds.sample,
@@ -186,12 +271,21 @@ export async function loadSd3(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3L
         encoder_hidden_states: feeds.encoder_hidden_states,
         pooled_projections: feeds.pooled_projections,
       };
-      const out = await transformer.run(inputs, ["sample"]);
+      const out = await (await transformer.get()).run(inputs, ["sample"]);
       lo.observe?.(inputs, out.sample.data as Float32Array);
       return out;
     },
     release: () => transformer.release(),
   };
+  const vaeDecoderPerCall = perCallSession(vaeDecoderSlot, decoder.modelPath, rt.executionProvider);
+  const vaeDecoder: ModelSession = {
+    ...vaeDecoderPerCall,
+    async run(feeds, outputs) {
+      await transformer.done();
+      return vaeDecoderPerCall.run(feeds, outputs);
+    },
+  };
+  const vaeEncoder = perCallSession(vaeEncoderSlot, "", rt.executionProvider);
 
   const condition = async (p: PipelineParams, n: number, doCfg: boolean): Promise<Conditioning> => {
     if (p.clipSkip) throw new EaselError("E_NOT_SUPPORTED", "clip_skip is not supported for SD3 yet", { param: "clip_skip" });
@@ -207,11 +301,17 @@ export async function loadSd3(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3L
       warnings.push({ code: "W_PARAM_IGNORED", message: "this checkpoint has no T5 encoder: prompt_3 is ignored", param: "prompt_3" });
     }
     const eo = { maxSequenceLength, useT5 };
-    const pos = await text.encode([p.prompt, p.prompt2 ?? p.prompt, p.prompt3 ?? p.prompt], eo);
-    let neg: Sd3PromptEmbeds | undefined;
+    const triples: [string, string, string][] = [[p.prompt, p.prompt2 ?? p.prompt, p.prompt3 ?? p.prompt]];
     if (doCfg) {
       const n1 = p.negativePrompt ?? "";
-      neg = await text.encode([n1, p.negativePrompt2 ?? n1, p.negativePrompt3 ?? n1], eo);
+      triples.push([n1, p.negativePrompt2 ?? n1, p.negativePrompt3 ?? n1]);
+    }
+    const [pos, neg] = await text.encodeMany(triples, eo);
+    if (useT5 && t5Int8) {
+      warnings.push({
+        code: "W_QUANTIZED",
+        message: 'T5 ran with weight-only int8 linear layers (engine.t5Quantization "int8"): the prompt conditioning differs slightly from fp32',
+      });
     }
     const batch = doCfg ? 2 * n : n;
     return {
@@ -234,31 +334,37 @@ export async function loadSd3(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3L
           throw new EaselError("E_INPUT_INVALID", `${name} must be at most ${maxPx} for this model, got ${v}`, { param: name });
         }
       }
-      const extra: Warning[] = [];
+      const extra: Warning[] = plan.warning ? [plan.warning] : [];
       let p = params;
       if (params.guidanceRescale) {
         extra.push({ code: "W_PARAM_IGNORED", message: "guidance_rescale is not part of the SD3 pipeline and was ignored", param: "guidance_rescale" });
         p = { ...params, guidanceRescale: 0 };
       }
-      return runUnetDiffusion(
-        {
-          unet: denoiser,
-          unetOutput: "sample",
-          vaeDecoder,
-          vaeEncoder: () => (vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts).modelPath)),
-          scaling: latentScaling(decoder.config),
-          latentChannels: tcfg.inChannels,
-          schedulerConfig: ckpt.schedulerConfig,
-          defaults,
-          previewFactors: SD3_PREVIEW,
-          condition,
-        },
-        p,
-        hooks,
-      ).then((out) => ({ ...out, warnings: [...extra, ...out.warnings] }));
+      try {
+        const out = await runUnetDiffusion(
+          {
+            unet: denoiser,
+            unetOutput: "sample",
+            vaeDecoder,
+            vaeEncoder: async () => vaeEncoder,
+            scaling: latentScaling(decoder.config),
+            latentChannels: tcfg.inChannels,
+            schedulerConfig: ckpt.schedulerConfig,
+            defaults,
+            previewFactors: SD3_PREVIEW,
+            condition,
+          },
+          p,
+          hooks,
+        );
+        return { ...out, warnings: [...extra, ...out.warnings] };
+      } finally {
+        // A cancelled or failed request leaves nothing on-demand open.
+        await transformer.done();
+      }
     },
     async release() {
-      await Promise.all([text.release(), transformer.release(), vaeDecoder.release(), vaeEncoder?.then((s) => s.release())]);
+      await Promise.all([text.release(), transformer.release(), vaeDecoderSlot.release(), vaeEncoderSlot.release()]);
     },
   };
 }
