@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only sd15,sdxl,gemm,samplers] [--quick] [--threads N]`: speed and memory of this machine
+ * `npm run bench [-- --only sd15,sdxl,gemm,samplers] [--quick] [--threads N] [--weights f16|f32]`: speed and memory of this machine
  * on the CPU engine, as ratios against a GEMM baseline measured in the same run.
  *
  * - gemm: fp32 MatMul n x n x n through onnxruntime, best of a few runs -> GFLOP/s (the practical peak);
@@ -31,10 +31,11 @@ interface Args {
   only: Set<Part>;
   quick: boolean;
   threads?: number;
+  weights: "F16" | "F32";
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { only: new Set(PARTS), quick: false };
+  const args: Args = { only: new Set(PARTS), quick: false, weights: "F16" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--quick") args.quick = true;
@@ -47,6 +48,10 @@ function parseArgs(argv: string[]): Args {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1 || n > 1024) usage(`--threads must be an integer in [1, 1024], got ${argv[i]}`);
       args.threads = n;
+    } else if (a === "--weights") {
+      const v = (argv[++i] ?? "").toUpperCase();
+      if (v !== "F16" && v !== "F32") usage(`--weights must be f16 or f32, got ${argv[i]}`);
+      args.weights = v;
     } else if (a === "-h" || a === "--help") usage();
     else usage(`unknown argument ${a}`);
   }
@@ -55,7 +60,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,samplers] [--quick] [--threads N]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,samplers] [--quick] [--threads N] [--weights f16|f32]");
   process.exit(error ? 2 : 0);
 }
 
@@ -90,6 +95,8 @@ function runUnetChild(spec: UnetRunSpec): Promise<{ setup?: UnetSetup; rows: Une
   const flopsOf = (s: UnetShape) => countUnetFlops(cfg, { batch: s.batch, height: s.size / 8, width: s.size / 8, contextLength: m.contextLength }).total / 1e9;
   const rows: UnetRow[] = [];
   let setup: UnetSetup | undefined;
+  let maxRss = 0;
+  let minAvailable = Number.POSITIVE_INFINITY;
   return new Promise((resolve) => {
     const child: ChildProcess = fork(join(import.meta.dirname, "unet-run.ts"), [JSON.stringify(spec)], {
       execArgv: ["--import", "tsx"],
@@ -100,7 +107,10 @@ function runUnetChild(spec: UnetRunSpec): Promise<{ setup?: UnetSetup; rows: Une
       stderr += String(d);
     });
     child.on("message", (msg: UnetRunMessage) => {
-      if (msg.type === "setup") {
+      if (msg.type === "rss") {
+        maxRss = Math.max(maxRss, msg.bytes);
+        if (msg.availableBytes !== undefined) minAvailable = Math.min(minAvailable, msg.availableBytes);
+      } else if (msg.type === "setup") {
         setup = {
           model: m.label,
           params: msg.params,
@@ -132,7 +142,10 @@ function runUnetChild(spec: UnetRunSpec): Promise<{ setup?: UnetSetup; rows: Une
     child.on("exit", (code, signal) => {
       for (const s of spec.shapes) {
         if (rows.some((r) => r.size === s.size && r.batch === s.batch)) continue;
-        const why = signal === "SIGKILL" ? "killed (SIGKILL: most likely out of memory)" : `exited with ${signal ?? code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`;
+        const why =
+          signal === "SIGKILL"
+            ? `killed (SIGKILL: most likely out of memory) at RSS >= ${fmt(maxRss / GiB)} GiB, machine down to ${fmt(minAvailable / GiB)} GiB available`
+            : `exited with ${signal ?? code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`;
         rows.push({ model: m.label, size: s.size, batch: s.batch, status: "failed", reason: why, gflopPerCall: flopsOf(s) });
       }
       resolve({ setup, rows });
@@ -145,11 +158,11 @@ function runUnetChild(spec: UnetRunSpec): Promise<{ setup?: UnetSetup; rows: Une
  * graph's Casts are folded, plus ~1 byte per parameter of onnxruntime's own buffers (7 bytes per parameter in
  * all; an SD1.5 run measured 4.4 GiB RSS after session creation for 860M parameters).
  */
-function sessionEstimateBytes(model: UnetRunSpec["model"]): number {
+function sessionEstimateBytes(model: UnetRunSpec["model"], weights: "F16" | "F32"): number {
   const rec = createRecordingWeights({ dtype: "F16" });
   buildUnetGraph(unetConfigFromJson(BENCH_MODELS[model].unetConfig), rec.source);
   const params = rec.recorded().reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
-  return params * 7;
+  return params * (weights === "F16" ? 7 : 5);
 }
 
 async function loadSamplerBench(): Promise<(() => Promise<Record<string, number>>) | undefined> {
@@ -187,6 +200,7 @@ async function main(): Promise<void> {
     /** Other work on the machine skews every number: the 1-minute load average at the start. */
     loadAverage1m: loadavg()[0],
     quick: args.quick,
+    weights: args.weights,
   };
   console.error(`easel bench: ${machine.cpu}, ${machine.logicalCores} cores, ${fmt(machine.totalMemGiB, 1)} GiB (${fmt(machine.availableMemGiB, 1)} available)`);
 
@@ -215,10 +229,10 @@ async function main(): Promise<void> {
     for (const [model, shapes] of plans) {
       if (!args.only.has(model)) continue;
       const cfg = unetConfigFromJson(BENCH_MODELS[model].unetConfig);
-      const need = sessionEstimateBytes(model) + activationEstimateBytes(cfg, shapes[0]);
+      const need = sessionEstimateBytes(model, args.weights) + activationEstimateBytes(cfg, shapes[0]);
       const avail = memAvailableBytes();
       if (avail !== undefined && need > avail) {
-        const reason = `needs about ${fmt(need / GiB, 1)} GiB (fp16 + fp32 weights and activations), ${fmt(avail / GiB, 1)} GiB available`;
+        const reason = `needs about ${fmt(need / GiB, 1)} GiB (weights as read and as float32, activations), ${fmt(avail / GiB, 1)} GiB available`;
         for (const s of shapes) {
           const gflop = countUnetFlops(cfg, { batch: s.batch, height: s.size / 8, width: s.size / 8, contextLength: BENCH_MODELS[model].contextLength }).total / 1e9;
           unetRows.push({ model: BENCH_MODELS[model].label, size: s.size, batch: s.batch, status: "skipped", reason, gflopPerCall: gflop });
@@ -226,7 +240,7 @@ async function main(): Promise<void> {
         continue;
       }
       console.error(`  ${model} UNet ...`);
-      const { setup, rows } = await runUnetChild({ model, workDir, shapes, intraOpThreads: args.threads });
+      const { setup, rows } = await runUnetChild({ model, workDir, shapes, intraOpThreads: args.threads, weightDtype: args.weights });
       if (setup) setups.push(setup);
       unetRows.push(...rows);
       rmSync(join(workDir, `${model}-unet`), { recursive: true, force: true });
@@ -278,7 +292,7 @@ async function main(): Promise<void> {
     );
     for (const s of setups) {
       console.log(
-        `  ${s.model}: ${(s.params / 1e6).toFixed(1)}M params, ${fmt(s.weightGiB)} GiB fp16 written in ${fmt(s.weightWriteSeconds, 1)} s, ` +
+        `  ${s.model}: ${(s.params / 1e6).toFixed(1)}M params, ${fmt(s.weightGiB)} GiB ${machine.weights} written in ${fmt(s.weightWriteSeconds, 1)} s, ` +
           `graph ${fmt(s.graphSeconds, 1)} s, session ${fmt(s.sessionSeconds, 1)} s, RSS after session ${fmt(s.rssAfterSessionGiB)} GiB`,
       );
     }

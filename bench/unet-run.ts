@@ -1,6 +1,6 @@
 /**
  * One UNet benchmark in its own process (so its peak RSS is its own and its memory is returned afterwards):
- * writes the published config and fp16 random weights for it, streamed tensor by tensor, builds the graph through
+ * writes the published config and random weights (fp16 by default) for it, streamed tensor by tensor, builds the graph through
  * the real `prepareUnetModel` path, opens an onnxruntime session and times UNet calls at each requested shape.
  * Started by bench/index.ts with a JSON spec as argv[2]; reports each step over the IPC channel as it finishes.
  */
@@ -26,12 +26,16 @@ export interface UnetRunSpec {
   workDir: string;
   shapes: UnetShape[];
   intraOpThreads?: number;
+  /** Stored dtype of the random weights (the graph casts F16 to float32); default F16, half the disk. */
+  weightDtype?: "F16" | "F32";
 }
 
 export type UnetRunMessage =
   | { type: "setup"; params: number; weightBytes: number; weightWriteSeconds: number; graphSeconds: number; sessionSeconds: number; rssAfterSessionBytes: number }
   | { type: "result"; shape: UnetShape; times: number[]; medianSeconds: number; peakRssBytes: number }
-  | { type: "skipped"; shape: UnetShape; reason: string };
+  | { type: "skipped"; shape: UnetShape; reason: string }
+  /** Sampled every second, so a run killed for memory still tells how far it got. */
+  | { type: "rss"; bytes: number; availableBytes?: number };
 
 const GiB = 1024 ** 3;
 
@@ -91,6 +95,8 @@ async function main(): Promise<void> {
   } catch {
     // not Linux, or not allowed: nothing to do
   }
+  const sampler = setInterval(() => send({ type: "rss", bytes: process.memoryUsage.rss(), availableBytes: memAvailableBytes() }), 1000);
+  sampler.unref();
   const m = BENCH_MODELS[spec.model];
   const cfg = unetConfigFromJson(m.unetConfig, `${m.label} config`);
   const unetDir = join(spec.workDir, `${m.id}-unet`);
@@ -98,11 +104,12 @@ async function main(): Promise<void> {
   writeFileSync(join(unetDir, "config.json"), JSON.stringify(m.unetConfig, null, 2));
 
   let t0 = performance.now();
-  const rec = createRecordingWeights({ dtype: "F16" });
+  const dtype = spec.weightDtype ?? "F16";
+  const rec = createRecordingWeights({ dtype });
   buildUnetGraph(cfg, rec.source);
   const weights = rec.recorded();
   const params = weights.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
-  const weightBytes = writeRandomSafetensors(join(unetDir, "diffusion_pytorch_model.safetensors"), weights, { seed: 1, dtype: "F16", namespace: "unet" });
+  const weightBytes = writeRandomSafetensors(join(unetDir, "diffusion_pytorch_model.safetensors"), weights, { seed: 1, dtype, namespace: "unet" });
   const weightWriteSeconds = (performance.now() - t0) / 1000;
 
   t0 = performance.now();
