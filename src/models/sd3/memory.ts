@@ -145,6 +145,7 @@ export function planSd3Memory(input: Sd3MemoryInput): Sd3MemoryPlan {
   const weightOf = (c: Sd3Component) => `${gib(sized[c] ?? 0)}${c === "t5" && int8 ? " int8" : " fp32"}`;
 
   if (t5 === "unavailable" && weights.t5 !== undefined) {
+    plan.modes.t5 = "on-demand"; // never opened: a request that needs T5 gets t5Error
     // The smallest plan with T5: every component opened only for its step.
     const t5Need = sd3PeakBytes(sized, working, new Set(SD3_COMPONENTS));
     const fixes: string[] = [];

@@ -77,6 +77,8 @@ export interface Sd3LoadOptions {
   observe?: DenoiserObserver;
   /** Opens every session (tests count opens and releases); default createSession with the runtime's provider and threads. */
   sessionFactory?: SessionFactory;
+  /** Replaces the plan computed from the machine's memory (tests: force every component on demand). */
+  memoryPlan?: Sd3MemoryPlan;
 }
 
 /** The three text encoders of an SD3 checkpoint; T5 is opened on first use (it is by far the largest). */
@@ -234,7 +236,7 @@ export async function loadSd3(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3L
   const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider };
   const session: SessionFactory =
     lo.sessionFactory ?? ((path) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads }));
-  const plan = planSd3ForRuntime(ckpt, rt, lo);
+  const plan = lo.memoryPlan ?? planSd3ForRuntime(ckpt, rt, lo);
   const t5Int8 = plan.t5 === "int8";
   const text = await loadSd3TextEncoders(ckpt, rt, session, {
     t5WeightQuantization: t5Int8 ? "int8" : undefined,
