@@ -55,6 +55,7 @@ interface GenerateOptions {
   clipSkip?: number;
   maxSequenceLength?: number;
   t5: boolean;
+  t5Int8?: boolean;
   n: number;
   output: string;
   dumpLatents?: string;
@@ -110,6 +111,7 @@ export function generateCommand(): Command {
     .option("--clip-skip <n>", "SD1.x: skip the last n CLIP layers", int("--clip-skip"))
     .option("--max-sequence-length <n>", "SD3: T5 prompt length in tokens (default 256, at most 512)", int("--max-sequence-length"))
     .option("--no-t5", "SD3: skip the T5 text encoder (zeros in its place)")
+    .option("--t5-int8", "SD3: run T5 with weight-only int8 linear layers (less memory, slightly different results; reported as a warning)")
     .option("-n, --n <count>", "images to generate", int("-n"), 1)
     .option("-o, --output <file>", "output PNG (several images: out_0.png, out_1.png, ...)", "out.png")
     .option("--dump-latents <dir>", "write final_latents.bin/.json (before VAE decode) to this directory")
@@ -123,6 +125,7 @@ export function generateCommand(): Command {
         executionProvider: o.executionProvider ?? config.engine.executionProvider,
         intraOpThreads: o.threads ?? (config.engine.intraOpThreads || cpus().length),
         cacheDir: configPaths(config).cacheDir,
+        t5Quantization: o.t5Int8 ? "int8" : config.engine.t5Quantization,
       });
       try {
         await runGenerate(engine, o);

@@ -47,6 +47,11 @@ export const configSchema = z.object({
       intraOpThreads: z.number().int().min(0).default(0),
       /** Graph cache. Default: <dataDir>/cache. */
       cacheDir: z.string().optional(),
+      /**
+       * SD3: "int8" runs T5's linear layers with weight-only int8 weights (about a quarter of fp32 T5-XXL's
+       * memory; results differ slightly and each one carries a W_QUANTIZED warning). Never chosen automatically.
+       */
+      t5Quantization: z.enum(["none", "int8"]).default("none"),
     })
     .prefault({}),
   images: z
