@@ -1,9 +1,11 @@
 /**
  * `npm run fixtures:tiny -- <family> <outDir> [--seed N] [--dtype F32|F16]`: writes a seeded tiny diffusers
- * checkpoint (random weights, real layout) for family sd15, sdxl or playground.
+ * checkpoint (random weights, real layout) for family sd15, sdxl, playground, sd3 or sd3_5.
  */
 import { resolve } from "node:path";
-import { TINY_FAMILIES, type TinyFamily, writeTinyCheckpoint } from "../src/models/_shared/tiny-checkpoint.ts";
+import { TINY_FAMILIES, type TinyFamily, type TinyTransformerBuilder, writeTinyCheckpoint } from "../src/models/_shared/tiny-checkpoint.ts";
+import { sd3TransformerConfigFromJson } from "../src/models/sd3/config.ts";
+import { buildMmditGraph } from "../src/models/sd3/mmdit.graph.ts";
 
 const USAGE = `usage: make-tiny-checkpoint <${TINY_FAMILIES.join("|")}> <outDir> [--seed N] [--dtype F32|F16]`;
 
@@ -39,5 +41,7 @@ if (positional.length !== 2) fail("expected <family> and <outDir>");
 const [family, outDir] = positional;
 if (!TINY_FAMILIES.includes(family as TinyFamily)) fail(`family must be one of ${TINY_FAMILIES.join(", ")}, got ${family}`);
 const dir = resolve(outDir);
-writeTinyCheckpoint(dir, { family: family as TinyFamily, seed, dtype });
+// The SD3 transformer's weights are recorded from the family's own builder (_shared cannot import it).
+const transformer: TinyTransformerBuilder = (json, w) => buildMmditGraph(sd3TransformerConfigFromJson(json), w);
+writeTinyCheckpoint(dir, { family: family as TinyFamily, seed, dtype, transformer });
 console.log(`wrote ${family} tiny checkpoint (seed ${seed}, ${dtype}) to ${dir}`);

@@ -9,7 +9,13 @@ import { createSafetensorsWeights } from "../../graph/weights.ts";
 import { createSession, type HostTensor } from "../../runtime/session.ts";
 import { buildClipTextGraph, clipTextConfigFromJson } from "./clip-text.graph.ts";
 import { loadClipTokenizer } from "./clip-tokenizer.ts";
-import { floatToHalfBits, type TinyFamily, writeTinyCheckpoint } from "./tiny-checkpoint.ts";
+import { EaselError } from "../../core/errors.ts";
+import { loadCheckpoint } from "../../engine/checkpoint.ts";
+import { sd3TransformerConfigFromJson, sd3Variant } from "../sd3/config.ts";
+import { sd3Family } from "../sd3/index.ts";
+import { buildMmditGraph } from "../sd3/mmdit.graph.ts";
+import { loadT5Tokenizer } from "./t5-tokenizer.ts";
+import { floatToHalfBits, type TinyFamily, type TinyTransformerBuilder, writeTinyCheckpoint } from "./tiny-checkpoint.ts";
 import { unetConfigFromJson } from "./unet-config.ts";
 import { buildUnetGraph } from "./unet.graph.ts";
 import { vaeConfigFromJson } from "./vae-config.ts";
@@ -180,6 +186,72 @@ test("tiny checkpoint: F16 weights are stored as F16, initialised like the F32 o
   assertFinite(out.out_sample, "f16 unet out_sample");
 });
 
+const mmdit: TinyTransformerBuilder = (json, w) => buildMmditGraph(sd3TransformerConfigFromJson(json), w);
+
+for (const [family, aliases, variant] of [
+  ["sd3", ["sd3"], "sd3-medium"],
+  ["sd3_5", ["sd3_5", "sd3.5"], "sd3.5-large"],
+] as const) {
+  test(`tiny ${family} checkpoint: detected as SD3 (${variant}), T5 tokenizer loads, a 64x64 two-step generation is finite`, async () => {
+    const dir = join(work, family);
+    writeTinyCheckpoint(dir, { family, seed: 1, transformer: mmdit });
+    const ckpt = loadCheckpoint(dir);
+    assert.equal(ckpt.family, "sd3");
+    assert.equal(ckpt.pipelineClass, "StableDiffusion3Pipeline");
+    assert.deepEqual(sd3Family.aliases(ckpt), aliases);
+    assert.equal(sd3Variant(ckpt), variant);
+    const defaults = sd3Family.defaults(ckpt);
+    assert.deepEqual([defaults.width, defaults.height], [1024, 1024]);
+    const tcfg = sd3TransformerConfigFromJson(readJson(join(dir, "transformer/config.json")));
+    assert.ok(tcfg.posEmbedMaxSize * tcfg.patchSize * 8 >= 1024, "positions must reach 1024x1024");
+    assert.equal(readJson(join(dir, "scheduler/scheduler_config.json")).shift, 3);
+
+    // The project's T5 tokenizer reads the Unigram tokenizer.json: whole-word pieces win, </s> then <pad> follow.
+    const t5 = loadT5Tokenizer(join(dir, "tokenizer_3"));
+    const ids = Object.fromEntries((readJson(join(dir, "tokenizer_3/tokenizer.json")).model.vocab as [string, number][]).map(([p], i) => [p, i]));
+    assert.deepEqual([t5.padId, t5.eosId, t5.unkId], [0, 1, 2]);
+    assert.deepEqual(
+      [...t5.encodeForModel("A red cat and the dog", 10).ids],
+      [ids["▁"], ids.A, ids["▁red"], ids["▁cat"], ids["▁and"], ids["▁the"], ids["▁dog"], 1, 0, 0],
+    );
+    // Sentinels are added tokens that swallow the spaces around them (lstrip/rstrip in tokenizer_config.json).
+    assert.deepEqual([...t5.encodeForModel("x <extra_id_0> y", 6).ids], [ids["▁"], ids.x, ids["<extra_id_0>"], ids["▁"], ids.y, 1]);
+
+    // The memory plan is told of a large machine: this test is about the checkpoint, not about the host's free memory.
+    const rt = { executionProvider: "cpu" as const, intraOpThreads: 1, cacheDir: join(work, `cache-${family}`), memory: { totalBytes: 64 * 2 ** 30, freeBytes: 32 * 2 ** 30 } };
+    const pipe = await sd3Family.load(ckpt, rt);
+    try {
+      const out = await pipe.run({ prompt: "a red cat", n: 1, width: 64, height: 64, steps: 2, seed: 3 });
+      assert.deepEqual(out.latentShape, [1, 16, 8, 8]);
+      assertFinite({ data: out.latents, shape: out.latentShape }, `${family} final latents`);
+      assert.equal(out.images.length, 1);
+      assert.deepEqual([out.images[0].width, out.images[0].height], [64, 64]);
+      assert.ok(new Set(out.images[0].rgb).size > 16, `${family} image is nearly flat`);
+    } finally {
+      await pipe.release();
+    }
+  });
+}
+
+test("tiny sd3_5 checkpoint: the same seed gives identical bytes, another seed other weights", () => {
+  const a = join(work, "sd3-seed-a");
+  const b = join(work, "sd3-seed-b");
+  const c = join(work, "sd3-seed-c");
+  writeTinyCheckpoint(a, { family: "sd3_5", seed: 7, transformer: mmdit });
+  writeTinyCheckpoint(b, { family: "sd3_5", seed: 7, transformer: mmdit });
+  writeTinyCheckpoint(c, { family: "sd3_5", seed: 8, transformer: mmdit });
+  const files = listFiles(a);
+  assert.ok(files.includes("tokenizer_3/tokenizer.json") && files.includes("text_encoder_3/model.safetensors"), files.join(", "));
+  assert.deepEqual(listFiles(b), files);
+  assert.deepEqual(listFiles(c), files);
+  for (const f of files) {
+    assert.ok(readFileSync(join(a, f)).equals(readFileSync(join(b, f))), `${f} differs between two runs with seed 7`);
+    const same = readFileSync(join(a, f)).equals(readFileSync(join(c, f)));
+    assert.equal(same, !f.endsWith(".safetensors"), `${f}: seeds 7 and 8 ${same ? "agree" : "differ"}`);
+  }
+  assert.ok(openComponentWeights(join(a, "transformer")).has("transformer_blocks.0.attn.norm_q.weight"), "sd3_5 has qk RMS norm weights");
+});
+
 test("floatToHalfBits: IEEE half encodings, round to nearest even, overflow and subnormals", () => {
   assert.equal(floatToHalfBits(1), 0x3c00);
   assert.equal(floatToHalfBits(-2), 0xc000);
@@ -203,6 +275,7 @@ test("floatToHalfBits: IEEE half encodings, round to nearest even, overflow and 
 });
 
 test("writeTinyCheckpoint rejects bad options by name", () => {
-  assert.throws(() => writeTinyCheckpoint(join(work, "bad"), { family: "sd3" as TinyFamily, seed: 1 }), /family must be one of sd15, sdxl, playground/);
+  assert.throws(() => writeTinyCheckpoint(join(work, "bad"), { family: "flux" as TinyFamily, seed: 1 }), /family must be one of sd15, sdxl, playground, sd3, sd3_5/);
+  assert.throws(() => writeTinyCheckpoint(join(work, "bad"), { family: "sd3", seed: 1 }), (e: unknown) => e instanceof EaselError && e.param === "transformer");
   assert.throws(() => writeTinyCheckpoint(join(work, "bad"), { family: "sd15", seed: -1 }), /seed must be an integer in \[0, 2\^32\)/);
 });

@@ -1,9 +1,10 @@
 /**
- * Seeded tiny diffusers checkpoints (sd15, sdxl, playground) for tests and demos, and the streaming random-weight
- * writer the benchmark uses for full-size UNets.
+ * Seeded tiny diffusers checkpoints (sd15, sdxl, playground, sd3, sd3_5) for tests and demos, and the streaming
+ * random-weight writer the benchmark uses for full-size UNets.
  *
  * The weight names and shapes come from the graph builders themselves (`createRecordingWeights`), so a generated
- * checkpoint always holds exactly what the builders read. Values are uniform random numbers from a per-tensor
+ * checkpoint always holds exactly what the builders read. The SD3 transformer's builder lives in the family folder,
+ * which _shared may not import (DESIGN.md §2), so SD3 callers hand it in (`TinyCheckpointOptions.transformer`). Values are uniform random numbers from a per-tensor
  * seeded PRNG with PyTorch's default init scale (bound 1/sqrt(fan_in) for matrices and kernels); 1-D `.weight`
  * tensors (norm scales) are 1 +- 0.1 and biases +-0.05, so activations stay finite through deep stacks and no
  * parameter takes a value (exactly 1 or 0) that would hide a wrongly wired scale or bias.
@@ -12,17 +13,29 @@ import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:f
 import { join } from "node:path";
 import { EaselError } from "../../core/errors.ts";
 import { DTYPE_SIZE } from "../../graph/safetensors.ts";
-import { createRecordingWeights, type RecordedWeight } from "../../graph/weights.ts";
+import { createRecordingWeights, type RecordedWeight, type WeightSource } from "../../graph/weights.ts";
 import { buildClipTextGraph, clipTextConfigFromJson } from "./clip-text.graph.ts";
+import { buildT5EncoderGraph, t5EncoderConfigFromJson } from "./t5-encoder.graph.ts";
 import { unetConfigFromJson } from "./unet-config.ts";
 import { buildUnetGraph } from "./unet.graph.ts";
 import { vaeConfigFromJson } from "./vae-config.ts";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "./vae.graph.ts";
 
-export type TinyFamily = "sd15" | "sdxl" | "playground";
-export const TINY_FAMILIES: readonly TinyFamily[] = ["sd15", "sdxl", "playground"];
+/** sd3: SD3-medium-shaped StableDiffusion3Pipeline; sd3_5: the SD3.5-large shape (qk RMS norm). */
+export type TinyFamily = "sd15" | "sdxl" | "playground" | "sd3" | "sd3_5";
+export const TINY_FAMILIES: readonly TinyFamily[] = ["sd15", "sdxl", "playground", "sd3", "sd3_5"];
 
 export type RandomWeightDtype = "F32" | "F16";
+
+type Json = Record<string, unknown>;
+/** The families whose denoiser is the shared UNet. */
+type UnetFamily = Exclude<TinyFamily, "sd3" | "sd3_5">;
+
+/**
+ * Reads every weight an SD3Transformer2DModel `config.json` needs from `weights`: for Easel's own builder,
+ * `(json, w) => buildMmditGraph(sd3TransformerConfigFromJson(json), w)` (src/models/sd3).
+ */
+export type TinyTransformerBuilder = (config: Json, weights: WeightSource) => unknown;
 
 export interface TinyCheckpointOptions {
   family: TinyFamily;
@@ -30,9 +43,9 @@ export interface TinyCheckpointOptions {
   seed: number;
   /** Stored dtype of every weight (the file names stay the plain ones); default F32. */
   dtype?: RandomWeightDtype;
+  /** Required for sd3 / sd3_5, unused otherwise: the transformer graph builder whose weights are recorded. */
+  transformer?: TinyTransformerBuilder;
 }
-
-type Json = Record<string, unknown>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Deterministic random numbers
@@ -249,7 +262,7 @@ function clipConfig(o: { hidden: number; heads: number; layers: number; act: str
   };
 }
 
-function unetConfig(family: TinyFamily): Json {
+function unetConfig(family: UnetFamily): Json {
   const xl = family !== "sd15";
   return {
     _class_name: "UNet2DConditionModel",
@@ -279,7 +292,7 @@ function unetConfig(family: TinyFamily): Json {
   };
 }
 
-function vaeConfig(family: TinyFamily): Json {
+function vaeConfig(family: UnetFamily): Json {
   return {
     _class_name: "AutoencoderKL",
     act_fn: "silu",
@@ -304,7 +317,7 @@ function vaeConfig(family: TinyFamily): Json {
 
 const VP = { beta_end: 0.012, beta_schedule: "scaled_linear", beta_start: 0.00085, num_train_timesteps: 1000, trained_betas: null };
 
-function schedulerConfig(family: TinyFamily): Json {
+function schedulerConfig(family: UnetFamily): Json {
   switch (family) {
     case "sd15":
       // runwayml/stable-diffusion-v1-5 as published: no timestep_spacing key.
@@ -346,7 +359,7 @@ function schedulerConfig(family: TinyFamily): Json {
   }
 }
 
-function modelIndex(family: TinyFamily): Json {
+function modelIndex(family: UnetFamily): Json {
   const lib = (cls: string) => [cls.startsWith("CLIP") ? "transformers" : "diffusers", cls];
   const scheduler = String(schedulerConfig(family)._class_name);
   if (family === "sd15") {
@@ -418,6 +431,17 @@ export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): v
     throw new EaselError("E_INPUT_INVALID", `dtype must be "F32" or "F16", got ${JSON.stringify(dtype)}`, { param: "dtype" });
   }
   const w = { seed, dtype };
+  if (family === "sd3" || family === "sd3_5") {
+    if (typeof opts.transformer !== "function") {
+      throw new EaselError(
+        "E_INPUT_INVALID",
+        `transformer must be the SD3 transformer graph builder for family ${family} (src/models/sd3/mmdit.graph.ts buildMmditGraph)`,
+        { param: "transformer" },
+      );
+    }
+    writeTinySd3(dir, family, opts.transformer, w);
+    return;
+  }
   mkdirSync(join(dir, "scheduler"), { recursive: true });
   writeJson(join(dir, "model_index.json"), modelIndex(family));
   writeJson(join(dir, "scheduler", "scheduler_config.json"), schedulerConfig(family));
@@ -439,6 +463,240 @@ export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): v
   const unet = unetConfig(family);
   writeComponent(dir, "unet", unet, "diffusion_pytorch_model.safetensors", (src) => buildUnetGraph(unetConfigFromJson(unet), src), w);
   const vae = vaeConfig(family);
+  writeComponent(
+    dir,
+    "vae",
+    vae,
+    "diffusion_pytorch_model.safetensors",
+    (src) => {
+      const cfg = vaeConfigFromJson(vae);
+      buildVaeEncoderGraph(cfg, src);
+      buildVaeDecoderGraph(cfg, src);
+    },
+    w,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stable Diffusion 3: two CLIPs with projection, T5, MMDiT transformer, 16-channel VAE
+
+/** Sentinel tokens of the tiny T5 vocabulary (the real one has 100), at the end of the ids like T5's. */
+const T5_EXTRA_IDS = 2;
+/** Whole words that beat their spelling (score -3.x against -6 per character), so prompts become word tokens. */
+const T5_WORDS = ["▁a", "▁an", "▁and", "▁the", "▁of", "▁in", "▁red", "▁cat", "▁dog", "▁astronaut", "▁riding", "▁cinematic", "ing", "er"];
+
+/**
+ * A small SentencePiece Unigram vocabulary `[piece, log-probability]` by id: `<pad>` 0, `</s>` 1, `<unk>` 2, the
+ * word-boundary piece "▁", every printable ASCII character, a few whole words, then the sentinels `<extra_id_N>`
+ * in T5's order (`<extra_id_0>` last).
+ */
+export function tinyT5Vocab(): [string, number][] {
+  const pieces: [string, number][] = [
+    ["<pad>", 0],
+    ["</s>", 0],
+    ["<unk>", 0],
+    ["▁", -2],
+  ];
+  for (let c = 0x21; c <= 0x7e; c++) pieces.push([String.fromCharCode(c), -6]);
+  for (const [i, word] of T5_WORDS.entries()) pieces.push([word, -3 - i / 64]);
+  for (let i = T5_EXTRA_IDS - 1; i >= 0; i--) pieces.push([`<extra_id_${i}>`, 0]);
+  return pieces;
+}
+
+/** tokenizer.json (fast Unigram, without the precompiled nmt_nfkc charsmap) + the slow T5Tokenizer's config files. */
+function writeT5Tokenizer(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const vocab = tinyT5Vocab();
+  const special = (content: string, strip: boolean) => ({ content, lstrip: strip, normalized: false, rstrip: strip, single_word: false });
+  const specialIds: [number, string][] = [
+    [0, "<pad>"],
+    [1, "</s>"],
+    [2, "<unk>"],
+  ];
+  const sentinels: [number, string][] = [];
+  vocab.forEach(([piece], id) => {
+    if (piece.startsWith("<extra_id_")) sentinels.push([id, piece]);
+  });
+  const sentinelNames = sentinels.map(([, p]) => p).sort((a, b) => Number(a.slice(10, -1)) - Number(b.slice(10, -1)));
+  const metaspace = { type: "Metaspace", replacement: "▁", prepend_scheme: "always", split: true };
+  writeJson(join(dir, "tokenizer.json"), {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: [...specialIds, ...sentinels].map(([id, content]) => ({ id, ...special(content, false), special: true })),
+    normalizer: {
+      type: "Sequence",
+      normalizers: [
+        { type: "Strip", strip_left: false, strip_right: true },
+        { type: "Replace", pattern: { Regex: " {2,}" }, content: "▁" },
+      ],
+    },
+    pre_tokenizer: metaspace,
+    post_processor: {
+      type: "TemplateProcessing",
+      single: [{ Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "</s>", type_id: 0 } }],
+      pair: [
+        { Sequence: { id: "A", type_id: 0 } },
+        { SpecialToken: { id: "</s>", type_id: 0 } },
+        { Sequence: { id: "B", type_id: 0 } },
+        { SpecialToken: { id: "</s>", type_id: 0 } },
+      ],
+      special_tokens: { "</s>": { id: "</s>", ids: [1], tokens: ["</s>"] } },
+    },
+    decoder: metaspace,
+    model: { type: "Unigram", unk_id: 2, vocab, byte_fallback: false },
+  });
+  const decoder: Record<string, unknown> = {};
+  for (const [id, content] of specialIds) decoder[String(id)] = { ...special(content, false), special: true };
+  // The slow tokenizer strips the spaces around sentinels (lstrip/rstrip), as T5's published config says.
+  for (const [id, content] of sentinels) decoder[String(id)] = { ...special(content, true), special: true };
+  writeJson(join(dir, "added_tokens.json"), Object.fromEntries(sentinels.map(([id, p]) => [p, id]).sort()));
+  writeJson(join(dir, "tokenizer_config.json"), {
+    add_prefix_space: true,
+    added_tokens_decoder: decoder,
+    additional_special_tokens: sentinelNames,
+    clean_up_tokenization_spaces: true,
+    eos_token: "</s>",
+    extra_ids: T5_EXTRA_IDS,
+    legacy: true,
+    model_max_length: 512,
+    pad_token: "<pad>",
+    sp_model_kwargs: {},
+    tokenizer_class: "T5Tokenizer",
+    unk_token: "<unk>",
+  });
+  writeJson(join(dir, "special_tokens_map.json"), {
+    additional_special_tokens: sentinelNames,
+    eos_token: special("</s>", false),
+    pad_token: special("<pad>", false),
+    unk_token: special("<unk>", false),
+  });
+}
+
+/** Widths of the tiny SD3: the two CLIPs (8 + 16, zero-padded to the joint width), T5 d_model = joint width. */
+const SD3_CLIP = [
+  { hidden: 8, heads: 2, layers: 2, act: "quick_gelu", projection: 8 },
+  { hidden: 16, heads: 2, layers: 2, act: "gelu", projection: 16 },
+];
+const SD3_JOINT = 32;
+
+function t5Config(vocabSize: number): Json {
+  return {
+    architectures: ["T5EncoderModel"],
+    classifier_dropout: 0,
+    d_ff: 64,
+    d_kv: 8,
+    d_model: SD3_JOINT,
+    decoder_start_token_id: 0,
+    dense_act_fn: "gelu_new",
+    dropout_rate: 0,
+    eos_token_id: 1,
+    feed_forward_proj: "gated-gelu",
+    initializer_factor: 1,
+    is_encoder_decoder: true,
+    is_gated_act: true,
+    layer_norm_epsilon: 1e-6,
+    model_type: "t5",
+    num_decoder_layers: 2,
+    num_heads: 4,
+    num_layers: 2,
+    pad_token_id: 0,
+    relative_attention_max_distance: 128,
+    relative_attention_num_buckets: 32,
+    tie_word_embeddings: false,
+    torch_dtype: "float32",
+    use_cache: false,
+    vocab_size: vocabSize,
+  };
+}
+
+/**
+ * Positions for 1024x1024 (64 patches of 2 per side at VAE factor 8), default size 1024 (sample_size 128) as the
+ * published SD3 / SD3.5 configs; sd3_5 adds SD3.5's qk RMS norm (SD3.5 large's shape: no dual attention).
+ */
+function sd3TransformerConfig(family: "sd3" | "sd3_5"): Json {
+  return {
+    _class_name: "SD3Transformer2DModel",
+    attention_head_dim: 8,
+    caption_projection_dim: 16,
+    dual_attention_layers: [],
+    in_channels: 16,
+    joint_attention_dim: SD3_JOINT,
+    num_attention_heads: 2,
+    num_layers: 2,
+    out_channels: 16,
+    patch_size: 2,
+    pooled_projection_dim: SD3_CLIP[0].projection + SD3_CLIP[1].projection,
+    pos_embed_max_size: 64,
+    qk_norm: family === "sd3_5" ? "rms_norm" : null,
+    sample_size: 128,
+  };
+}
+
+function sd3VaeConfig(): Json {
+  return {
+    ...vaeConfig("sdxl"),
+    latent_channels: 16,
+    // The 1024x1024 decode would spend most of its time in a 16384-token mid-block attention; tests need speed.
+    mid_block_add_attention: false,
+    scaling_factor: 1.5305,
+    shift_factor: 0.0609,
+    use_post_quant_conv: false,
+    use_quant_conv: false,
+  };
+}
+
+const SD3_SCHEDULER: Json = {
+  _class_name: "FlowMatchEulerDiscreteScheduler",
+  base_image_seq_len: 256,
+  base_shift: 0.5,
+  invert_sigmas: false,
+  max_image_seq_len: 4096,
+  max_shift: 1.15,
+  num_train_timesteps: 1000,
+  shift: 3.0,
+  shift_terminal: null,
+  use_beta_sigmas: false,
+  use_dynamic_shifting: false,
+  use_exponential_sigmas: false,
+  use_karras_sigmas: false,
+};
+
+const SD3_INDEX: Json = {
+  _class_name: "StableDiffusion3Pipeline",
+  feature_extractor: [null, null],
+  image_encoder: [null, null],
+  scheduler: ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+  text_encoder: ["transformers", "CLIPTextModelWithProjection"],
+  text_encoder_2: ["transformers", "CLIPTextModelWithProjection"],
+  text_encoder_3: ["transformers", "T5EncoderModel"],
+  tokenizer: ["transformers", "CLIPTokenizer"],
+  tokenizer_2: ["transformers", "CLIPTokenizer"],
+  tokenizer_3: ["transformers", "T5Tokenizer"],
+  transformer: ["diffusers", "SD3Transformer2DModel"],
+  vae: ["diffusers", "AutoencoderKL"],
+};
+
+function writeTinySd3(dir: string, family: "sd3" | "sd3_5", transformer: TinyTransformerBuilder, w: { seed: number; dtype: RandomWeightDtype }): void {
+  mkdirSync(join(dir, "scheduler"), { recursive: true });
+  writeJson(join(dir, "model_index.json"), SD3_INDEX);
+  writeJson(join(dir, "scheduler", "scheduler_config.json"), SD3_SCHEDULER);
+
+  const clipVocab = Object.keys(tinyClipVocab().vocab).length;
+  SD3_CLIP.forEach((c, i) => {
+    const cfg = clipConfig({ ...c, vocabSize: clipVocab });
+    writeComponent(dir, i === 0 ? "text_encoder" : "text_encoder_2", cfg, "model.safetensors", (src) => buildClipTextGraph(clipTextConfigFromJson(cfg), src), w);
+  });
+  writeTokenizer(join(dir, "tokenizer"), "<|endoftext|>");
+  writeTokenizer(join(dir, "tokenizer_2"), "!");
+
+  const t5 = t5Config(tinyT5Vocab().length);
+  writeComponent(dir, "text_encoder_3", t5, "model.safetensors", (src) => buildT5EncoderGraph(t5EncoderConfigFromJson(t5), src), w);
+  writeT5Tokenizer(join(dir, "tokenizer_3"));
+
+  const tcfg = sd3TransformerConfig(family);
+  writeComponent(dir, "transformer", tcfg, "diffusion_pytorch_model.safetensors", (src) => transformer(tcfg, src), w);
+  const vae = sd3VaeConfig();
   writeComponent(
     dir,
     "vae",
