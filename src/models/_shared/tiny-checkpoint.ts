@@ -1,6 +1,6 @@
 /**
- * Seeded tiny diffusers checkpoints (sd15, sdxl, playground, sd3, sd3_5) for tests and demos, and the streaming
- * random-weight writer the benchmark uses for full-size UNets.
+ * Seeded tiny diffusers checkpoints (sd15, sdxl, playground, sd3, sd3_5) for tests and demos; the values come from
+ * the streaming random-weight writer in ./random-safetensors.ts, which the benchmark also uses for full-size models.
  *
  * The weight names and shapes come from the graph builders themselves (`createRecordingWeights`), so a generated
  * checkpoint always holds exactly what the builders read. The SD3 transformer's builder lives in the family folder,
@@ -9,13 +9,14 @@
  * tensors (norm scales) are 1 +- 0.1 and biases +-0.05, so activations stay finite through deep stacks and no
  * parameter takes a value (exactly 1 or 0) that would hide a wrongly wired scale or bias.
  */
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EaselError } from "../../core/errors.ts";
-import { DTYPE_SIZE } from "../../graph/safetensors.ts";
-import { createRecordingWeights, type RecordedWeight, type WeightSource } from "../../graph/weights.ts";
+import { createRecordingWeights, type WeightSource } from "../../graph/weights.ts";
 import { buildClipTextGraph, clipTextConfigFromJson } from "./clip-text.graph.ts";
+import { type RandomWeightDtype, writeRandomSafetensors } from "./random-safetensors.ts";
 import { buildT5EncoderGraph, t5EncoderConfigFromJson } from "./t5-encoder.graph.ts";
+import { tinyT5Vocab, writeTinyT5Tokenizer } from "./tiny-t5-tokenizer.ts";
 import { unetConfigFromJson } from "./unet-config.ts";
 import { buildUnetGraph } from "./unet.graph.ts";
 import { vaeConfigFromJson } from "./vae-config.ts";
@@ -25,7 +26,9 @@ import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "./vae.graph.ts";
 export type TinyFamily = "sd15" | "sdxl" | "playground" | "sd3" | "sd3_5";
 export const TINY_FAMILIES: readonly TinyFamily[] = ["sd15", "sdxl", "playground", "sd3", "sd3_5"];
 
-export type RandomWeightDtype = "F32" | "F16";
+// The writer's building blocks stay importable from here, where the benchmark and the tests have found them.
+export { floatToHalfBits, initFor, mulberry32, type RandomWeightDtype, seedForTensor, writeRandomSafetensors } from "./random-safetensors.ts";
+export { tinyT5Vocab } from "./tiny-t5-tokenizer.ts";
 
 type Json = Record<string, unknown>;
 /** The families whose denoiser is the shared UNet. */
@@ -45,135 +48,6 @@ export interface TinyCheckpointOptions {
   dtype?: RandomWeightDtype;
   /** Required for sd3 / sd3_5, unused otherwise: the transformer graph builder whose weights are recorded. */
   transformer?: TinyTransformerBuilder;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Deterministic random numbers
-
-/** FNV-1a over the UTF-16 code units of `s`, then mixed with `seed` through murmur3's finaliser. */
-export function seedForTensor(seed: number, name: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) {
-    h ^= name.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= seed >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** mulberry32: a tiny 32-bit-state generator; plenty for random weights, and fast enough for 2.6 G values. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Uniform(center - bound, center + bound) parameters of one tensor, from its name and shape alone. */
-export function initFor(name: string, shape: readonly number[]): { center: number; bound: number } {
-  if (shape.length >= 2) {
-    const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
-    return { center: 0, bound: 1 / Math.sqrt(fanIn) };
-  }
-  if (name.endsWith(".weight")) return { center: 1, bound: 0.1 };
-  return { center: 0, bound: 0.05 };
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** float -> IEEE half bits, round to nearest even (overflow to inf, underflow through subnormals to 0). */
-export function floatToHalfBits(x: number): number {
-  f32[0] = x;
-  const b = u32[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  const mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const m = mant | 0x800000;
-    const shift = 14 - e;
-    let h = m >>> shift;
-    const rem = m & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1) === 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++; // a carry into the exponent is the correct rounding
-  return sign | h;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Streaming safetensors writer
-
-/** Values generated and written per chunk: bounds memory for any tensor size. */
-const CHUNK = 1 << 20;
-
-/**
- * Writes `weights` as one safetensors file of seeded random values, tensor by tensor and chunk by chunk (memory
- * stays a few MiB whatever the model size). Header layout as the reference writer: JSON padded with spaces to a
- * multiple of 8 so every tensor starts aligned. Returns the number of data bytes written.
- */
-export function writeRandomSafetensors(
-  file: string,
-  weights: readonly RecordedWeight[],
-  opts: { seed: number; dtype: RandomWeightDtype; namespace?: string },
-): number {
-  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
-  let pos = 0;
-  for (const w of weights) {
-    if (Object.hasOwn(header, w.name)) throw new EaselError("E_INTERNAL", `writeRandomSafetensors: duplicate tensor "${w.name}"`);
-    const bytes = w.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[opts.dtype];
-    header[w.name] = { dtype: opts.dtype, shape: w.shape, data_offsets: [pos, pos + bytes] };
-    pos += bytes;
-  }
-  let json = Buffer.from(JSON.stringify(header), "utf8");
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
-
-  const fd = openSync(file, "w");
-  try {
-    writeSync(fd, prefix);
-    writeSync(fd, json);
-    const asF32 = new Float32Array(CHUNK);
-    const asF16 = new Uint16Array(CHUNK);
-    for (const w of weights) {
-      const count = w.shape.reduce((a, b) => a * b, 1);
-      const rand = mulberry32(seedForTensor(opts.seed, `${opts.namespace ?? ""}/${w.name}`));
-      const { center, bound } = initFor(w.name, w.shape);
-      for (let done = 0; done < count; done += CHUNK) {
-        const n = Math.min(CHUNK, count - done);
-        for (let i = 0; i < n; i++) asF32[i] = center + bound * (2 * rand() - 1);
-        if (opts.dtype === "F32") {
-          writeAll(fd, new Uint8Array(asF32.buffer, 0, n * 4));
-        } else {
-          for (let i = 0; i < n; i++) asF16[i] = floatToHalfBits(asF32[i]);
-          writeAll(fd, new Uint8Array(asF16.buffer, 0, n * 2));
-        }
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return pos;
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -480,99 +354,6 @@ export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): v
 // ---------------------------------------------------------------------------------------------------------------
 // Stable Diffusion 3: two CLIPs with projection, T5, MMDiT transformer, 16-channel VAE
 
-/** Sentinel tokens of the tiny T5 vocabulary (the real one has 100), at the end of the ids like T5's. */
-const T5_EXTRA_IDS = 2;
-/** Whole words that beat their spelling (score -3.x against -6 per character), so prompts become word tokens. */
-const T5_WORDS = ["▁a", "▁an", "▁and", "▁the", "▁of", "▁in", "▁red", "▁cat", "▁dog", "▁astronaut", "▁riding", "▁cinematic", "ing", "er"];
-
-/**
- * A small SentencePiece Unigram vocabulary `[piece, log-probability]` by id: `<pad>` 0, `</s>` 1, `<unk>` 2, the
- * word-boundary piece "▁", every printable ASCII character, a few whole words, then the sentinels `<extra_id_N>`
- * in T5's order (`<extra_id_0>` last).
- */
-export function tinyT5Vocab(): [string, number][] {
-  const pieces: [string, number][] = [
-    ["<pad>", 0],
-    ["</s>", 0],
-    ["<unk>", 0],
-    ["▁", -2],
-  ];
-  for (let c = 0x21; c <= 0x7e; c++) pieces.push([String.fromCharCode(c), -6]);
-  for (const [i, word] of T5_WORDS.entries()) pieces.push([word, -3 - i / 64]);
-  for (let i = T5_EXTRA_IDS - 1; i >= 0; i--) pieces.push([`<extra_id_${i}>`, 0]);
-  return pieces;
-}
-
-/** tokenizer.json (fast Unigram, without the precompiled nmt_nfkc charsmap) + the slow T5Tokenizer's config files. */
-function writeT5Tokenizer(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  const vocab = tinyT5Vocab();
-  const special = (content: string, strip: boolean) => ({ content, lstrip: strip, normalized: false, rstrip: strip, single_word: false });
-  const specialIds: [number, string][] = [
-    [0, "<pad>"],
-    [1, "</s>"],
-    [2, "<unk>"],
-  ];
-  const sentinels: [number, string][] = [];
-  vocab.forEach(([piece], id) => {
-    if (piece.startsWith("<extra_id_")) sentinels.push([id, piece]);
-  });
-  const sentinelNames = sentinels.map(([, p]) => p).sort((a, b) => Number(a.slice(10, -1)) - Number(b.slice(10, -1)));
-  const metaspace = { type: "Metaspace", replacement: "▁", prepend_scheme: "always", split: true };
-  writeJson(join(dir, "tokenizer.json"), {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [...specialIds, ...sentinels].map(([id, content]) => ({ id, ...special(content, false), special: true })),
-    normalizer: {
-      type: "Sequence",
-      normalizers: [
-        { type: "Strip", strip_left: false, strip_right: true },
-        { type: "Replace", pattern: { Regex: " {2,}" }, content: "▁" },
-      ],
-    },
-    pre_tokenizer: metaspace,
-    post_processor: {
-      type: "TemplateProcessing",
-      single: [{ Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "</s>", type_id: 0 } }],
-      pair: [
-        { Sequence: { id: "A", type_id: 0 } },
-        { SpecialToken: { id: "</s>", type_id: 0 } },
-        { Sequence: { id: "B", type_id: 0 } },
-        { SpecialToken: { id: "</s>", type_id: 0 } },
-      ],
-      special_tokens: { "</s>": { id: "</s>", ids: [1], tokens: ["</s>"] } },
-    },
-    decoder: metaspace,
-    model: { type: "Unigram", unk_id: 2, vocab, byte_fallback: false },
-  });
-  const decoder: Record<string, unknown> = {};
-  for (const [id, content] of specialIds) decoder[String(id)] = { ...special(content, false), special: true };
-  // The slow tokenizer strips the spaces around sentinels (lstrip/rstrip), as T5's published config says.
-  for (const [id, content] of sentinels) decoder[String(id)] = { ...special(content, true), special: true };
-  writeJson(join(dir, "added_tokens.json"), Object.fromEntries(sentinels.map(([id, p]) => [p, id]).sort()));
-  writeJson(join(dir, "tokenizer_config.json"), {
-    add_prefix_space: true,
-    added_tokens_decoder: decoder,
-    additional_special_tokens: sentinelNames,
-    clean_up_tokenization_spaces: true,
-    eos_token: "</s>",
-    extra_ids: T5_EXTRA_IDS,
-    legacy: true,
-    model_max_length: 512,
-    pad_token: "<pad>",
-    sp_model_kwargs: {},
-    tokenizer_class: "T5Tokenizer",
-    unk_token: "<unk>",
-  });
-  writeJson(join(dir, "special_tokens_map.json"), {
-    additional_special_tokens: sentinelNames,
-    eos_token: special("</s>", false),
-    pad_token: special("<pad>", false),
-    unk_token: special("<unk>", false),
-  });
-}
-
 /** Widths of the tiny SD3: the two CLIPs (8 + 16, zero-padded to the joint width), T5 d_model = joint width. */
 const SD3_CLIP = [
   { hidden: 8, heads: 2, layers: 2, act: "quick_gelu", projection: 8 },
@@ -692,7 +473,7 @@ function writeTinySd3(dir: string, family: "sd3" | "sd3_5", transformer: TinyTra
 
   const t5 = t5Config(tinyT5Vocab().length);
   writeComponent(dir, "text_encoder_3", t5, "model.safetensors", (src) => buildT5EncoderGraph(t5EncoderConfigFromJson(t5), src), w);
-  writeT5Tokenizer(join(dir, "tokenizer_3"));
+  writeTinyT5Tokenizer(join(dir, "tokenizer_3"));
 
   const tcfg = sd3TransformerConfig(family);
   writeComponent(dir, "transformer", tcfg, "diffusion_pytorch_model.safetensors", (src) => transformer(tcfg, src), w);
