@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only sd15,sdxl,gemm,samplers] [--quick] [--threads N] [--weights f16|f32]`: speed and memory of this machine
+ * `npm run bench [-- --only sd15,sdxl,gemm,samplers] [--quick] [--threads N] [--weights f16|f32] [--batch N]`: speed and memory of this machine
  * on the CPU engine, as ratios against a GEMM baseline measured in the same run.
  *
  * - gemm: fp32 MatMul n x n x n through onnxruntime, best of a few runs -> GFLOP/s (the practical peak);
@@ -32,6 +32,8 @@ interface Args {
   quick: boolean;
   threads?: number;
   weights: "F16" | "F32";
+  /** Overrides every UNet shape's batch (memory-starved machines). */
+  batch?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -48,6 +50,10 @@ function parseArgs(argv: string[]): Args {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1 || n > 1024) usage(`--threads must be an integer in [1, 1024], got ${argv[i]}`);
       args.threads = n;
+    } else if (a === "--batch") {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1 || n > 64) usage(`--batch must be an integer in [1, 64], got ${argv[i]}`);
+      args.batch = n;
     } else if (a === "--weights") {
       const v = (argv[++i] ?? "").toUpperCase();
       if (v !== "F16" && v !== "F32") usage(`--weights must be f16 or f32, got ${argv[i]}`);
@@ -60,7 +66,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,samplers] [--quick] [--threads N] [--weights f16|f32]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,samplers] [--quick] [--threads N] [--weights f16|f32] [--batch N]");
   process.exit(error ? 2 : 0);
 }
 
@@ -226,8 +232,9 @@ async function main(): Promise<void> {
             ],
       ],
     ];
-    for (const [model, shapes] of plans) {
+    for (const [model, planned] of plans) {
       if (!args.only.has(model)) continue;
+      const shapes = planned.map((s) => ({ ...s, batch: args.batch ?? s.batch }));
       const cfg = unetConfigFromJson(BENCH_MODELS[model].unetConfig);
       const need = sessionEstimateBytes(model, args.weights) + activationEstimateBytes(cfg, shapes[0]);
       const avail = memAvailableBytes();
