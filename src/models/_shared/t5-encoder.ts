@@ -41,7 +41,8 @@ export function prepareT5EncoderModel(componentDir: string, opts: T5PrepareOptio
     builderVersion: T5_ENCODER_GRAPH_VERSION,
     dtype: "float32",
     executionProvider: opts.executionProvider ?? "cpu",
-    options: { ...graphOptions, quant: quant ?? null },
+    // "int8-t": int8 weights stored transposed for DequantizeLinear(axis=1) -> MatMul (./t5-int8.ts).
+    options: { ...graphOptions, quant: quant ? "int8-t2" : null },
   };
   const cached = getOrBuildGraph(opts.cacheDir, key, () => {
     const index = readSafetensorsIndex(files);
