@@ -1,12 +1,13 @@
 /**
- * `npm run bench [-- --only sd15,sdxl,gemm,samplers] [--quick] [--threads N] [--weights f16|f32] [--batch N]`: speed and memory of this machine
+ * `npm run bench [-- --only sd15,sdxl,gemm,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N]`: speed and memory of this machine
  * on the CPU engine, as ratios against a GEMM baseline measured in the same run.
  *
  * - gemm: fp32 MatMul n x n x n through onnxruntime, best of a few runs -> GFLOP/s (the practical peak);
  * - sd15 / sdxl: random-weight UNets with the published configs (bench/configs.ts), one child process per model
  *   (bench/unet-run.ts): seconds per UNet call (median after a warm-up), peak RSS, achieved GFLOP/s from the
  *   analytic count (bench/flops.ts) and its ratio to the GEMM peak;
- * - samplers: bench/samplers.ts's per-step overhead, as a ratio to one SD1.5 UNet call.
+ * - samplers: bench/samplers.ts's per-step overhead, as a ratio to one SD1.5 UNet call;
+ * - t5: bench/t5.ts, a mid-size T5 encoder fp32 vs weight-only int8 (encode time for 256 tokens, peak RSS).
  * Prints a table, then one JSON line starting with `BENCH_JSON `. Random weights go to a temporary directory
  * (fp16 safetensors written tensor by tensor), deleted at the end.
  */
@@ -21,10 +22,11 @@ import { buildUnetGraph } from "../src/models/_shared/unet.graph.ts";
 import { BENCH_MODELS } from "./configs.ts";
 import { countUnetFlops } from "./flops.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
+import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
 import { activationEstimateBytes, memAvailableBytes, type UnetRunMessage, type UnetRunSpec, type UnetShape } from "./unet-run.ts";
 
 const GiB = 1024 ** 3;
-const PARTS = ["gemm", "sd15", "sdxl", "samplers"] as const;
+const PARTS = ["gemm", "sd15", "sdxl", "samplers", "t5"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -66,7 +68,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,samplers] [--quick] [--threads N] [--weights f16|f32] [--batch N]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N]");
   process.exit(error ? 2 : 0);
 }
 
@@ -215,6 +217,7 @@ async function main(): Promise<void> {
   const unetRows: UnetRow[] = [];
   let samplers: Record<string, number> | undefined;
   let samplerNote: string | undefined;
+  let t5: T5BenchResult | undefined;
   try {
     if (args.only.has("gemm")) {
       console.error("  gemm ...");
@@ -266,6 +269,10 @@ async function main(): Promise<void> {
         samplers = await bench();
       } else samplerNote = "bench/samplers.ts is not present";
     }
+    if (args.only.has("t5")) {
+      console.error("  t5 encoder fp32 vs int8 ...");
+      t5 = await benchT5({ workDir, runs: args.quick ? 2 : 5, tokens: 256, threads: args.threads });
+    }
   } finally {
     cleanup();
   }
@@ -312,7 +319,13 @@ async function main(): Promise<void> {
     );
   } else if (samplerNote) console.log(`samplers: ${samplerNote}`);
 
+  if (t5) {
+    console.log("");
+    printT5Bench(t5);
+  }
+
   const json = {
+    t5,
     machine,
     gemm: gemm && { n: gemm.n, gflops: gemm.gflops, bestSeconds: gemm.bestSeconds, medianSeconds: gemm.medianSeconds },
     unet: unetRows,
