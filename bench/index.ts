@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only sd15,sdxl,gemm,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N]`: speed and memory of this machine
+ * `npm run bench [-- --only sd15,sdxl,gemm,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]`: speed and memory of this machine
  * on the CPU engine, as ratios against a GEMM baseline measured in the same run.
  *
  * - gemm: fp32 MatMul n x n x n through onnxruntime, best of a few runs -> GFLOP/s (the practical peak);
@@ -36,6 +36,8 @@ interface Args {
   weights: "F16" | "F32";
   /** Overrides every UNet shape's batch (memory-starved machines). */
   batch?: number;
+  /** Only these image sizes of the UNet plans. */
+  sizes?: number[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -56,6 +58,12 @@ function parseArgs(argv: string[]): Args {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1 || n > 64) usage(`--batch must be an integer in [1, 64], got ${argv[i]}`);
       args.batch = n;
+    } else if (a === "--sizes") {
+      const list = (argv[++i] ?? "").split(",").map(Number);
+      if (list.length === 0 || !list.every((n) => Number.isInteger(n) && n >= 64 && n % 64 === 0)) {
+        usage(`--sizes takes a comma list of image sizes, multiples of 64; got ${argv[i]}`);
+      }
+      args.sizes = list;
     } else if (a === "--weights") {
       const v = (argv[++i] ?? "").toUpperCase();
       if (v !== "F16" && v !== "F32") usage(`--weights must be f16 or f32, got ${argv[i]}`);
@@ -68,7 +76,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
   process.exit(error ? 2 : 0);
 }
 
@@ -237,7 +245,8 @@ async function main(): Promise<void> {
     ];
     for (const [model, planned] of plans) {
       if (!args.only.has(model)) continue;
-      const shapes = planned.map((s) => ({ ...s, batch: args.batch ?? s.batch }));
+      const shapes = planned.filter((s) => !args.sizes || args.sizes.includes(s.size)).map((s) => ({ ...s, batch: args.batch ?? s.batch }));
+      if (shapes.length === 0) continue;
       const cfg = unetConfigFromJson(BENCH_MODELS[model].unetConfig);
       const need = sessionEstimateBytes(model, args.weights) + activationEstimateBytes(cfg, shapes[0]);
       const avail = memAvailableBytes();
