@@ -195,11 +195,11 @@ export function transformerWorkingBytes(cfg: { numHeads: number; headDim: number
   return scores + hidden;
 }
 
-/** Working memory (bytes) of one T5 encode at `tokens` (batch 1), plus one dequantised weight with int8. */
+/** Working memory (bytes) of one T5 encode at `tokens` (batch 1), plus one layer's dequantised wi_0/wi_1 with int8. */
 export function t5WorkingBytes(cfg: { dModel: number; dFf: number; numHeads: number }, tokens: number, int8: boolean): number {
   const scores = 2 * cfg.numHeads * tokens * tokens * 4;
   const hidden = 8 * tokens * Math.max(cfg.dFf, cfg.dModel) * 4;
-  return scores + hidden + (int8 ? cfg.dFf * cfg.dModel * 4 : 0);
+  return scores + hidden + (int8 ? 2 * cfg.dFf * cfg.dModel * 4 : 0);
 }
 
 /** Working memory (bytes) of one VAE decode at `width` x `height`: full-size feature maps and the mid-block attention. */
