@@ -45,6 +45,7 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     executionProvider: config.engine.executionProvider,
     intraOpThreads: config.engine.intraOpThreads || cpus().length,
     cacheDir: paths.cacheDir,
+    t5Quantization: config.engine.t5Quantization,
   });
   const cleanup: (() => Promise<unknown>)[] = [() => engine.close(), () => store.close()];
   try {
