@@ -8,7 +8,6 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import sharp from "sharp";
 import { expectClose, readRefFloat32, readRefInts } from "../../../test/helpers/tensors.ts";
 import { loadCheckpoint } from "../../engine/checkpoint.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
@@ -16,10 +15,11 @@ import { FAMILIES } from "../index.ts";
 import { prepareClipTextModel } from "./clip-text.ts";
 import { loadClipTokenizer } from "./clip-tokenizer.ts";
 import { runUnetDiffusion } from "./diffusion-run.ts";
-import type { LoadedPipeline, PipelineImage, PipelineParams } from "./family.ts";
+import type { LoadedPipeline, PipelineParams } from "./family.ts";
 import { forceZerosForEmptyPrompt, type SdxlTextStack, sdxlConditioning } from "./sdxl-pipeline.ts";
 import { prepareUnetModel } from "./unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "./vae.ts";
+import { withinOneLevel } from "../../../test/helpers/images.ts";
 
 const CASES: Record<string, string[]> = {
   sdxl: ["txt2img_euler_64x64", "txt2img_dpmpp_2m_karras_64x96"],
@@ -60,15 +60,6 @@ function paramsOf(inp: CaseInputs, dir: string): PipelineParams {
   };
 }
 
-/** Fraction of 8-bit values within one level of the reference PNG. */
-async function withinOneLevel(img: PipelineImage, pngPath: string): Promise<number> {
-  const ref = await sharp(pngPath).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  assert.equal(ref.info.width, img.width);
-  assert.equal(ref.info.height, img.height);
-  let ok = 0;
-  for (let i = 0; i < img.rgb.length; i++) if (Math.abs(img.rgb[i] - ref.data[i]) <= 1) ok++;
-  return ok / img.rgb.length;
-}
 
 /** Rows [k * rowLen, (k+1) * rowLen) of a stacked reference tensor. */
 function row(data: Float32Array, k: number, rowLen: number): Float32Array {

@@ -4,25 +4,16 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import sharp from "sharp";
 import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
 import { EaselError } from "../../core/errors.ts";
 import { loadCheckpoint } from "../../engine/checkpoint.ts";
-import type { LoadedPipeline, PipelineImage } from "../_shared/family.ts";
+import type { LoadedPipeline } from "../_shared/family.ts";
 import { loadSd15 } from "./pipeline.ts";
+import { withinOneLevel } from "../../../test/helpers/images.ts";
 
 const MODEL = "test/fixtures/models/sd15";
 const CASES = "test/fixtures/generate/sd15";
 
-/** Fraction of 8-bit values within one level of the reference PNG. */
-async function withinOneLevel(img: PipelineImage, pngPath: string): Promise<number> {
-  const ref = await sharp(pngPath).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  assert.equal(ref.info.width, img.width);
-  assert.equal(ref.info.height, img.height);
-  let ok = 0;
-  for (let i = 0; i < img.rgb.length; i++) if (Math.abs(img.rgb[i] - ref.data[i]) <= 1) ok++;
-  return ok / img.rgb.length;
-}
 
 describe("StableDiffusionPipeline parity (micro sd15 checkpoint)", () => {
   let pipe: LoadedPipeline;

@@ -3,27 +3,18 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import sharp from "sharp";
 import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
 import { EaselError } from "../../core/errors.ts";
 import { loadCheckpoint } from "../../engine/checkpoint.ts";
 import type { HostTensor } from "../../runtime/session.ts";
-import type { LoadedPipeline, PipelineImage, RuntimeOptions } from "../_shared/family.ts";
+import type { LoadedPipeline, RuntimeOptions } from "../_shared/family.ts";
 import { loadSd3, loadSd3TextEncoders, type Sd3TextEncoders } from "./pipeline.ts";
 import { createSession } from "../../runtime/session.ts";
+import { withinOneLevel } from "../../../test/helpers/images.ts";
 
 const MODEL = "test/fixtures/models/sd3";
 const CASES = "test/fixtures/generate/sd3";
 
-/** Fraction of 8-bit values within one level of the reference PNG. */
-async function withinOneLevel(img: PipelineImage, pngPath: string): Promise<number> {
-  const ref = await sharp(pngPath).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  assert.equal(ref.info.width, img.width);
-  assert.equal(ref.info.height, img.height);
-  let ok = 0;
-  for (let i = 0; i < img.rgb.length; i++) if (Math.abs(img.rgb[i] - ref.data[i]) <= 1) ok++;
-  return ok / img.rgb.length;
-}
 
 interface Call {
   inputs: Record<string, HostTensor>;
