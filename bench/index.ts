@@ -170,15 +170,15 @@ function runUnetChild(spec: UnetRunSpec): Promise<{ setup?: UnetSetup; rows: Une
 }
 
 /**
- * Bytes a UNet session needs before its first call: the fp16 weights as read plus their fp32 copies after the
- * graph's Casts are folded, plus ~1 byte per parameter of onnxruntime's own buffers (7 bytes per parameter in
- * all; an SD1.5 run measured 4.4 GiB RSS after session creation for 860M parameters).
+ * Bytes a UNet session holds before its first call: measured 5.3-5.4 bytes per parameter with F16 weights (fp32
+ * copies after the folded Casts plus onnxruntime's buffers: SD1.5 4.3 GiB, SDXL 12.9 GiB); F32 weights are read
+ * as they are, assumed 5.
  */
 function sessionEstimateBytes(model: UnetRunSpec["model"], weights: "F16" | "F32"): number {
   const rec = createRecordingWeights({ dtype: "F16" });
   buildUnetGraph(unetConfigFromJson(BENCH_MODELS[model].unetConfig), rec.source);
   const params = rec.recorded().reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
-  return params * (weights === "F16" ? 7 : 5);
+  return params * (weights === "F16" ? 5.5 : 5);
 }
 
 async function loadSamplerBench(): Promise<(() => Promise<Record<string, number>>) | undefined> {
