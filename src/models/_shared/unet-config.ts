@@ -98,7 +98,8 @@ export function unetConfigFromJson(json: Json, file = "unet/config.json"): UnetC
   if (!Array.isArray(up) || up.length !== n || !up.every((t) => upOk.includes(t))) {
     throw fail(file, "up_block_types", `must list ${n} of ${upOk.join(", ")}; got ${JSON.stringify(up)}`, "E_NOT_SUPPORTED");
   }
-  const midType = json.mid_block_type ?? "UNetMidBlock2DCrossAttn";
+  // diffusers: an explicit null means no mid block; only a missing key takes the default.
+  const midType = json.mid_block_type === undefined ? "UNetMidBlock2DCrossAttn" : json.mid_block_type;
   if (midType !== "UNetMidBlock2DCrossAttn" && midType !== null) {
     throw fail(file, "mid_block_type", `= ${JSON.stringify(midType)} is not supported`, "E_NOT_SUPPORTED");
   }
