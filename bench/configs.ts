@@ -1,26 +1,42 @@
 /**
- * The published `unet/config.json` of the real models the benchmark builds with random weights
- * (runwayml/stable-diffusion-v1-5 and stabilityai/stable-diffusion-xl-base-1.0; see MODELS.md §1.2, §1.4), and
- * what each UNet call is fed: text context length and width, pooled-embedding width.
+ * The published denoiser `config.json` of the real models the benchmark builds with random weights
+ * (runwayml/stable-diffusion-v1-5 and stabilityai/stable-diffusion-xl-base-1.0 `unet/`,
+ * stabilityai/stable-diffusion-3-medium-diffusers `transformer/`; see MODELS.md §1.2, §1.4, §1.7), and what each
+ * call is fed: text context length and width, pooled-embedding width.
  */
 
-export interface BenchModel {
-  id: "sd15" | "sdxl";
+interface BenchModelBase {
   label: string;
-  unetConfig: Record<string, unknown>;
   /** encoder_hidden_states [B, contextLength, contextDim]. */
   contextLength: number;
   contextDim: number;
-  /** SDXL text_embeds [B, pooledDim] (text_time conditioning); undefined for SD1.5. */
+  /** SDXL text_embeds / SD3 pooled_projections [B, pooledDim]; undefined for SD1.5. */
   pooledDim?: number;
 }
 
-export const SD15_UNET: BenchModel = {
+export interface UnetBenchModel extends BenchModelBase {
+  kind: "unet";
+  id: "sd15" | "sdxl";
+  /** diffusers UNet2DConditionModel config.json. */
+  config: Record<string, unknown>;
+}
+
+export interface MmditBenchModel extends BenchModelBase {
+  kind: "mmdit";
+  id: "sd3";
+  /** diffusers SD3Transformer2DModel config.json. */
+  config: Record<string, unknown>;
+}
+
+export type BenchModel = UnetBenchModel | MmditBenchModel;
+
+export const SD15_UNET: UnetBenchModel = {
+  kind: "unet",
   id: "sd15",
   label: "SD1.5 UNet",
   contextLength: 77,
   contextDim: 768,
-  unetConfig: {
+  config: {
     _class_name: "UNet2DConditionModel",
     act_fn: "silu",
     attention_head_dim: 8,
@@ -42,13 +58,14 @@ export const SD15_UNET: BenchModel = {
   },
 };
 
-export const SDXL_UNET: BenchModel = {
+export const SDXL_UNET: UnetBenchModel = {
+  kind: "unet",
   id: "sdxl",
   label: "SDXL UNet",
   contextLength: 77,
   contextDim: 2048,
   pooledDim: 1280,
-  unetConfig: {
+  config: {
     _class_name: "UNet2DConditionModel",
     act_fn: "silu",
     addition_embed_type: "text_time",
@@ -85,4 +102,31 @@ export const SDXL_UNET: BenchModel = {
   },
 };
 
-export const BENCH_MODELS = { sd15: SD15_UNET, sdxl: SDXL_UNET } as const;
+/** SD3 medium's transformer; its context is 77 CLIP tokens (CLIP-L and bigG, zero-padded to 4096) + 256 T5 tokens. */
+export const SD3_MEDIUM_TRANSFORMER: MmditBenchModel = {
+  kind: "mmdit",
+  id: "sd3",
+  label: "SD3 medium MMDiT",
+  contextLength: 333,
+  contextDim: 4096,
+  pooledDim: 2048,
+  config: {
+    _class_name: "SD3Transformer2DModel",
+    attention_head_dim: 64,
+    caption_projection_dim: 1536,
+    dual_attention_layers: [],
+    in_channels: 16,
+    joint_attention_dim: 4096,
+    num_attention_heads: 24,
+    num_layers: 24,
+    out_channels: 16,
+    patch_size: 2,
+    pooled_projection_dim: 2048,
+    pos_embed_max_size: 192,
+    qk_norm: null,
+    sample_size: 128,
+  },
+};
+
+export const BENCH_MODELS = { sd15: SD15_UNET, sdxl: SDXL_UNET, sd3: SD3_MEDIUM_TRANSFORMER } as const;
+export type BenchModelId = keyof typeof BENCH_MODELS;

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { createRecordingWeights } from "../src/graph/weights.ts";
 import { unetConfigFromJson } from "../src/models/_shared/unet-config.ts";
-import { countUnetFlops } from "./flops.ts";
+import { sd3TransformerConfigFromJson } from "../src/models/sd3/config.ts";
+import { buildMmditGraph } from "../src/models/sd3/mmdit.graph.ts";
+import { SD3_MEDIUM_TRANSFORMER } from "./configs.ts";
+import { countMmditFlops, countUnetFlops } from "./flops.ts";
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
@@ -85,4 +89,99 @@ test("countUnetFlops: batch and the SDXL add-embedding scale as expected", () =>
   // add_embedding: linear_1 20 -> 16, linear_2 16 -> 16 (time embedding dim = 4 * C0).
   assert.equal(xl.linear - one.linear, 2 * 20 * 16 + 2 * 16 * 16);
   assert.equal(xl.conv, one.conv);
+});
+
+/** A two-block MMDiT: D = 2 heads x 2 = 4, patch 2, 4 -> 4 channels, context width 6, pooled width 5. */
+const TINY_MMDIT = {
+  patch_size: 2,
+  in_channels: 4,
+  out_channels: 4,
+  num_layers: 2,
+  num_attention_heads: 2,
+  attention_head_dim: 2,
+  joint_attention_dim: 6,
+  caption_projection_dim: 4,
+  pooled_projection_dim: 5,
+  pos_embed_max_size: 8,
+  sample_size: 4,
+};
+
+test("countMmditFlops: a two-block MMDiT counted by hand", () => {
+  // Latent 4x4 -> N = 4 image tokens (2x2 patches), L = 3 context tokens, T = 7 joint tokens, batch 1.
+  const got = countMmditFlops(sd3TransformerConfigFromJson(TINY_MMDIT), { batch: 1, height: 4, width: 4, contextLength: 3 });
+  const conv = 2 * 4 * (4 * 2 * 2) * 4; // patch conv: 4 patches x (4 ch x 2 x 2) x 4 outputs = 512
+  const embeddings = sum([
+    2 * 256 * 4 + 2 * 4 * 4, // timestep_embedder 256 -> 4 -> 4: 2080
+    2 * 5 * 4 + 2 * 4 * 4, // text_embedder 5 -> 4 -> 4: 72
+    2 * 3 * 6 * 4, // context_embedder, 3 tokens 6 -> 4: 144
+  ]);
+  const block0 = sum([
+    2 * 4 * 24, // norm1.linear 4 -> 6 x 4 on one token: 192
+    2 * 4 * 24, // norm1_context.linear: 192
+    3 * (2 * 4 * 4 * 4), // to_q, to_k, to_v on 4 tokens: 384
+    3 * (2 * 3 * 4 * 4), // add_q/k/v_proj on 3 tokens: 288
+    2 * 4 * 4 * 4, // to_out.0: 128
+    2 * 3 * 4 * 4, // to_add_out: 96
+    2 * 4 * 4 * 16 + 2 * 4 * 16 * 4, // ff 4 -> 16 -> 4 on 4 tokens: 1024
+    2 * 3 * 4 * 16 + 2 * 3 * 16 * 4, // ff_context on 3 tokens: 768
+  ]);
+  const block1 = sum([
+    2 * 4 * 24, // norm1.linear: 192
+    2 * 4 * 8, // norm1_context (AdaLayerNormContinuous, 2 chunks): 64
+    3 * (2 * 4 * 4 * 4), // 384
+    3 * (2 * 3 * 4 * 4), // 288
+    2 * 4 * 4 * 4, // to_out.0: 128
+    2 * 4 * 4 * 16 + 2 * 4 * 16 * 4, // ff: 1024 (no to_add_out, no ff_context)
+  ]);
+  const final = 2 * 4 * 8 + 2 * 4 * 4 * 16; // norm_out 4 -> 8 on one token, proj_out 4 -> 2*2*4 on 4 tokens: 576
+  assert.equal(block0, 3072);
+  assert.equal(block1, 2080);
+  const linear = embeddings + block0 + block1 + final;
+  const attention = 2 * (2 * (7 * 7 * 4) * 2); // per block: Q K^T and P V, 7 x 7 scores x head dims 2 x 2 heads = 784
+  assert.deepEqual(got, { conv, linear, attention, total: conv + linear + attention });
+  assert.equal(got.total, 10104);
+});
+
+test("countMmditFlops: batch scales everything; a dual-attention block adds attn2 and 3 modulation chunks", () => {
+  const cfg = sd3TransformerConfigFromJson(TINY_MMDIT);
+  const shape = { batch: 1, height: 4, width: 4, contextLength: 3 };
+  const one = countMmditFlops(cfg, shape);
+  const two = countMmditFlops(cfg, { ...shape, batch: 2 });
+  assert.deepEqual(two, { conv: 2 * one.conv, linear: 2 * one.linear, attention: 2 * one.attention, total: 2 * one.total });
+  const dual = countMmditFlops(sd3TransformerConfigFromJson({ ...TINY_MMDIT, dual_attention_layers: [0] }), shape);
+  // norm1.linear 4 -> 36 instead of 4 -> 24 (+96); attn2 q, k, v, out on 4 tokens (+512); 4 x 4 self-attention (+256).
+  assert.equal(dual.linear - one.linear, 96 + 512);
+  assert.equal(dual.attention - one.attention, 2 * (2 * 4 * 4 * 4));
+  assert.equal(dual.conv, one.conv);
+});
+
+test("countMmditFlops: SD3 medium's linears match every weight matrix the graph builder reads", () => {
+  // Independent of the walk above: each 2-D weight [out, in] is used on a known number of tokens per batch item,
+  // told by its name; the patch conv [D, C, p, p] on each patch.
+  const cfg = sd3TransformerConfigFromJson(SD3_MEDIUM_TRANSFORMER.config);
+  const rec = createRecordingWeights();
+  buildMmditGraph(cfg, rec.source);
+  const shape = { batch: 1, height: 64, width: 48, contextLength: 333 };
+  const N = (64 / 2) * (48 / 2);
+  const tokensOf = (name: string) => {
+    if (/(^|\.)(norm1|norm1_context|norm_out)\.linear\.weight$|^time_text_embed\./.test(name)) return 1;
+    if (/^context_embedder\.|\.attn\.(add_[qkv]_proj|to_add_out)\.|\.ff_context\./.test(name)) return shape.contextLength;
+    return N;
+  };
+  let linear = 0;
+  let conv = 0;
+  let params = 0;
+  for (const w of rec.recorded()) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    if (w.name !== "pos_embed.pos_embed") params += n; // a buffer, not a parameter
+    if (w.name === "pos_embed.proj.weight") conv += 2 * N * n;
+    else if (w.shape.length === 2) linear += 2 * tokensOf(w.name) * n;
+  }
+  const got = countMmditFlops(cfg, shape);
+  assert.equal(got.linear, linear);
+  assert.equal(got.conv, conv);
+  // The published SD3 medium transformer's parameter count (diffusers' num_parameters()): nothing was left out.
+  assert.equal(params, 2_028_328_000);
+  // 24 blocks of joint attention over 768 + 333 tokens, width 1536.
+  assert.equal(got.attention, 24 * 2 * 2 * (768 + 333) ** 2 * 1536);
 });

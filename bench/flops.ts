@@ -1,11 +1,11 @@
 /**
- * Analytic FLOP count of one UNet2DConditionModel call, walked over the config in the same order as
- * `buildUnetGraph` (src/models/_shared/unet.graph.ts). One multiply-add counts as 2 FLOPs. Counted: every conv
- * (3x3 and 1x1, including conv proj_in/proj_out), every Linear (attention projections, GEGLU feed-forward, time
- * and add embeddings, linear proj_in/proj_out, resnet time projections), and the two attention products
- * (Q K^T and P V). Not counted: norms, activations, softmax, residual adds, resizes (a few percent at most).
+ * Analytic FLOP counts of one denoiser call, walked over the config in the same order as the graph builders.
+ * One multiply-add counts as 2 FLOPs. Counted: every conv, every Linear and the two attention products
+ * (Q K^T and P V). Not counted: norms, activations, softmax, residual adds, resizes, bias adds (a few percent
+ * at most).
  */
 import type { UnetConfig } from "../src/models/_shared/unet-config.ts";
+import type { Sd3TransformerConfig } from "../src/models/sd3/config.ts";
 
 export interface FlopCount {
   conv: number;
@@ -23,6 +23,11 @@ export interface UnetCallShape {
   contextLength: number;
 }
 
+/**
+ * UNet2DConditionModel, in the order of `buildUnetGraph` (src/models/_shared/unet.graph.ts): convs 3x3 and 1x1
+ * (including conv proj_in/proj_out); Linears of the attention projections, GEGLU feed-forward, time and add
+ * embeddings, linear proj_in/proj_out and resnet time projections.
+ */
 export function countUnetFlops(cfg: UnetConfig, s: UnetCallShape): FlopCount {
   const B = s.batch;
   const L = s.contextLength;
@@ -116,5 +121,74 @@ export function countUnetFlops(cfg: UnetConfig, s: UnetCallShape): FlopCount {
     prev = rev[i];
   }
   conv(h, w, ch[0], cfg.outChannels, 3);
+  return { ...c, total: c.conv + c.linear + c.attention };
+}
+
+export interface MmditCallShape {
+  batch: number;
+  /** Latent height and width (image size / 8), multiples of the patch size. */
+  height: number;
+  width: number;
+  /** Text context tokens (SD3: 77 CLIP + 256 T5 = 333). */
+  contextLength: number;
+}
+
+/**
+ * SD3Transformer2DModel, in the order of `buildMmditGraph` (src/models/sd3/mmdit.graph.ts): the patch-embedding
+ * conv (counted as conv); as linear, the timestep and pooled-text embedders, context_embedder, per block the AdaLN
+ * modulations of both streams (one token per batch item), the image stream's q/k/v/out and feed-forward, the
+ * context stream's add_q/k/v, to_add_out and ff_context (the last block is context_pre_only: its context norm has
+ * 2 chunks and it has no to_add_out nor ff_context), SD3.5 dual-attention attn2, norm_out and proj_out; as
+ * attention, Q K^T and P V of the joint attention over image + context tokens (every block computes all of them,
+ * the last one included) and of attn2 over image tokens.
+ */
+export function countMmditFlops(cfg: Sd3TransformerConfig, s: MmditCallShape): FlopCount {
+  const B = s.batch;
+  const L = s.contextLength;
+  const p = cfg.patchSize;
+  const D = cfg.numHeads * cfg.headDim;
+  const N = (s.height / p) * (s.width / p); // image tokens
+  const T = N + L; // joint sequence
+  const c = { conv: 0, linear: 0, attention: 0 };
+  const linear = (tokens: number, fin: number, fout: number) => {
+    c.linear += 2 * B * tokens * fin * fout;
+  };
+  /** Q K^T and P V over all heads: [Lq, Dh] x [Dh, Lk] and [Lq, Lk] x [Lk, Dh] per head. */
+  const attention = (lq: number, lk: number) => {
+    c.attention += 2 * 2 * B * lq * lk * D;
+  };
+  const feedForward = (tokens: number) => {
+    linear(tokens, D, 4 * D);
+    linear(tokens, 4 * D, D);
+  };
+
+  c.conv += 2 * B * N * cfg.inChannels * p * p * D; // pos_embed.proj, kernel = stride = p
+  linear(1, 256, D); // time_text_embed.timestep_embedder
+  linear(1, D, D);
+  linear(1, cfg.pooledProjectionDim, D); // time_text_embed.text_embedder
+  linear(1, D, D);
+  linear(L, cfg.jointAttentionDim, cfg.captionProjectionDim); // context_embedder
+
+  const dual = new Set(cfg.dualAttentionLayers);
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const last = i === cfg.numLayers - 1;
+    linear(1, D, (dual.has(i) ? 9 : 6) * D); // norm1.linear
+    linear(1, D, (last ? 2 : 6) * D); // norm1_context.linear
+    for (let k = 0; k < 3; k++) linear(N, D, D); // to_q, to_k, to_v
+    for (let k = 0; k < 3; k++) linear(L, D, D); // add_q_proj, add_k_proj, add_v_proj
+    attention(T, T);
+    linear(N, D, D); // to_out.0
+    if (dual.has(i)) {
+      for (let k = 0; k < 4; k++) linear(N, D, D); // attn2 to_q, to_k, to_v, to_out.0
+      attention(N, N);
+    }
+    feedForward(N); // ff
+    if (!last) {
+      linear(L, D, D); // to_add_out
+      feedForward(L); // ff_context
+    }
+  }
+  linear(1, D, 2 * D); // norm_out.linear
+  linear(N, D, p * p * cfg.outChannels); // proj_out
   return { ...c, total: c.conv + c.linear + c.attention };
 }

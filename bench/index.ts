@@ -1,32 +1,40 @@
 /**
- * `npm run bench [-- --only sd15,sdxl,gemm,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]`: speed and memory of this machine
+ * `npm run bench [-- --only gemm,sd15,sdxl,sd3,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]`: speed and memory of this machine
  * on the CPU engine, as ratios against a GEMM baseline measured in the same run.
  *
  * - gemm: fp32 MatMul n x n x n through onnxruntime, best of a few runs -> GFLOP/s (the practical peak);
- * - sd15 / sdxl: random-weight UNets with the published configs (bench/configs.ts), one child process per model
- *   (bench/unet-run.ts): seconds per UNet call (median after a warm-up), peak RSS, achieved GFLOP/s from the
- *   analytic count (bench/flops.ts) and its ratio to the GEMM peak;
+ * - sd15 / sdxl / sd3: random-weight denoisers with the published configs (bench/configs.ts: the SD1.5 and SDXL
+ *   UNets, SD3 medium's MMDiT transformer with 333 context tokens), one child process per model
+ *   (bench/denoiser-run.ts): seconds per call (median after a warm-up), peak RSS, achieved GFLOP/s from the
+ *   analytic count (bench/flops.ts) and its ratio to the GEMM peak. `--quick` runs SD3 with 2 of its 24 layers;
  * - samplers: bench/samplers.ts's per-step overhead, as a ratio to one SD1.5 UNet call;
  * - t5: bench/t5.ts, a mid-size T5 encoder fp32 vs weight-only int8 (encode time for 256 tokens, peak RSS).
  * Prints a table, then one JSON line starting with `BENCH_JSON `. Random weights go to a temporary directory
  * (fp16 safetensors written tensor by tensor), deleted at the end.
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createRecordingWeights } from "../src/graph/weights.ts";
-import { unetConfigFromJson } from "../src/models/_shared/unet-config.ts";
-import { buildUnetGraph } from "../src/models/_shared/unet.graph.ts";
-import { BENCH_MODELS } from "./configs.ts";
-import { countUnetFlops } from "./flops.ts";
+import { BENCH_MODELS, type BenchModelId } from "./configs.ts";
+import {
+  activationEstimateBytes,
+  benchConfigJson,
+  benchLabel,
+  benchModelDir,
+  type DenoiserRow,
+  type DenoiserSetup,
+  type DenoiserShape,
+  denoiserGflop,
+  memAvailableBytes,
+  runDenoiserChild,
+  sessionEstimateBytes,
+} from "./denoiser-run.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
 import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
-import { activationEstimateBytes, memAvailableBytes, type UnetRunMessage, type UnetRunSpec, type UnetShape } from "./unet-run.ts";
 
 const GiB = 1024 ** 3;
-const PARTS = ["gemm", "sd15", "sdxl", "samplers", "t5"] as const;
+const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -34,9 +42,9 @@ interface Args {
   quick: boolean;
   threads?: number;
   weights: "F16" | "F32";
-  /** Overrides every UNet shape's batch (memory-starved machines). */
+  /** Overrides every denoiser shape's batch (memory-starved machines). */
   batch?: number;
-  /** Only these image sizes of the UNet plans. */
+  /** Only these image sizes of the denoiser plans. */
   sizes?: number[];
 }
 
@@ -76,109 +84,8 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
   process.exit(error ? 2 : 0);
-}
-
-interface UnetRow {
-  model: string;
-  size: number;
-  batch: number;
-  status: "ok" | "skipped" | "failed";
-  reason?: string;
-  secondsPerCall?: number;
-  times?: number[];
-  gflopPerCall: number;
-  achievedGflops?: number;
-  ratioToGemm?: number;
-  peakRssGiB?: number;
-}
-
-interface UnetSetup {
-  model: string;
-  params: number;
-  weightGiB: number;
-  weightWriteSeconds: number;
-  graphSeconds: number;
-  sessionSeconds: number;
-  rssAfterSessionGiB: number;
-}
-
-/** Runs one model's shapes in a child process, collecting its messages; a crash marks the remaining shapes failed. */
-function runUnetChild(spec: UnetRunSpec): Promise<{ setup?: UnetSetup; rows: UnetRow[] }> {
-  const m = BENCH_MODELS[spec.model];
-  const cfg = unetConfigFromJson(m.unetConfig);
-  const flopsOf = (s: UnetShape) => countUnetFlops(cfg, { batch: s.batch, height: s.size / 8, width: s.size / 8, contextLength: m.contextLength }).total / 1e9;
-  const rows: UnetRow[] = [];
-  let setup: UnetSetup | undefined;
-  let maxRss = 0;
-  let minAvailable = Number.POSITIVE_INFINITY;
-  return new Promise((resolve) => {
-    const child: ChildProcess = fork(join(import.meta.dirname, "unet-run.ts"), [JSON.stringify(spec)], {
-      execArgv: ["--import", "tsx"],
-      stdio: ["ignore", "inherit", "pipe", "ipc"],
-    });
-    let stderr = "";
-    child.stderr?.on("data", (d) => {
-      stderr += String(d);
-    });
-    child.on("message", (msg: UnetRunMessage) => {
-      if (msg.type === "rss") {
-        maxRss = Math.max(maxRss, msg.bytes);
-        if (msg.availableBytes !== undefined) minAvailable = Math.min(minAvailable, msg.availableBytes);
-      } else if (msg.type === "setup") {
-        setup = {
-          model: m.label,
-          params: msg.params,
-          weightGiB: msg.weightBytes / GiB,
-          weightWriteSeconds: msg.weightWriteSeconds,
-          graphSeconds: msg.graphSeconds,
-          sessionSeconds: msg.sessionSeconds,
-          rssAfterSessionGiB: msg.rssAfterSessionBytes / GiB,
-        };
-        console.error(`  ${m.label}: ${(msg.params / 1e6).toFixed(0)}M params written, graph built, session open (${msg.sessionSeconds.toFixed(1)} s)`);
-      } else if (msg.type === "result") {
-        const gflop = flopsOf(msg.shape);
-        rows.push({
-          model: m.label,
-          size: msg.shape.size,
-          batch: msg.shape.batch,
-          status: "ok",
-          secondsPerCall: msg.medianSeconds,
-          times: msg.times,
-          gflopPerCall: gflop,
-          achievedGflops: gflop / msg.medianSeconds,
-          peakRssGiB: msg.peakRssBytes / GiB,
-        });
-        console.error(`  ${m.label} ${msg.shape.size}px x${msg.shape.batch}: ${msg.medianSeconds.toFixed(2)} s/call`);
-      } else {
-        rows.push({ model: m.label, size: msg.shape.size, batch: msg.shape.batch, status: "skipped", reason: msg.reason, gflopPerCall: flopsOf(msg.shape) });
-      }
-    });
-    child.on("exit", (code, signal) => {
-      for (const s of spec.shapes) {
-        if (rows.some((r) => r.size === s.size && r.batch === s.batch)) continue;
-        const why =
-          signal === "SIGKILL"
-            ? `killed (SIGKILL: most likely out of memory) at RSS >= ${fmt(maxRss / GiB)} GiB, machine down to ${fmt(minAvailable / GiB)} GiB available`
-            : `exited with ${signal ?? code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`;
-        rows.push({ model: m.label, size: s.size, batch: s.batch, status: "failed", reason: why, gflopPerCall: flopsOf(s) });
-      }
-      resolve({ setup, rows });
-    });
-  });
-}
-
-/**
- * Bytes a UNet session holds before its first call: measured 5.3-5.4 bytes per parameter with F16 weights (fp32
- * copies after the folded Casts plus onnxruntime's buffers: SD1.5 4.3 GiB, SDXL 12.9 GiB); F32 weights are read
- * as they are, assumed 5.
- */
-function sessionEstimateBytes(model: UnetRunSpec["model"], weights: "F16" | "F32"): number {
-  const rec = createRecordingWeights({ dtype: "F16" });
-  buildUnetGraph(unetConfigFromJson(BENCH_MODELS[model].unetConfig), rec.source);
-  const params = rec.recorded().reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
-  return params * (weights === "F16" ? 5.5 : 5);
 }
 
 async function loadSamplerBench(): Promise<(() => Promise<Record<string, number>>) | undefined> {
@@ -221,8 +128,8 @@ async function main(): Promise<void> {
   console.error(`easel bench: ${machine.cpu}, ${machine.logicalCores} cores, ${fmt(machine.totalMemGiB, 1)} GiB (${fmt(machine.availableMemGiB, 1)} available)`);
 
   let gemm: GemmResult | undefined;
-  const setups: UnetSetup[] = [];
-  const unetRows: UnetRow[] = [];
+  const setups: (DenoiserSetup & { id: BenchModelId })[] = [];
+  const denoiserRows: (DenoiserRow & { id: BenchModelId })[] = [];
   let samplers: Record<string, number> | undefined;
   let samplerNote: string | undefined;
   let t5: T5BenchResult | undefined;
@@ -231,7 +138,7 @@ async function main(): Promise<void> {
       console.error("  gemm ...");
       gemm = await measureGemm(args.quick ? 1024 : 2048, args.quick ? 3 : 5, { intraOpThreads: args.threads });
     }
-    const plans: [UnetRunSpec["model"], UnetShape[]][] = [
+    const plans: [BenchModelId, DenoiserShape[], Record<string, unknown>?][] = [
       ["sd15", args.quick ? [{ size: 256, batch: 1, runs: 2 }] : [{ size: 512, batch: 2, runs: 3 }]],
       [
         "sdxl",
@@ -242,30 +149,39 @@ async function main(): Promise<void> {
               { size: 1024, batch: 2, runs: 2 },
             ],
       ],
+      args.quick
+        ? ["sd3", [{ size: 256, batch: 1, runs: 2 }], { num_layers: 2 }]
+        : [
+            "sd3",
+            [
+              { size: 512, batch: 2, runs: 3 },
+              { size: 1024, batch: 2, runs: 3 },
+            ],
+          ],
     ];
-    for (const [model, planned] of plans) {
+    for (const [model, planned, configPatch] of plans) {
       if (!args.only.has(model)) continue;
       const shapes = planned.filter((s) => !args.sizes || args.sizes.includes(s.size)).map((s) => ({ ...s, batch: args.batch ?? s.batch }));
       if (shapes.length === 0) continue;
-      const cfg = unetConfigFromJson(BENCH_MODELS[model].unetConfig);
-      const need = sessionEstimateBytes(model, args.weights) + activationEstimateBytes(cfg, shapes[0]);
+      const m = BENCH_MODELS[model];
+      const json = benchConfigJson(model, configPatch);
+      const need = sessionEstimateBytes(m, json, args.weights) + activationEstimateBytes(m, json, shapes[0]);
       const avail = memAvailableBytes();
       if (avail !== undefined && need > avail) {
         const reason = `needs about ${fmt(need / GiB, 1)} GiB (weights as read and as float32, activations), ${fmt(avail / GiB, 1)} GiB available`;
         for (const s of shapes) {
-          const gflop = countUnetFlops(cfg, { batch: s.batch, height: s.size / 8, width: s.size / 8, contextLength: BENCH_MODELS[model].contextLength }).total / 1e9;
-          unetRows.push({ model: BENCH_MODELS[model].label, size: s.size, batch: s.batch, status: "skipped", reason, gflopPerCall: gflop });
+          denoiserRows.push({ id: model, model: benchLabel(model, configPatch), size: s.size, batch: s.batch, status: "skipped", reason, gflopPerCall: denoiserGflop(m, json, s) });
         }
         continue;
       }
-      console.error(`  ${model} UNet ...`);
-      const { setup, rows } = await runUnetChild({ model, workDir, shapes, intraOpThreads: args.threads, weightDtype: args.weights });
-      if (setup) setups.push(setup);
-      unetRows.push(...rows);
-      rmSync(join(workDir, `${model}-unet`), { recursive: true, force: true });
+      console.error(`  ${benchLabel(model, configPatch)} ...`);
+      const { setup, rows } = await runDenoiserChild({ model, workDir, shapes, intraOpThreads: args.threads, weightDtype: args.weights, configPatch });
+      if (setup) setups.push({ ...setup, id: model });
+      denoiserRows.push(...rows.map((r) => ({ ...r, id: model })));
+      rmSync(benchModelDir(workDir, model), { recursive: true, force: true });
       rmSync(join(workDir, "graphs"), { recursive: true, force: true });
     }
-    if (gemm && unetRows.some((r) => r.status === "ok")) {
+    if (gemm && denoiserRows.some((r) => r.status === "ok")) {
       // Measured again after the long runs and the best kept: neighbours' load comes and goes on a shared machine.
       console.error("  gemm (again) ...");
       const again = await measureGemm(gemm.n, gemm.runs, { intraOpThreads: args.threads });
@@ -286,10 +202,10 @@ async function main(): Promise<void> {
     cleanup();
   }
 
-  for (const r of unetRows) {
+  for (const r of denoiserRows) {
     if (r.achievedGflops !== undefined && gemm) r.ratioToGemm = r.achievedGflops / gemm.gflops;
   }
-  const sd15Call = unetRows.find((r) => r.model === BENCH_MODELS.sd15.label && r.status === "ok")?.secondsPerCall;
+  const sd15Call = denoiserRows.find((r) => r.id === "sd15" && r.status === "ok")?.secondsPerCall;
 
   console.log("");
   console.log(
@@ -297,11 +213,11 @@ async function main(): Promise<void> {
       `threads: ${machine.threads}, load average at start ${fmt(machine.loadAverage1m, 1)}`,
   );
   if (gemm) console.log(`fp32 GEMM ${gemm.n}^3 via onnxruntime: ${fmt(gemm.gflops, 1)} GFLOP/s (best of ${gemm.runs} at start and end; median ${fmt((2 * gemm.n ** 3) / gemm.medianSeconds / 1e9, 1)})`);
-  if (unetRows.length > 0) {
+  if (denoiserRows.length > 0) {
     console.log("");
     printTable(
-      ["UNet (random weights)", "size", "batch", "s/call", "GFLOP/call", "GFLOP/s", "x GEMM peak", "peak RSS GiB", "note"],
-      unetRows.map((r) => [
+      ["denoiser (random weights)", "size", "batch", "s/call", "GFLOP/call", "GFLOP/s", "x GEMM peak", "peak RSS GiB", "note"],
+      denoiserRows.map((r) => [
         r.model,
         `${r.size}`,
         `${r.batch}`,
@@ -313,6 +229,7 @@ async function main(): Promise<void> {
         r.status === "ok" ? `runs ${r.times?.map((t) => t.toFixed(2)).join(", ")}` : `${r.status}: ${r.reason}`,
       ]),
     );
+    if (denoiserRows.some((r) => r.id === "sd3")) console.log(`  ${BENCH_MODELS.sd3.label}: context ${BENCH_MODELS.sd3.contextLength} tokens (77 CLIP + 256 T5)`);
     for (const s of setups) {
       console.log(
         `  ${s.model}: ${(s.params / 1e6).toFixed(1)}M params, ${fmt(s.weightGiB)} GiB ${machine.weights} written in ${fmt(s.weightWriteSeconds, 1)} s, ` +
@@ -337,8 +254,10 @@ async function main(): Promise<void> {
     t5,
     machine,
     gemm: gemm && { n: gemm.n, gflops: gemm.gflops, bestSeconds: gemm.bestSeconds, medianSeconds: gemm.medianSeconds },
-    unet: unetRows,
-    unetSetup: setups,
+    unet: denoiserRows.filter((r) => r.id !== "sd3").map(({ id: _id, ...r }) => r),
+    unetSetup: setups.filter((r) => r.id !== "sd3").map(({ id: _id, ...r }) => r),
+    sd3: denoiserRows.filter((r) => r.id === "sd3").map(({ id: _id, ...r }) => r),
+    sd3Setup: setups.filter((r) => r.id === "sd3").map(({ id: _id, ...r }) => r)[0],
     samplers: samplers && Object.fromEntries(
       Object.entries(samplers).map(([k, v]) => [k, { value: v, ratioToSd15UnetCall: sd15Call && k.includes("ms") ? v / 1000 / sd15Call : null }]),
     ),

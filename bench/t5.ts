@@ -21,7 +21,7 @@ import { prepareT5EncoderModel } from "../src/models/_shared/t5-encoder.ts";
 import { buildT5EncoderGraph, t5EncoderConfigFromJson } from "../src/models/_shared/t5-encoder.graph.ts";
 import { T5_LINEAR_RE } from "../src/models/_shared/t5-int8.ts";
 import { createSession } from "../src/runtime/session.ts";
-import { memAvailableBytes } from "./unet-run.ts";
+import { memAvailableBytes } from "./denoiser-run.ts";
 
 const GiB = 1024 ** 3;
 
