@@ -45,7 +45,7 @@ e2eSuite("e2e over the real engine (micro checkpoints)", {
   apiKey,
   model: "sd15",
   size: "64x64",
-  skip: { monicaSd: "no SD3.5 checkpoint among the e2e models" },
+  skip: { monicaSd: "covered by test/e2e/monica-sd.test.ts over tiny SD3 / SD3.5 checkpoints" },
 });
 
 describe("credits over HTTP with the real engine", () => {
