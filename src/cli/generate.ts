@@ -2,7 +2,7 @@
  * `easel generate`: one pipeline run from the command line. The parity flags (--init-latents, --step-noise,
  * --dump-latents) read and write the reference tensor format, so any run can be compared with diffusers.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, extname, join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
@@ -12,6 +12,7 @@ import { loadConfig } from "../config/index.ts";
 import { configPaths } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
+import { decodeInitImage } from "../providers/local/index.ts";
 import { resolveSchedulerName } from "../samplers/names.ts";
 import { randomSeed } from "../tensor/rng.ts";
 import { readRefFloat32, writeRefTensor } from "../tensor/io.ts";
@@ -73,16 +74,17 @@ export function outputPaths(output: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => `${stem}_${i}${ext}`);
 }
 
-/** Decodes an init image to CHW RGB in [-1, 1] at the requested size (diffusers' preprocess, Lanczos resize). */
+/** Reads an init image; without --width/--height the output takes its size rounded down to a multiple of 8. */
 async function loadInitImage(file: string, width: number | undefined, height: number | undefined) {
-  const meta = await sharp(file).metadata();
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch {
+    throw new EaselError("E_INPUT_INVALID", `cannot read init image ${file}`, { param: "init-image" });
+  }
+  const meta = await sharp(bytes).metadata().catch(() => ({ width: undefined, height: undefined }));
   if (!meta.width || !meta.height) throw new EaselError("E_INPUT_INVALID", `cannot read image ${file}`, { param: "init-image" });
-  const w = width ?? meta.width - (meta.width % 8);
-  const h = height ?? meta.height - (meta.height % 8);
-  const raw = await sharp(file).removeAlpha().resize(w, h, { fit: "fill", kernel: "lanczos3" }).raw().toBuffer();
-  const data = new Float32Array(3 * w * h);
-  for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) data[c * w * h + i] = raw[i * 3 + c] / 127.5 - 1;
-  return { data, width: w, height: h };
+  return decodeInitImage(bytes, width ?? meta.width - (meta.width % 8), height ?? meta.height - (meta.height % 8));
 }
 
 export function generateCommand(): Command {

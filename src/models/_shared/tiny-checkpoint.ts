@@ -288,6 +288,15 @@ function writeComponent(
   writeRandomSafetensors(join(dir, weightFile), rec.recorded(), { seed: opts.seed, dtype: opts.dtype, namespace: name });
 }
 
+/** The vae/ folder: weights recorded from both the encoder and the decoder graph. */
+function writeVae(root: string, config: Json, opts: { seed: number; dtype: RandomWeightDtype }): void {
+  const cfg = vaeConfigFromJson(config);
+  writeComponent(root, "vae", config, "diffusion_pytorch_model.safetensors", (src) => {
+    buildVaeEncoderGraph(cfg, src);
+    buildVaeDecoderGraph(cfg, src);
+  }, opts);
+}
+
 /**
  * Writes a complete diffusers directory for `family` into `dir` (created if missing; existing files of the same
  * names are overwritten): model_index.json, scheduler, tokenizer(s), text encoder(s), unet and vae.
@@ -336,19 +345,7 @@ export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): v
 
   const unet = unetConfig(family);
   writeComponent(dir, "unet", unet, "diffusion_pytorch_model.safetensors", (src) => buildUnetGraph(unetConfigFromJson(unet), src), w);
-  const vae = vaeConfig(family);
-  writeComponent(
-    dir,
-    "vae",
-    vae,
-    "diffusion_pytorch_model.safetensors",
-    (src) => {
-      const cfg = vaeConfigFromJson(vae);
-      buildVaeEncoderGraph(cfg, src);
-      buildVaeDecoderGraph(cfg, src);
-    },
-    w,
-  );
+  writeVae(dir, vaeConfig(family), w);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -477,17 +474,5 @@ function writeTinySd3(dir: string, family: "sd3" | "sd3_5", transformer: TinyTra
 
   const tcfg = sd3TransformerConfig(family);
   writeComponent(dir, "transformer", tcfg, "diffusion_pytorch_model.safetensors", (src) => transformer(tcfg, src), w);
-  const vae = sd3VaeConfig();
-  writeComponent(
-    dir,
-    "vae",
-    vae,
-    "diffusion_pytorch_model.safetensors",
-    (src) => {
-      const cfg = vaeConfigFromJson(vae);
-      buildVaeEncoderGraph(cfg, src);
-      buildVaeDecoderGraph(cfg, src);
-    },
-    w,
-  );
+  writeVae(dir, sd3VaeConfig(), w);
 }
