@@ -68,7 +68,7 @@ export function e2eSuite(name: string, target: E2eTarget): void {
         if (ev.type === "image_generation.completed") final = ev.b64_json;
       }
       assert.equal(types.at(-1), "image_generation.completed");
-      assert.ok(types.filter((t) => t === "image_generation.partial_image").length <= 2);
+      assert.equal(types.filter((t) => t === "image_generation.partial_image").length, 2);
       assert.equal((await sharp(Buffer.from(final, "base64")).metadata()).format, "png");
     });
 

@@ -157,10 +157,11 @@ export async function runUnetDiffusion(parts: UnetFamilyParts, params: PipelineP
     noise: stepNoise,
     sdeNoise: params.stepNoise ? stepNoise : undefined,
     // `done` counts network calls so far (1-based).
-    onStep: (done, total, _x, denoised) => {
+    onStep: (done, total, current, denoised) => {
       hooks.onStep?.(done, total);
-      if (denoised && wanted.has(done - 1) && hooks.onPreview) {
-        hooks.onPreview(previewIndex++, done, latentPreview(denoised, shape, parts.previewFactors));
+      if (wanted.has(done - 1) && hooks.onPreview) {
+        // PNDM keeps no x0 estimate; its latents (sqrt(ᾱ)·x0 + noise, α-space) still preview recognisably.
+        hooks.onPreview(previewIndex++, done, latentPreview(denoised ?? current, shape, parts.previewFactors));
       }
       if (hooks.isCancelled?.()) throw abortError();
     },
