@@ -41,7 +41,7 @@ export interface DenoiserRunSpec {
 }
 
 export type DenoiserRunMessage =
-  | { type: "setup"; params: number; weightBytes: number; weightWriteSeconds: number; graphSeconds: number; sessionSeconds: number; rssAfterSessionBytes: number }
+  | { type: "setup"; params: number; weightBytes: number; weightWriteSeconds: number; graphSeconds: number; sessionSeconds: number; rssAfterSessionBytes: number; peakRssAfterSessionBytes: number }
   | { type: "result"; shape: DenoiserShape; times: number[]; medianSeconds: number; peakRssBytes: number }
   | { type: "skipped"; shape: DenoiserShape; reason: string }
   /** Sampled every second, so a run killed for memory still tells how far it got. */
@@ -69,6 +69,8 @@ export interface DenoiserSetup {
   graphSeconds: number;
   sessionSeconds: number;
   rssAfterSessionGiB: number;
+  /** The process's peak RSS by the time the session is open: the stored weights' pages and their fp32 copies at once. */
+  peakRssAfterSessionGiB: number;
 }
 
 const GiB = 1024 ** 3;
@@ -128,6 +130,17 @@ export function sessionEstimateBytes(m: BenchModel, json: Record<string, unknown
 }
 
 /**
+ * The peak while the session is being created, when it exceeds `sessionEstimateBytes`: the stored fp16 weights'
+ * pages and their fp32 copies are resident at once. Measured on SD3 medium's MMDiT: 15.8 GiB peak for 2.085 G
+ * parameters (8.1 bytes per parameter; 9.4 GiB once open). Undefined where not measured (UNets, F32 weights).
+ */
+export function sessionCreationPeakBytes(m: BenchModel, json: Record<string, unknown>, weights: "F16" | "F32"): number | undefined {
+  if (m.kind !== "mmdit" || weights !== "F16") return undefined;
+  const params = recordBenchWeights(m, json, "F16").reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
+  return params * 8.1;
+}
+
+/**
  * A rough estimate of the activation memory of one call (onnxruntime's planner and arena decide the real number).
  * UNet: ~11 KB per image pixel per batch item, calibrated on this benchmark's own runs (SD1.5 512x512x2: 4.4 GiB,
  * SDXL 512x512x2: 5.5 GiB above the RSS after session creation), plus one copy of the largest attention score
@@ -182,6 +195,7 @@ export function runDenoiserChild(spec: DenoiserRunSpec): Promise<{ setup?: Denoi
           graphSeconds: msg.graphSeconds,
           sessionSeconds: msg.sessionSeconds,
           rssAfterSessionGiB: msg.rssAfterSessionBytes / GiB,
+          peakRssAfterSessionGiB: msg.peakRssAfterSessionBytes / GiB,
         };
         console.error(`  ${label}: ${(msg.params / 1e6).toFixed(0)}M params written, graph built, session open (${msg.sessionSeconds.toFixed(1)} s)`);
       } else if (msg.type === "result") {
@@ -282,7 +296,16 @@ async function childMain(spec: DenoiserRunSpec): Promise<void> {
   t0 = performance.now();
   const session = await createSession(prepared.modelPath, { intraOpThreads: spec.intraOpThreads });
   const sessionSeconds = (performance.now() - t0) / 1000;
-  send({ type: "setup", params, weightBytes, weightWriteSeconds, graphSeconds, sessionSeconds, rssAfterSessionBytes: process.memoryUsage.rss() });
+  send({
+    type: "setup",
+    params,
+    weightBytes,
+    weightWriteSeconds,
+    graphSeconds,
+    sessionSeconds,
+    rssAfterSessionBytes: process.memoryUsage.rss(),
+    peakRssAfterSessionBytes: process.resourceUsage().maxRSS * 1024,
+  });
 
   try {
     for (const shape of spec.shapes) {

@@ -28,6 +28,7 @@ import {
   denoiserGflop,
   memAvailableBytes,
   runDenoiserChild,
+  sessionCreationPeakBytes,
   sessionEstimateBytes,
 } from "./denoiser-run.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
@@ -165,7 +166,10 @@ async function main(): Promise<void> {
       if (shapes.length === 0) continue;
       const m = BENCH_MODELS[model];
       const json = benchConfigJson(model, configPatch);
-      const need = sessionEstimateBytes(m, json, args.weights) + activationEstimateBytes(m, json, shapes[0]);
+      const need = Math.max(
+        sessionEstimateBytes(m, json, args.weights) + activationEstimateBytes(m, json, shapes[0]),
+        sessionCreationPeakBytes(m, json, args.weights) ?? 0,
+      );
       const avail = memAvailableBytes();
       if (avail !== undefined && need > avail) {
         const reason = `needs about ${fmt(need / GiB, 1)} GiB (weights as read and as float32, activations), ${fmt(avail / GiB, 1)} GiB available`;
@@ -233,7 +237,7 @@ async function main(): Promise<void> {
     for (const s of setups) {
       console.log(
         `  ${s.model}: ${(s.params / 1e6).toFixed(1)}M params, ${fmt(s.weightGiB)} GiB ${machine.weights} written in ${fmt(s.weightWriteSeconds, 1)} s, ` +
-          `graph ${fmt(s.graphSeconds, 1)} s, session ${fmt(s.sessionSeconds, 1)} s, RSS after session ${fmt(s.rssAfterSessionGiB)} GiB`,
+          `graph ${fmt(s.graphSeconds, 1)} s, session ${fmt(s.sessionSeconds, 1)} s, RSS after session ${fmt(s.rssAfterSessionGiB)} GiB (peak so far ${fmt(s.peakRssAfterSessionGiB)})`,
       );
     }
   }
