@@ -82,7 +82,7 @@ describe("SD3 memory plan on SD3-medium sizes", () => {
   });
 
   test("20 GiB: fp32 T5 does not fit even per request; requests without T5 still run, and the error names both ways out", () => {
-    const plan = planSd3Memory(sd3Medium(20, 18));
+    const plan = planSd3Memory(sd3Medium(20, 18.8));
     assert.equal(plan.t5, "unavailable");
     assert.equal(plan.warning?.code, "W_MEMORY_PLAN");
     const e = plan.t5Error;
@@ -92,7 +92,7 @@ describe("SD3 memory plan on SD3-medium sizes", () => {
     assert.match(e.message, /--t5-int8/);
     assert.match(e.message, /--no-t5/);
     // With int8 configured, the same machine runs T5.
-    assert.equal(planSd3Memory(sd3Medium(20, 18, "int8")).t5, "int8");
+    assert.equal(planSd3Memory(sd3Medium(20, 18.8, "int8")).t5, "int8");
   });
 
   test("8 GiB: the transformer alone does not fit; the load fails saying how much is needed and that --t5-int8 / --no-t5 do not help", () => {

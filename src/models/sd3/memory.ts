@@ -192,7 +192,9 @@ export function transformerWorkingBytes(cfg: { numHeads: number; headDim: number
   const S = (o.width / 8 / cfg.patchSize) * (o.height / 8 / cfg.patchSize) + o.textTokens;
   const scores = 2 * o.batch * cfg.numHeads * S * S * 4; // attention scores and softmax [B, H, S, S]
   const hidden = 16 * o.batch * S * cfg.numHeads * cfg.headDim * 4; // q/k/v, MLP (4x) and residual streams
-  return scores + hidden;
+  // Calibrated on the bench (`npm run bench -- --only sd3`): SD3 medium at 1024², batch 2, 333 text tokens used
+  // 9.0 GiB beyond the open session where scores + hidden give 7.8 GiB (onnxruntime's temporaries).
+  return 1.15 * (scores + hidden);
 }
 
 /** Working memory (bytes) of one T5 encode at `tokens` (batch 1), plus one layer's dequantised wi_0/wi_1 with int8. */
