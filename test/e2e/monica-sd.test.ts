@@ -19,24 +19,11 @@ import { sd3TransformerConfigFromJson } from "../../src/models/sd3/config.ts";
 import { buildMmditGraph } from "../../src/models/sd3/mmdit.graph.ts";
 import { planSd3ForRuntime } from "../../src/models/sd3/pipeline.ts";
 import { openSqliteStore } from "../../src/storage/sqlite.ts";
+import { MONICA_SD_EXAMPLE as PAGE_BODY } from "../http/spec-examples.ts";
 
 const SDXL_FIXTURE = resolve("test/fixtures/models/sdxl");
 const transformer: TinyTransformerBuilder = (json, w) => buildMmditGraph(sd3TransformerConfigFromJson(json), w);
 
-/** The page's curl example, byte for byte the same fields and types (string seed and cfg_scale included). */
-const PAGE_BODY = {
-  model: "sd3_5",
-  prompt: "An astronaut riding a rainbow unicorn, cinematic, dramatic",
-  negative_prompt: "",
-  seed: "42",
-  size: "1024x1024",
-  steps: 28,
-  cfg_scale: "3.5",
-  num_outputs: 1,
-  output_quality: 90,
-  scheduler: "K_EULER",
-  num_inference_steps: 50,
-};
 
 const dataDir = mkdtempSync(join(tmpdir(), "easel-monica-sd-"));
 const modelsDir = join(dataDir, "models");

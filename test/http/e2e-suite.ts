@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import sharp from "sharp";
+import { MONICA_PLAYGROUND_EXAMPLE, MONICA_SD_EXAMPLE, SEGMIND_EXAMPLE } from "./spec-examples.ts";
 
 export interface E2eTarget {
   /** Starts a server on a loopback port; returns its base URL and how to stop it. */
@@ -88,7 +89,7 @@ export function e2eSuite(name: string, target: E2eTarget): void {
       const auth = { authorization: `Bearer ${target.apiKey}` };
       const pg = await post(
         "/v1/image/gen/playground",
-        { model: "playground-v2-5", prompt: "A beautiful sunset over the ocean", negative_prompt: "", count: 1, size: "1024x1024", step: 30, seed: "0", safety_check: false, cfg_scale: "7.0" },
+        MONICA_PLAYGROUND_EXAMPLE,
         auth,
       );
       assert.equal(pg.status, 200);
@@ -100,7 +101,7 @@ export function e2eSuite(name: string, target: E2eTarget): void {
       const auth = { authorization: `Bearer ${target.apiKey}` };
       const sd = await post(
         "/v1/image/gen/sd",
-        { model: "sd3_5", prompt: "An astronaut riding a rainbow unicorn, cinematic, dramatic", negative_prompt: "", seed: "42", size: "1024x1024", steps: 28, cfg_scale: "3.5", num_outputs: 1, output_quality: 90, scheduler: "K_EULER", num_inference_steps: 50 },
+        MONICA_SD_EXAMPLE,
         auth,
       );
       assert.equal(sd.status, 200);
@@ -112,7 +113,7 @@ export function e2eSuite(name: string, target: E2eTarget): void {
     test("Segmind: the page's example body answers decodable JPEG bytes", { skip: target.skip?.segmind }, async () => {
       const res = await post(
         "/v1/playground-v2.5",
-        { prompt: "(solo), anthro, male, protogen, high detailed fur, smile, hyperdetailed,realistic", negative_prompt: "bad anatomy, bad hands, missing fingers,low quality,blurry", samples: 1, num_inference_steps: 25, guidance_scale: 3, seed: 36446545871, base64: false },
+        SEGMIND_EXAMPLE,
         { "x-api-key": target.apiKey },
       );
       assert.equal(res.status, 200);

@@ -2,33 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { AUTH, expectOk, expectRejected, makeApp } from "./helpers.ts";
+import { MONICA_PLAYGROUND_EXAMPLE as PLAYGROUND_EXAMPLE, MONICA_SD_EXAMPLE as SD_EXAMPLE } from "./spec-examples.ts";
 
-/** The page's own curl body, string numbers included. */
-const PLAYGROUND_EXAMPLE = {
-  model: "playground-v2-5",
-  prompt: "A beautiful sunset over the ocean",
-  negative_prompt: "",
-  count: 1,
-  size: "1024x1024",
-  step: 30,
-  seed: "0",
-  safety_check: false,
-  cfg_scale: "7.0",
-};
-/** The SD page's own curl body: sd3_5 with the sdxl-only fields at their defaults. */
-const SD_EXAMPLE = {
-  model: "sd3_5",
-  prompt: "An astronaut riding a rainbow unicorn, cinematic, dramatic",
-  negative_prompt: "",
-  seed: "42",
-  size: "1024x1024",
-  steps: 28,
-  cfg_scale: "3.5",
-  num_outputs: 1,
-  output_quality: 90,
-  scheduler: "K_EULER",
-  num_inference_steps: 50,
-};
 
 function monicaError(body: Record<string, unknown>) {
   const e = body.error as { message: string; type: string; param: string | null; code: string | null };

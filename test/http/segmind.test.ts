@@ -3,19 +3,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import sharp from "sharp";
 import { expectOk, expectRejected, makeApp } from "./helpers.ts";
+import { SEGMIND_EXAMPLE as EXAMPLE } from "./spec-examples.ts";
 
 const url = "/v1/playground-v2.5";
 const KEY = { "x-api-key": "sk-test" };
-/** The page's example body. */
-const EXAMPLE = {
-  prompt: "(solo), anthro, male, protogen, high detailed fur, smile, hyperdetailed,realistic",
-  negative_prompt: "bad anatomy, bad hands, missing fingers,low quality,blurry",
-  samples: 1,
-  num_inference_steps: 25,
-  guidance_scale: 3,
-  seed: 36446545871,
-  base64: false,
-};
 
 function segmindError(body: Record<string, unknown>) {
   assert.equal(typeof body.error, "string");
