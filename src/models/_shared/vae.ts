@@ -2,11 +2,8 @@
  * AutoencoderKL around the graphs: component directory -> cached ONNX models, the posterior of the encoder's
  * moments, and each family's latent scaling (what diffusers pipelines do before `vae.decode` / after `vae.encode`).
  */
-import { getOrBuildGraph } from "../../graph/cache.ts";
-import { findComponentWeightFiles, readSafetensorsIndex } from "../../graph/safetensors.ts";
-import { createSafetensorsWeights } from "../../graph/weights.ts";
 import type { NoiseSource } from "../../tensor/noise.ts";
-import { type PreparedModel, type PrepareComponentOptions, readComponentConfig } from "./clip-text.ts";
+import { type PreparedModel, type PrepareComponentOptions, prepareComponent } from "./component.ts";
 import { type VaeConfig, vaeConfigFromJson } from "./vae-config.ts";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "./vae.graph.ts";
 
@@ -14,23 +11,13 @@ import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "./vae.graph.ts";
 export const VAE_GRAPH_VERSION = "vae.1";
 
 function prepare(componentDir: string, opts: PrepareComponentOptions, part: "decoder" | "encoder"): PreparedModel<VaeConfig> {
-  const { json, file } = readComponentConfig(componentDir);
-  const config = vaeConfigFromJson(json, file);
-  const { files } = findComponentWeightFiles(componentDir, { variant: opts.variant });
-  const build = part === "decoder" ? buildVaeDecoderGraph : buildVaeEncoderGraph;
-  const cached = getOrBuildGraph(
-    opts.cacheDir,
-    {
-      component: `vae-${part}`,
-      weightFiles: files,
-      config,
-      builderVersion: VAE_GRAPH_VERSION,
-      dtype: "float32",
-      executionProvider: opts.executionProvider ?? "cpu",
-    },
-    () => build(config, createSafetensorsWeights(readSafetensorsIndex(files), componentDir)),
-  );
-  return { modelPath: cached.modelPath, config, cacheHit: cached.hit };
+  return prepareComponent(componentDir, opts, {
+    component: `vae-${part}`,
+    builderVersion: VAE_GRAPH_VERSION,
+    parseConfig: vaeConfigFromJson,
+    options: undefined,
+    build: part === "decoder" ? buildVaeDecoderGraph : buildVaeEncoderGraph,
+  });
 }
 
 /** The decoder graph (`latent` -> `sample`) of a vae/ folder. */
