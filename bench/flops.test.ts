@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createRecordingWeights } from "../src/graph/weights.ts";
-import { unetConfigFromJson } from "../src/models/_shared/unet-config.ts";
+import { unetConfigFromJson } from "../src/models/components/unet-config.ts";
 import { sd3TransformerConfigFromJson } from "../src/models/sd3/config.ts";
 import { buildMmditGraph } from "../src/models/sd3/mmdit.graph.ts";
 import { SD3_MEDIUM_TRANSFORMER } from "./configs.ts";

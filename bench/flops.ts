@@ -4,7 +4,7 @@
  * (Q K^T and P V). Not counted: norms, activations, softmax, residual adds, resizes, bias adds (a few percent
  * at most).
  */
-import type { UnetConfig } from "../src/models/_shared/unet-config.ts";
+import type { UnetConfig } from "../src/models/components/unet-config.ts";
 import type { Sd3TransformerConfig } from "../src/models/sd3/config.ts";
 
 export interface FlopCount {
@@ -24,7 +24,7 @@ export interface UnetCallShape {
 }
 
 /**
- * UNet2DConditionModel, in the order of `buildUnetGraph` (src/models/_shared/unet.graph.ts): convs 3x3 and 1x1
+ * UNet2DConditionModel, in the order of `buildUnetGraph` (src/models/components/unet.graph.ts): convs 3x3 and 1x1
  * (including conv proj_in/proj_out); Linears of the attention projections, GEGLU feed-forward, time and add
  * embeddings, linear proj_in/proj_out and resnet time projections.
  */

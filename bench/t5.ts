@@ -1,5 +1,5 @@
 /**
- * T5 encoder benchmark, fp32 vs weight-only int8 linears (src/models/_shared/t5-int8.ts): random fp16 weights for a
+ * T5 encoder benchmark, fp32 vs weight-only int8 linears (src/models/components/t5-int8.ts): random fp16 weights for a
  * T5 v1.1 config written tensor by tensor, both graphs built through the real `prepareT5EncoderModel` path, then
  * one child process per mode (so each peak RSS is its own) opens the session and times encodes of one prompt of
  * `tokens` tokens (median after a warm-up). Also reports how far int8's output is from fp32's.
@@ -16,10 +16,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRecordingWeights } from "../src/graph/weights.ts";
-import { writeRandomSafetensors } from "../src/models/_shared/tiny-checkpoint.ts";
-import { prepareT5EncoderModel } from "../src/models/_shared/t5-encoder.ts";
-import { buildT5EncoderGraph, t5EncoderConfigFromJson } from "../src/models/_shared/t5-encoder.graph.ts";
-import { T5_LINEAR_RE } from "../src/models/_shared/t5-int8.ts";
+import { writeRandomSafetensors } from "../src/models/testing/tiny-checkpoint.ts";
+import { prepareT5EncoderModel } from "../src/models/components/t5-encoder.ts";
+import { buildT5EncoderGraph, t5EncoderConfigFromJson } from "../src/models/components/t5-encoder.graph.ts";
+import { T5_LINEAR_RE } from "../src/models/components/t5-int8.ts";
 import { createSession } from "../src/runtime/session.ts";
 import { memAvailableBytes } from "./denoiser-run.ts";
 

@@ -16,7 +16,7 @@ import { decodeInitImage } from "../providers/local/index.ts";
 import { resolveSchedulerName } from "../samplers/names.ts";
 import { randomSeed } from "../tensor/rng.ts";
 import { readRefFloat32, writeRefTensor } from "../tensor/io.ts";
-import type { PipelineParams } from "../models/_shared/family.ts";
+import type { PipelineParams } from "../models/pipeline/family.ts";
 
 function int(name: string) {
   return (v: string): number => {

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expectClose, readRefFloat32 } from "../../test/helpers/tensors.ts";
 import { EaselError } from "../core/errors.ts";
-import { writeTinyCheckpoint } from "../models/_shared/tiny-checkpoint.ts";
+import { writeTinyCheckpoint } from "../models/testing/tiny-checkpoint.ts";
 import { Engine } from "./engine.ts";
 
 const MODEL = resolve("test/fixtures/models/sd15");

@@ -10,7 +10,7 @@ import type {
   PipelineOutput,
   PipelineParams,
   RuntimeOptions,
-} from "../models/_shared/family.ts";
+} from "../models/pipeline/family.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
 
 export interface RunHooks {

@@ -1,5 +1,5 @@
 /** Messages between the engine (main thread) and its inference worker thread. */
-import type { ModelDefaults, PipelineImage, PipelineOutput, PipelineParams, RuntimeOptions } from "../models/_shared/family.ts";
+import type { ModelDefaults, PipelineImage, PipelineOutput, PipelineParams, RuntimeOptions } from "../models/pipeline/family.ts";
 
 export interface WorkerInit {
   runtime: RuntimeOptions;

@@ -4,9 +4,9 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { EaselError, toEaselError } from "../core/errors.ts";
-import type { LoadedPipeline } from "../models/_shared/family.ts";
+import type { LoadedPipeline } from "../models/pipeline/family.ts";
 import { FAMILIES } from "../models/index.ts";
-import { loadCheckpoint } from "./checkpoint.ts";
+import { loadCheckpoint } from "../checkpoint/checkpoint.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 
 const port = parentPort;

@@ -1,6 +1,6 @@
 /** Stable Diffusion 1.x / 2.x / SD-Turbo (StableDiffusionPipeline): defaults and preview factors. */
-import type { CheckpointLike, ModelDefaults } from "../_shared/family.ts";
-import type { LatentRgbFactors } from "../_shared/latent-preview.ts";
+import type { CheckpointLike, ModelDefaults } from "../pipeline/family.ts";
+import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
 
 /** SD-Turbo ships Euler with trailing spacing and is meant for 1-4 steps without guidance. */
 export function isTurbo(ckpt: CheckpointLike): boolean {

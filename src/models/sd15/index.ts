@@ -1,4 +1,4 @@
-import type { ModelFamily } from "../_shared/family.ts";
+import type { ModelFamily } from "../pipeline/family.ts";
 import { isTurbo, sd15Defaults } from "./config.ts";
 import { loadSd15 } from "./pipeline.ts";
 

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
 import { EaselError } from "../../core/errors.ts";
-import { loadCheckpoint } from "../../engine/checkpoint.ts";
-import type { LoadedPipeline } from "../_shared/family.ts";
+import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
+import type { LoadedPipeline } from "../pipeline/family.ts";
 import { loadSd15 } from "./pipeline.ts";
 import { withinOneLevel } from "../../../test/helpers/images.ts";
 

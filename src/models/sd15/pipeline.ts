@@ -4,13 +4,13 @@
  */
 import { EaselError } from "../../core/errors.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
-import { loadClipTokenizer } from "../_shared/clip-tokenizer.ts";
-import { prepareClipTextModel } from "../_shared/clip-text.ts";
-import type { Conditioning } from "../_shared/diffusion-run.ts";
-import { runUnetDiffusion } from "../_shared/diffusion-run.ts";
-import type { CheckpointLike, LoadedPipeline, PipelineParams, RuntimeOptions } from "../_shared/family.ts";
-import { prepareUnetModel } from "../_shared/unet.ts";
-import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../_shared/vae.ts";
+import { loadClipTokenizer } from "../text/clip-tokenizer.ts";
+import { prepareClipTextModel } from "../components/clip-text.ts";
+import type { Conditioning } from "../pipeline/run.ts";
+import { runUnetDiffusion } from "../pipeline/run.ts";
+import type { CheckpointLike, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
+import { prepareUnetModel } from "../components/unet.ts";
+import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import { SD15_PREVIEW, sd15Defaults } from "./config.ts";
 
 function component(ckpt: CheckpointLike, name: string): string {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { CheckpointLike } from "../_shared/family.ts";
+import type { CheckpointLike } from "../pipeline/family.ts";
 import { sd3Defaults, sd3TransformerConfigFromJson, sd3Variant } from "./config.ts";
 import { sd3Family } from "./index.ts";
 

@@ -3,8 +3,8 @@
  * which (SD3 medium, SD3.5 large / large-turbo / medium), their model-card defaults and preview factors.
  */
 import { EaselError } from "../../core/errors.ts";
-import type { CheckpointLike, ModelDefaults } from "../_shared/family.ts";
-import type { LatentRgbFactors } from "../_shared/latent-preview.ts";
+import type { CheckpointLike, ModelDefaults } from "../pipeline/family.ts";
+import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
 
 export interface Sd3TransformerConfig {
   sampleSize: number;

@@ -1,4 +1,4 @@
-import type { ModelFamily } from "../_shared/family.ts";
+import type { ModelFamily } from "../pipeline/family.ts";
 import { sd3Defaults, sd3Variant } from "./config.ts";
 import { loadSd3 } from "./pipeline.ts";
 

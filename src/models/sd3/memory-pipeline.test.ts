@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { EaselError } from "../../core/errors.ts";
-import { loadCheckpoint } from "../../engine/checkpoint.ts";
+import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
-import type { CheckpointLike, LoadedPipeline, PipelineParams, RuntimeOptions } from "../_shared/family.ts";
+import type { CheckpointLike, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
 import { planSd3Memory, type Sd3MemoryPlan, SD3_COMPONENTS, sd3MemoryInput, sd3PeakBytes } from "./memory.ts";
 import { loadSd3, MAX_T5_SEQUENCE_LENGTH } from "./pipeline.ts";
 

@@ -2,7 +2,7 @@
  * Memory plan for an SD3 checkpoint: which components stay resident and which are opened for their step of a
  * request and released right after it ("on demand"), from the components' fp32 weight sizes and the machine's
  * memory. fp32 T5-XXL alone is ~19 GB, so on a 24 GiB machine the default plan loads T5 (and what else must give
- * way) per request; int8 T5 (./../_shared/t5-int8.ts) is used only when configured, and both choices are reported
+ * way) per request; int8 T5 (../components/t5-int8.ts) is used only when configured, and both choices are reported
  * as warnings with every result.
  *
  * The model (an estimate, stated in every message): a request runs four steps in order — CLIP encode, T5 encode,
@@ -15,8 +15,8 @@
  */
 import { EaselError } from "../../core/errors.ts";
 import type { Warning } from "../../core/types.ts";
-import type { CheckpointLike } from "../_shared/family.ts";
-import { T5_LINEAR_RE } from "../_shared/t5-int8.ts";
+import type { CheckpointLike } from "../pipeline/family.ts";
+import { T5_LINEAR_RE } from "../components/t5-int8.ts";
 
 export const SD3_COMPONENTS = ["clip", "t5", "transformer", "vae"] as const;
 export type Sd3Component = (typeof SD3_COMPONENTS)[number];

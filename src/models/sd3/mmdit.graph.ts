@@ -8,7 +8,7 @@ import { type BuiltGraph, GraphBuilder, type Value } from "../../graph/builder.t
 import { conv2d, geluTanh, linear, scaledDotProductAttention, silu } from "../../graph/ops/nn.ts";
 import { concat, reshape, shapeOf, slice, split, transpose, unsqueeze } from "../../graph/ops/shape.ts";
 import type { WeightSource } from "../../graph/weights.ts";
-import { timestepEmbedding, timestepSinusoid } from "../_shared/blocks.ts";
+import { timestepEmbedding, timestepSinusoid } from "../components/blocks.ts";
 import type { Sd3TransformerConfig } from "./config.ts";
 
 export interface MmditGraphOptions {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { expectClose, readRefFloat32, readRefTensor } from "../../../test/helpers/tensors.ts";
 import { createSession } from "../../runtime/session.ts";
-import { prepareClipTextModel } from "../_shared/clip-text.ts";
+import { prepareClipTextModel } from "../components/clip-text.ts";
 
 const FIX = join(import.meta.dirname, "../../../test/fixtures");
 const work = mkdtempSync(join(tmpdir(), "easel-sd3-clip-"));

@@ -3,8 +3,8 @@
  * preview factors. Published configs: MODELS.md §1.4 (Euler, leading spacing, UNet sample_size 128) and §1.5
  * (Euler ancestral, trailing spacing, sample_size 64).
  */
-import type { CheckpointLike, ModelDefaults } from "../_shared/family.ts";
-import type { LatentRgbFactors } from "../_shared/latent-preview.ts";
+import type { CheckpointLike, ModelDefaults } from "../pipeline/family.ts";
+import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
 
 /** SDXL-Turbo ships a trailing-spacing scheduler and is distilled for 1-4 steps without guidance. */
 export function isSdxlTurbo(ckpt: CheckpointLike): boolean {

@@ -1,7 +1,7 @@
 /**
  * SDXL / SDXL-Turbo family: detection and defaults on copies of the micro checkpoint carrying the published
  * configs, fp16 variant files, Turbo's single unguided step, img2img, guidance rescale and input validation.
- * Numerical parity with diffusers is in ../_shared/sdxl-pipeline.test.ts.
+ * Numerical parity with diffusers is in ./parity.test.ts.
  */
 import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,13 +10,13 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
 import { EaselError } from "../../core/errors.ts";
-import { loadCheckpoint } from "../../engine/checkpoint.ts";
+import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
 import { readSafetensorsHeader, readTensorData, writeSafetensors } from "../../graph/safetensors.ts";
 import { createSession } from "../../runtime/session.ts";
 import { TorchGenerator } from "../../tensor/rng.ts";
-import type { LoadedPipeline } from "../_shared/family.ts";
-import { floatToHalfBits } from "../_shared/tiny-checkpoint.ts";
-import { latentScaling, posteriorFromMoments, prepareVaeEncoder, samplePosterior } from "../_shared/vae.ts";
+import type { LoadedPipeline } from "../pipeline/family.ts";
+import { floatToHalfBits } from "../testing/tiny-checkpoint.ts";
+import { latentScaling, posteriorFromMoments, prepareVaeEncoder, samplePosterior } from "../components/vae.ts";
 import { FAMILIES } from "../index.ts";
 import { sdxlFamily } from "./index.ts";
 

@@ -1,8 +1,246 @@
-/** SDXL / SDXL-Turbo: the shared StableDiffusionXLPipeline with this family's defaults and previews. */
-import type { CheckpointLike, LoadedPipeline, RuntimeOptions } from "../_shared/family.ts";
-import { loadSdxlPipeline } from "../_shared/sdxl-pipeline.ts";
+/**
+ * StableDiffusionXLPipeline (diffusers 0.32 `pipeline_stable_diffusion_xl.py`), shared by the SDXL, SDXL-Turbo and
+ * Playground v2.5 families, which differ only in scheduler, VAE latent statistics and defaults:
+ * - two CLIP encoders: `hidden_states[-2]` of text_encoder (CLIP-L) and text_encoder_2 (OpenCLIP-bigG) concatenated on
+ *   the channel axis; the pooled `text_embeds` of text_encoder_2;
+ * - `prompt_2` / `negative_prompt_2` default to the first prompts; with `force_zeros_for_empty_prompt` an absent
+ *   negative prompt gives all-zero negative embeddings and pooled embeddings;
+ * - `add_time_ids` = [original_h, original_w, crop_top, crop_left, target_h, target_w] = [H, W, 0, 0, H, W] for both
+ *   CFG halves;
+ * - img2img as StableDiffusionXLImg2ImgPipeline with `requires_aesthetics_score: false` (base models), so the time
+ *   ids stay the same, and its default strength 0.3.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { EaselError } from "../../core/errors.ts";
+import type { Warning } from "../../core/types.ts";
+import type { WeightVariant } from "../../graph/safetensors.ts";
+import { createSession, type ModelSession } from "../../runtime/session.ts";
+import { prepareClipTextModel } from "../components/clip-text.ts";
+import { type ClipTokenizer, loadClipTokenizer } from "../text/clip-tokenizer.ts";
+import { type Conditioning, runUnetDiffusion } from "../pipeline/run.ts";
+import type { CheckpointLike, LoadedPipeline, ModelDefaults, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
+import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
+import { prepareUnetModel } from "../components/unet.ts";
+import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import { SDXL_PREVIEW, sdxlDefaults } from "./config.ts";
+import { PLAYGROUND_PREVIEW, playgroundDefaults } from "./playground.ts";
 
+/** StableDiffusionXLImg2ImgPipeline's default `strength`. */
+export const SDXL_IMG2IMG_STRENGTH = 0.3;
+
+/** What engine/checkpoint.ts adds to CheckpointLike and this pipeline uses when present. */
+interface CheckpointExtras {
+  modelIndex?: Record<string, unknown>;
+  tokenizers?: Record<string, { dir: string }>;
+}
+
+function componentDir(ckpt: CheckpointLike, name: string): string {
+  const dir = ckpt.components[name]?.dir ?? (ckpt as CheckpointLike & CheckpointExtras).tokenizers?.[name]?.dir;
+  if (dir) return dir;
+  const guess = join(ckpt.dir, name);
+  if (existsSync(guess)) return guess;
+  throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: the ${ckpt.pipelineClass} checkpoint has no ${name} component`, {
+    details: { component: name },
+  });
+}
+
+/** The weight variant engine/checkpoint.ts chose for a component, so graphs read the same files. */
+function variantOf(ckpt: CheckpointLike, name: string): WeightVariant | undefined {
+  return (ckpt.components[name] as { variant?: WeightVariant } | null | undefined)?.variant;
+}
+
+/** model_index.json's `force_zeros_for_empty_prompt` (the pipeline's registered default is true). */
+export function forceZerosForEmptyPrompt(ckpt: CheckpointLike): boolean {
+  let index = (ckpt as CheckpointLike & CheckpointExtras).modelIndex;
+  if (!index) {
+    const file = join(ckpt.dir, "model_index.json");
+    index = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>) : {};
+  }
+  return index.force_zeros_for_empty_prompt !== false;
+}
+
+/** `[orig_h, orig_w, crop_top, crop_left, target_h, target_w]` with the pipeline's defaults (no crop, original = target). */
+export function sdxlTimeIds(height: number, width: number): Float32Array {
+  return Float32Array.of(height, width, 0, 0, height, width);
+}
+
+/** One prompt pair through both encoders. */
+export interface SdxlPromptEmbeds {
+  /** [L, D1 + D2]: per token, CLIP-L's penultimate state then bigG's. */
+  embeds: Float32Array;
+  /** [P]: text_encoder_2's projected pooled output. */
+  pooled: Float32Array;
+  /** Prompt tokens dropped by truncation, per encoder. */
+  truncated: [number, number];
+}
+
+export interface SdxlTextStack {
+  tokenizer: ClipTokenizer;
+  tokenizer2: ClipTokenizer;
+  encoder: ModelSession;
+  encoder2: ModelSession;
+}
+
+async function penultimate(tok: ClipTokenizer, enc: ModelSession, text: string) {
+  const e = tok.encodeForModel(text);
+  // All outputs are fetched: onnxruntime-node 1.23 labels a fetch subset in the graph's output order, not the
+  // requested one, and the extra outputs cost one LayerNorm and one MatMul.
+  const out = await enc.run({ input_ids: { data: BigInt64Array.from(e.ids, BigInt), shape: [1, e.ids.length] } });
+  const h = out.penultimate_hidden_state;
+  return { hidden: h.data as Float32Array, dim: h.shape[2], len: h.shape[1], pooled: out.text_embeds?.data as Float32Array | undefined, truncated: e.truncatedTokens };
+}
+
+/** diffusers `encode_prompt` for one prompt (`prompt` to text_encoder, `prompt2` to text_encoder_2). */
+export async function encodeSdxlPrompt(s: SdxlTextStack, prompt: string, prompt2: string): Promise<SdxlPromptEmbeds> {
+  const a = await penultimate(s.tokenizer, s.encoder, prompt);
+  const b = await penultimate(s.tokenizer2, s.encoder2, prompt2);
+  if (!b.pooled) throw new EaselError("E_CHECKPOINT_INVALID", "text_encoder_2 must be a CLIPTextModelWithProjection (its text_embeds are the pooled input)");
+  if (a.len !== b.len) throw new EaselError("E_CHECKPOINT_INVALID", `the tokenizers give ${a.len} and ${b.len} tokens; SDXL needs equal lengths`);
+  const D = a.dim + b.dim;
+  const embeds = new Float32Array(a.len * D);
+  for (let t = 0; t < a.len; t++) {
+    embeds.set(a.hidden.subarray(t * a.dim, (t + 1) * a.dim), t * D);
+    embeds.set(b.hidden.subarray(t * b.dim, (t + 1) * b.dim), t * D + a.dim);
+  }
+  return { embeds, pooled: b.pooled, truncated: [a.truncated, b.truncated] };
+}
+
+/** Rows laid out as the CFG batch: negatives n times, then positives n times (positives only without CFG). */
+function cfgRows(neg: Float32Array | undefined, pos: Float32Array, n: number): Float32Array {
+  const rows = neg ? [...Array<Float32Array>(n).fill(neg), ...Array<Float32Array>(n).fill(pos)] : Array<Float32Array>(n).fill(pos);
+  const out = new Float32Array(rows.length * pos.length);
+  for (const [i, r] of rows.entries()) out.set(r, i * pos.length);
+  return out;
+}
+
+/** The conditioning the UNet gets: encoder_hidden_states [B, L, 2048], text_embeds [B, 1280], time_ids [B, 6]. */
+export async function sdxlConditioning(
+  s: SdxlTextStack,
+  forceZeros: boolean,
+  p: PipelineParams,
+  size: { width: number; height: number },
+  n: number,
+  doCfg: boolean,
+): Promise<Conditioning> {
+  const warnings: Warning[] = [];
+  if (p.clipSkip) throw new EaselError("E_NOT_SUPPORTED", "clip_skip is not supported for SDXL-architecture models yet", { param: "clip_skip" });
+  if (p.prompt3 !== undefined || p.negativePrompt3 !== undefined) {
+    warnings.push({ code: "W_PARAM_IGNORED", message: "this model has two text encoders: prompt_3 / negative_prompt_3 are ignored", param: "prompt_3" });
+  }
+  // Python's `prompt_2 or prompt`: an empty prompt_2 also falls back.
+  const pos = await encodeSdxlPrompt(s, p.prompt, p.prompt2 || p.prompt);
+  if (pos.truncated.some((k) => k > 0)) {
+    warnings.push({ code: "W_PROMPT_TRUNCATED", message: `the prompt is longer than ${s.tokenizer.maxLength} tokens; the end was dropped`, param: "prompt" });
+  }
+  let neg: SdxlPromptEmbeds | undefined;
+  if (doCfg) {
+    if (p.negativePrompt === undefined && forceZeros) {
+      // force_zeros_for_empty_prompt: no encoder call, and a lone negative_prompt_2 is ignored as diffusers ignores it.
+      neg = { embeds: new Float32Array(pos.embeds.length), pooled: new Float32Array(pos.pooled.length), truncated: [0, 0] };
+      if (p.negativePrompt2) {
+        warnings.push({ code: "W_PARAM_IGNORED", message: "negative_prompt_2 is ignored without negative_prompt", param: "negative_prompt_2" });
+      }
+    } else {
+      const negative = p.negativePrompt || "";
+      neg = await encodeSdxlPrompt(s, negative, p.negativePrompt2 || negative);
+    }
+  } else if (p.negativePrompt !== undefined || p.negativePrompt2 !== undefined) {
+    warnings.push({ code: "W_PARAM_IGNORED", message: "guidance_scale <= 1 disables classifier-free guidance: the negative prompt is unused", param: "negative_prompt" });
+  }
+  const L = s.tokenizer.maxLength;
+  const D = pos.embeds.length / L;
+  const P = pos.pooled.length;
+  const batch = doCfg ? 2 * n : n;
+  const ids = sdxlTimeIds(size.height, size.width);
+  return {
+    inputs: {
+      encoder_hidden_states: { data: cfgRows(neg?.embeds, pos.embeds, n), shape: [batch, L, D] },
+      text_embeds: { data: cfgRows(neg?.pooled, pos.pooled, n), shape: [batch, P] },
+      time_ids: { data: cfgRows(doCfg ? ids : undefined, ids, n), shape: [batch, 6] },
+    },
+    warnings,
+  };
+}
+
+export interface SdxlPipelineSpec {
+  family: string;
+  defaults: ModelDefaults;
+  previewFactors: LatentRgbFactors;
+}
+
+/**
+ * Builds (or finds in the cache) each component's graph and opens its session one component at a time: a graph
+ * references the checkpoint's tensors in place, so only the session holds the weights in memory.
+ */
+export async function loadSdxlPipeline(ckpt: CheckpointLike, rt: RuntimeOptions, spec: SdxlPipelineSpec): Promise<LoadedPipeline> {
+  const opts = (name: string) => ({ cacheDir: rt.cacheDir, executionProvider: rt.executionProvider, variant: variantOf(ckpt, name) });
+  const session = (path: string) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads });
+  const opened: ModelSession[] = [];
+  const open = async (path: string) => {
+    const s = await session(path);
+    opened.push(s);
+    return s;
+  };
+  let vaeEncoder: Promise<ModelSession> | undefined;
+  try {
+    const text: SdxlTextStack = {
+      tokenizer: loadClipTokenizer(componentDir(ckpt, "tokenizer")),
+      tokenizer2: loadClipTokenizer(componentDir(ckpt, "tokenizer_2")),
+      encoder: await open(prepareClipTextModel(componentDir(ckpt, "text_encoder"), opts("text_encoder")).modelPath),
+      encoder2: await open(prepareClipTextModel(componentDir(ckpt, "text_encoder_2"), opts("text_encoder_2")).modelPath),
+    };
+    const unetModel = prepareUnetModel(componentDir(ckpt, "unet"), opts("unet"));
+    if (!unetModel.config.textTime) {
+      throw new EaselError("E_CHECKPOINT_INVALID", `${componentDir(ckpt, "unet")}: an SDXL UNet needs addition_embed_type "text_time"`);
+    }
+    const unet = await open(unetModel.modelPath);
+    const vaeDir = componentDir(ckpt, "vae");
+    const decoder = prepareVaeDecoder(vaeDir, opts("vae"));
+    const vaeDecoder = await open(decoder.modelPath);
+    const forceZeros = forceZerosForEmptyPrompt(ckpt);
+    const scaling = latentScaling(decoder.config);
+
+    return {
+      family: spec.family,
+      defaults: spec.defaults,
+      run: (params, hooks) =>
+        runUnetDiffusion(
+          {
+            unet,
+            unetOutput: "out_sample",
+            vaeDecoder,
+            vaeEncoder: () => {
+              vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts("vae")).modelPath);
+              return vaeEncoder;
+            },
+            scaling,
+            latentChannels: unetModel.config.inChannels,
+            schedulerConfig: ckpt.schedulerConfig,
+            defaults: spec.defaults,
+            defaultStrength: SDXL_IMG2IMG_STRENGTH,
+            previewFactors: spec.previewFactors,
+            condition: (p, n, doCfg, size) => sdxlConditioning(text, forceZeros, p, size, n, doCfg),
+          },
+          params,
+          hooks,
+        ),
+      async release() {
+        await Promise.all([...opened.map((s) => s.release()), vaeEncoder?.then((s) => s.release())]);
+      },
+    };
+  } catch (e) {
+    await Promise.all(opened.map((s) => s.release()));
+    throw e;
+  }
+}
+
+/** SDXL / SDXL-Turbo: this pipeline with the family's defaults and previews. */
 export function loadSdxl(ckpt: CheckpointLike, rt: RuntimeOptions): Promise<LoadedPipeline> {
   return loadSdxlPipeline(ckpt, rt, { family: "sdxl", defaults: sdxlDefaults(ckpt), previewFactors: SDXL_PREVIEW });
+}
+
+/** Playground v2.5: this pipeline; EDM sampling and latent statistics come from its configs. */
+export function loadPlayground(ckpt: CheckpointLike, rt: RuntimeOptions): Promise<LoadedPipeline> {
+  return loadSdxlPipeline(ckpt, rt, { family: "playground", defaults: playgroundDefaults(ckpt), previewFactors: PLAYGROUND_PREVIEW });
 }

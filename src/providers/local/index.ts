@@ -3,7 +3,7 @@ import sharp from "sharp";
 import { EaselError } from "../../core/errors.ts";
 import type { GenerationRequest } from "../../core/types.ts";
 import type { Engine } from "../../engine/engine.ts";
-import type { PipelineParams } from "../../models/_shared/family.ts";
+import type { PipelineParams } from "../../models/pipeline/family.ts";
 import type { ImageProvider, ProviderGenerateOptions, ProviderResult } from "../spec.ts";
 
 export interface LocalProviderOptions {

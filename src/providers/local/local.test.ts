@@ -11,7 +11,7 @@ import sharp from "sharp";
 import { EaselError } from "../../core/errors.ts";
 import type { GenerationRequest } from "../../core/types.ts";
 import { Engine } from "../../engine/engine.ts";
-import { writeTinyCheckpoint } from "../../models/_shared/tiny-checkpoint.ts";
+import { writeTinyCheckpoint } from "../../models/testing/tiny-checkpoint.ts";
 import { isRawImage, type ProviderEvent, type ProviderResult, type RawImage } from "../spec.ts";
 import { createLocalProvider } from "./index.ts";
 

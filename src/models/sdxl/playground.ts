@@ -3,8 +3,8 @@
  * defaults and preview factors. The EDM DPM-Solver++ scheduler (sigma 0.002..80, sigma_data 0.5, Karras rho 7) and the
  * VAE's latents_mean/latents_std come from the checkpoint's own configs (MODELS.md §1.6).
  */
-import type { CheckpointLike, ModelDefaults } from "../_shared/family.ts";
-import type { LatentRgbFactors } from "../_shared/latent-preview.ts";
+import type { CheckpointLike, ModelDefaults } from "../pipeline/family.ts";
+import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
 
 /** The sizes Playground's hosted API offers for v2.5 (width x height). */
 export const PLAYGROUND_SIZES: readonly { width: number; height: number }[] = [

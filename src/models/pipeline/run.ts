@@ -14,7 +14,7 @@ import type { ModelDefaults, PipelineHooks, PipelineOutput, PipelineParams } fro
 import { applyGuidance, rescaleGuidance } from "./guidance.ts";
 import { type LatentRgbFactors, latentPreview } from "./latent-preview.ts";
 import { decodedToImages } from "./postprocess.ts";
-import { type LatentScaling, posteriorFromMoments, samplePosterior } from "./vae.ts";
+import { type LatentScaling, posteriorFromMoments, samplePosterior } from "../components/vae.ts";
 
 /** The network inputs besides the latent sample and timestep, for the batch the UNet will see. */
 export interface Conditioning {

@@ -98,7 +98,7 @@ export function writeTinyT5Tokenizer(dir: string): void {
   });
 }
 
-// Copied from src/models/_shared/tiny-checkpoint.ts#writeJson
+// Copied from src/models/testing/tiny-checkpoint.ts#writeJson
 function writeJson(file: string, value: unknown): void {
   writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }

@@ -9,16 +9,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expectClose, readRefFloat32, readRefInts } from "../../../test/helpers/tensors.ts";
-import { loadCheckpoint } from "../../engine/checkpoint.ts";
+import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
 import { FAMILIES } from "../index.ts";
-import { prepareClipTextModel } from "./clip-text.ts";
-import { loadClipTokenizer } from "./clip-tokenizer.ts";
-import { runUnetDiffusion } from "./diffusion-run.ts";
-import type { LoadedPipeline, PipelineParams } from "./family.ts";
-import { forceZerosForEmptyPrompt, type SdxlTextStack, sdxlConditioning } from "./sdxl-pipeline.ts";
-import { prepareUnetModel } from "./unet.ts";
-import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "./vae.ts";
+import { prepareClipTextModel } from "../components/clip-text.ts";
+import { loadClipTokenizer } from "../text/clip-tokenizer.ts";
+import { runUnetDiffusion } from "../pipeline/run.ts";
+import type { LoadedPipeline, PipelineParams } from "../pipeline/family.ts";
+import { forceZerosForEmptyPrompt, type SdxlTextStack, sdxlConditioning } from "./pipeline.ts";
+import { prepareUnetModel } from "../components/unet.ts";
+import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import { withinOneLevel } from "../../../test/helpers/images.ts";
 
 const CASES: Record<string, string[]> = {

@@ -1,7 +1,7 @@
 /**
  * Playground v2.5 family: detection and defaults from the published configs, its hosted sizes, img2img through the
  * latents_mean/std encoding, and input validation. Numerical parity with diffusers is in
- * ../_shared/sdxl-pipeline.test.ts.
+ * ./parity.test.ts.
  */
 import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,14 +10,14 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expectClose } from "../../../test/helpers/tensors.ts";
 import { EaselError } from "../../core/errors.ts";
-import { loadCheckpoint } from "../../engine/checkpoint.ts";
+import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
 import { createSession } from "../../runtime/session.ts";
 import { TorchGenerator } from "../../tensor/rng.ts";
-import { resolveParams } from "../_shared/diffusion-run.ts";
-import type { LoadedPipeline } from "../_shared/family.ts";
-import { latentScaling, posteriorFromMoments, prepareVaeEncoder, samplePosterior } from "../_shared/vae.ts";
+import { resolveParams } from "../pipeline/run.ts";
+import type { LoadedPipeline } from "../pipeline/family.ts";
+import { latentScaling, posteriorFromMoments, prepareVaeEncoder, samplePosterior } from "../components/vae.ts";
 import { FAMILIES } from "../index.ts";
-import { PLAYGROUND_SIZES } from "./config.ts";
+import { PLAYGROUND_SIZES } from "./playground.ts";
 import { playgroundFamily } from "./index.ts";
 
 const MODEL = "test/fixtures/models/playground";
