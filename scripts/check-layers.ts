@@ -1,7 +1,9 @@
 /**
  * Checks the import direction of DESIGN.md §2: a unit may import only from lower layers (and from itself);
  * sibling units (models/sd15 vs models/sdxl, dialects/openai vs dialects/segmind, ...) never import each other,
- * and only src/runtime imports onnxruntime-node.
+ * and only src/runtime imports onnxruntime-node. In src/samplers each top-level file is one sampler (index.ts is their
+ * registry): samplers never import each other, and what they share lives in _shared/ (and schedules/), which imports no
+ * sampler file.
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -27,6 +29,9 @@ const PLURAL = new Set(["models", "providers", "dialects", "storage", "queue"]);
 /** Sub-folders that hold what every sibling shares (they may not import a sibling). */
 const SHARED = new Set(["_shared", "components", "text", "pipeline", "testing"]);
 
+/** Sub-folders of src/samplers that hold what every sampler shares (they may not import a top-level sampler file). */
+const SAMPLER_SHARED = new Set(["_shared", "schedules"]);
+
 const root = resolve("src");
 const files: string[] = [];
 const walk = (d: string) => {
@@ -44,6 +49,17 @@ function unitOf(file: string): { top: string; sub?: string } {
   const top = parts[0];
   const sub = PLURAL.has(top) && parts.length > 2 ? parts[1] : undefined;
   return { top, sub };
+}
+
+/** Within src/samplers: sibling sampler files never import each other; the shared folders import no top-level file. */
+function samplerProblem(file: string, target: string): string | undefined {
+  const [, a, ...restA] = relative(root, file).split("/");
+  const [, b, ...restB] = relative(root, target).split("/");
+  const topA = restA.length === 0;
+  const topB = restB.length === 0;
+  if (topA && topB && a !== "index.ts" && b !== "index.ts" && a !== b) return `sibling sampler import ${a} -> ${b}`;
+  if (!topA && SAMPLER_SHARED.has(a) && topB) return `samplers/${a} must not import sampler file samplers/${b}`;
+  return undefined;
 }
 
 const problems: string[] = [];
@@ -75,6 +91,8 @@ for (const file of files) {
       if (from.sub && SHARED.has(from.sub) && to.sub && !SHARED.has(to.sub)) {
         problems.push(`${relative(".", file)}: ${from.top}/${from.sub} must not import ${to.top}/${to.sub}`);
       }
+      const sampler = from.top === "samplers" ? samplerProblem(file, target) : undefined;
+      if (sampler) problems.push(`${relative(".", file)}: ${sampler}`);
       continue;
     }
     if (rt >= rf) problems.push(`${relative(".", file)}: ${from.top} must not import ${to.top} (${spec})`);

@@ -1,11 +1,11 @@
 /** DDPM ancestral sampling (Ho et al. 2020): diffusers `DDPMScheduler`. */
 import { EaselError } from "../core/errors.ts";
-import { type AlphaSchedule, addAlphaNoise, alphaAt, clampInPlace } from "./alpha-space.ts";
-import { bool, num, rejectUnsupported, type SchedulerConfig } from "./config.ts";
-import { prediction } from "./predict.ts";
-import { trainFromConfig } from "./schedules/discrete.ts";
-import { checkSpacing, integerTimesteps } from "./schedules/spacing.ts";
-import type { LoopContext, SamplerDef } from "./types.ts";
+import { type AlphaSchedule, addAlphaNoise, alphaAt, clampInPlace } from "./_shared/alpha-space.ts";
+import { bool, num, rejectUnsupported, type SchedulerConfig } from "./_shared/config.ts";
+import { prediction } from "./_shared/predict.ts";
+import { trainFromConfig } from "./_shared/schedules/discrete.ts";
+import { checkSpacing, integerTimesteps } from "./_shared/schedules/spacing.ts";
+import type { LoopContext, SamplerDef } from "./_shared/types.ts";
 
 export const ddpm: SamplerDef<AlphaSchedule> = {
   className: "DDPMScheduler",

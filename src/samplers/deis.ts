@@ -1,10 +1,10 @@
 /** DEIS multistep (Zhang & Chen 2022), log-ρ form, orders 1-2: diffusers `DEISMultistepScheduler`. */
 import { EaselError } from "../core/errors.ts";
-import { bool, num, rejectUnsupported, type SchedulerConfig } from "./config.ts";
-import { flowAlphaSigma, vpAlphaSigma } from "./dpmpp-2m.ts";
-import { multistepGrid, toF32 } from "./multistep-schedule.ts";
-import { alphaX0, prediction } from "./predict.ts";
-import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import { flowAlphaSigma, vpAlphaSigma } from "./_shared/alpha-sigma.ts";
+import { bool, num, rejectUnsupported, type SchedulerConfig } from "./_shared/config.ts";
+import { multistepGrid, toF32 } from "./_shared/multistep-schedule.ts";
+import { alphaX0, prediction } from "./_shared/predict.ts";
+import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 interface DeisSchedule extends Schedule {
   flow: boolean;

@@ -1,12 +1,12 @@
 /** Ancestral DPM-Solver-2 (k-diffusion `sample_dpm_2_ancestral`): diffusers `KDPM2AncestralDiscreteScheduler`. */
-import type { SchedulerConfig } from "./config.ts";
-import { interleaveAll, logMidpoint } from "./dpm2.ts";
-import { addSigmaNoise } from "./euler.ts";
-import { prediction, scaleSigmaInput, sigmaX0 } from "./predict.ts";
-import { sigmaToT } from "./schedules/betas.ts";
-import { discreteInitNoiseSigma, discreteSigmas } from "./schedules/discrete.ts";
-import { f32 } from "./schedules/numeric.ts";
-import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import type { SchedulerConfig } from "./_shared/config.ts";
+import { prediction, scaleSigmaInput, sigmaX0 } from "./_shared/predict.ts";
+import { sigmaToT } from "./_shared/schedules/betas.ts";
+import { discreteInitNoiseSigma, discreteSigmas } from "./_shared/schedules/discrete.ts";
+import { f32 } from "./_shared/schedules/numeric.ts";
+import { addSigmaNoise } from "./_shared/sigma-space.ts";
+import { interleaveAll, logMidpoint } from "./_shared/two-stage.ts";
+import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 export interface Dpm2aSchedule extends Schedule {
   sigmasInterpol: number[];

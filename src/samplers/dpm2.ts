@@ -1,28 +1,15 @@
 /** DPM-Solver-2 in σ-space (k-diffusion `sample_dpm_2`, midpoint in log σ): diffusers `KDPM2DiscreteScheduler`. */
-import type { SchedulerConfig } from "./config.ts";
-import { addSigmaNoise } from "./euler.ts";
-import { prediction, scaleSigmaInput, sigmaX0 } from "./predict.ts";
-import { sigmaToT } from "./schedules/betas.ts";
-import { discreteInitNoiseSigma, discreteSigmas } from "./schedules/discrete.ts";
-import { f32 } from "./schedules/numeric.ts";
-import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import type { SchedulerConfig } from "./_shared/config.ts";
+import { prediction, scaleSigmaInput, sigmaX0 } from "./_shared/predict.ts";
+import { sigmaToT } from "./_shared/schedules/betas.ts";
+import { discreteInitNoiseSigma, discreteSigmas } from "./_shared/schedules/discrete.ts";
+import { f32 } from "./_shared/schedules/numeric.ts";
+import { addSigmaNoise } from "./_shared/sigma-space.ts";
+import { interleaveAll, logMidpoint } from "./_shared/two-stage.ts";
+import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 export interface Dpm2Schedule extends Schedule {
   sigmasInterpol: number[];
-}
-
-/** [a0, a1, a1, ..., aN, aN, aN]: the KDPM2 layout (every entry after the first twice, the last thrice). */
-export function interleaveAll(v: number[]): number[] {
-  const out = [v[0]];
-  for (const e of v.slice(1)) out.push(e, e);
-  out.push(v[v.length - 1]);
-  return out;
-}
-
-/** exp(lerp(ln a, ln b, ½)) in float32 (torch), with ln 0 = -inf giving 0. */
-export function logMidpoint(a: number, b: number): number {
-  if (a === 0 || b === 0) return 0;
-  return f32(Math.exp(f32(f32(Math.log(b)) - f32(f32(Math.log(b)) - f32(Math.log(a))) * 0.5)));
 }
 
 export const dpm2: SamplerDef<Dpm2Schedule> = {

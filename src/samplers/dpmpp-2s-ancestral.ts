@@ -3,12 +3,12 @@
  * behind Stability's K_DPMPP_2S_ANCESTRAL. diffusers has no such class: it runs here over the Euler σ list of
  * the checkpoint's VP config, with the ε-model wrapped as D(x, σ) = x - σ·ε(x/sqrt(σ²+1), t(σ)) (fractional t).
  */
-import type { SchedulerConfig } from "./config.ts";
-import { euler } from "./euler.ts";
-import { prediction, scaleSigmaInput, sigmaX0 } from "./predict.ts";
-import { sigmaToT } from "./schedules/betas.ts";
-import { trainFromConfig } from "./schedules/discrete.ts";
-import { combine, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import type { SchedulerConfig } from "./_shared/config.ts";
+import { prediction, scaleSigmaInput, sigmaX0 } from "./_shared/predict.ts";
+import { sigmaToT } from "./_shared/schedules/betas.ts";
+import { trainFromConfig } from "./_shared/schedules/discrete.ts";
+import { eulerSchedule } from "./_shared/sigma-space.ts";
+import { combine, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 interface TwoSSchedule extends Schedule {
   /** σ the model is evaluated at, per call */
@@ -24,7 +24,7 @@ function ancestral(from: number, to: number): [number, number] {
 export const dpmpp2sAncestral: SamplerDef<TwoSSchedule> = {
   className: "DPMSolver2SAncestral",
   schedule(cfg: SchedulerConfig, steps: number): TwoSSchedule {
-    const base = euler.schedule(cfg, steps);
+    const base = eulerSchedule(cfg, steps);
     const train = trainFromConfig(cfg);
     const callSigmas: number[] = [];
     for (let i = 0; i + 1 < base.sigmas.length; i++) {

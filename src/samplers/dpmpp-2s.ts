@@ -1,13 +1,13 @@
 /** DPM-Solver++ singlestep (Lu et al. 2022), orders 1-2: diffusers `DPMSolverSinglestepScheduler`. */
 import { EaselError } from "../core/errors.ts";
-import { bool, num, optNum, rejectUnsupported, type SchedulerConfig, str } from "./config.ts";
-import { flowAlphaSigma, vpAlphaSigma } from "./dpmpp-2m.ts";
-import { alphaX0, prediction } from "./predict.ts";
-import { sigmaToT } from "./schedules/betas.ts";
-import { trainFromConfig } from "./schedules/discrete.ts";
-import { f32, interpIndex, npLinspace, roundHalfEven } from "./schedules/numeric.ts";
-import { exponentialSigmas, flowShift, karrasSigmas } from "./schedules/sigmas.ts";
-import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import { flowAlphaSigma, vpAlphaSigma } from "./_shared/alpha-sigma.ts";
+import { bool, num, optNum, rejectUnsupported, type SchedulerConfig, str } from "./_shared/config.ts";
+import { alphaX0, prediction } from "./_shared/predict.ts";
+import { sigmaToT } from "./_shared/schedules/betas.ts";
+import { trainFromConfig } from "./_shared/schedules/discrete.ts";
+import { f32, interpIndex, npLinspace, roundHalfEven } from "./_shared/schedules/numeric.ts";
+import { exponentialSigmas, flowShift, karrasSigmas } from "./_shared/schedules/sigmas.ts";
+import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 interface SinglestepSchedule extends Schedule {
   orders: number[];

@@ -3,14 +3,14 @@
  * diffusers draws its noise from a torchsde Brownian tree seeded apart from the generator, so that noise cannot be
  * reproduced from a seed: the loop takes it from `ctx.sdeRandn()` (injected draws, or the seeded generator).
  */
-import type { SchedulerConfig } from "./config.ts";
-import { addSigmaNoise } from "./euler.ts";
-import { interleave2 } from "./heun.ts";
-import { prediction, scaleSigmaInput, sigmaX0 } from "./predict.ts";
-import { sigmaToT } from "./schedules/betas.ts";
-import { discreteInitNoiseSigma, discreteSigmas } from "./schedules/discrete.ts";
-import { f32 } from "./schedules/numeric.ts";
-import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import type { SchedulerConfig } from "./_shared/config.ts";
+import { prediction, scaleSigmaInput, sigmaX0 } from "./_shared/predict.ts";
+import { sigmaToT } from "./_shared/schedules/betas.ts";
+import { discreteInitNoiseSigma, discreteSigmas } from "./_shared/schedules/discrete.ts";
+import { f32 } from "./_shared/schedules/numeric.ts";
+import { addSigmaNoise } from "./_shared/sigma-space.ts";
+import { interleave2 } from "./_shared/two-stage.ts";
+import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 export const dpmppSde: SamplerDef = {
   className: "DPMSolverSDEScheduler",

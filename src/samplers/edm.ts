@@ -3,12 +3,13 @@
  * `EDMDPMSolverMultistepScheduler` (DPM-Solver++ 2M / 2M SDE with α = 1) and `EDMEulerScheduler`.
  */
 import { EaselError } from "../core/errors.ts";
-import { num, type SchedulerConfig, str } from "./config.ts";
-import { edmAlphaSigma, sampleDpmppMultistep } from "./dpmpp-2m.ts";
-import { edmX0, prediction } from "./predict.ts";
-import { f32, npLinspace } from "./schedules/numeric.ts";
-import { edmExponentialSigmasF32, edmKarrasSigmasF32 } from "./schedules/sigmas.ts";
-import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import { edmAlphaSigma } from "./_shared/alpha-sigma.ts";
+import { num, type SchedulerConfig, str } from "./_shared/config.ts";
+import { sampleDpmppMultistep } from "./_shared/dpmpp-multistep.ts";
+import { edmX0, prediction } from "./_shared/predict.ts";
+import { f32, npLinspace } from "./_shared/schedules/numeric.ts";
+import { edmExponentialSigmasF32, edmKarrasSigmasF32 } from "./_shared/schedules/sigmas.ts";
+import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 /** σ list of the EDM schedulers; `f64Ramp`: EDMEuler's ramp is numpy float64 (then float32). */
 function edmSigmas(cfg: SchedulerConfig, steps: number, f64Ramp: boolean): number[] {

@@ -1,10 +1,10 @@
 /** Ancestral Euler (k-diffusion `sample_euler_ancestral`, η = 1): diffusers `EulerAncestralDiscreteScheduler`. */
-import type { SchedulerConfig } from "./config.ts";
-import { addSigmaNoise } from "./euler.ts";
-import { prediction, scaleSigmaInput, sigmaX0 } from "./predict.ts";
-import { discreteInitNoiseSigma, discreteSigmas } from "./schedules/discrete.ts";
-import { f32 } from "./schedules/numeric.ts";
-import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import type { SchedulerConfig } from "./_shared/config.ts";
+import { prediction, scaleSigmaInput, sigmaX0 } from "./_shared/predict.ts";
+import { discreteInitNoiseSigma, discreteSigmas } from "./_shared/schedules/discrete.ts";
+import { f32 } from "./_shared/schedules/numeric.ts";
+import { addSigmaNoise } from "./_shared/sigma-space.ts";
+import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 export const eulerAncestral: SamplerDef = {
   className: "EulerAncestralDiscreteScheduler",

@@ -4,11 +4,11 @@
  * velocity v; the step is written in v as diffusers does (x0 = x - σ·v is reported for previews).
  */
 import { EaselError } from "../core/errors.ts";
-import { bool, num, type SchedulerConfig, optNum } from "./config.ts";
-import { interleave2 } from "./heun.ts";
-import { f32, npLinspace, torchLinspaceF32 } from "./schedules/numeric.ts";
-import { exponentialSigmas, flowShift, karrasSigmas } from "./schedules/sigmas.ts";
-import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import { bool, num, type SchedulerConfig, optNum } from "./_shared/config.ts";
+import { f32, npLinspace, torchLinspaceF32 } from "./_shared/schedules/numeric.ts";
+import { exponentialSigmas, flowShift, karrasSigmas } from "./_shared/schedules/sigmas.ts";
+import { interleave2 } from "./_shared/two-stage.ts";
+import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 /** σ_max, σ_min of the training grid after the constructor's shift (float32). */
 function trainBounds(T: number, shift: number): [number, number] {

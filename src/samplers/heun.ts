@@ -1,19 +1,11 @@
 /** Heun's 2nd-order method in σ-space (Karras et al. 2022, Alg. 1): diffusers `HeunDiscreteScheduler`. */
-import type { SchedulerConfig } from "./config.ts";
-import { addSigmaNoise } from "./euler.ts";
-import { prediction, scaleSigmaInput, sigmaX0 } from "./predict.ts";
-import { discreteInitNoiseSigma, discreteSigmas } from "./schedules/discrete.ts";
-import { f32 } from "./schedules/numeric.ts";
-import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
-
-/** [a0, a1, a1, a2, a2, ...]: diffusers' repeat_interleave layout of two-stage schedulers. */
-export function interleave2(v: number[], keepLast: boolean): number[] {
-  const body = keepLast ? v.slice(1, -1) : v.slice(1);
-  const out = [v[0]];
-  for (const e of body) out.push(e, e);
-  if (keepLast) out.push(v[v.length - 1]);
-  return out;
-}
+import type { SchedulerConfig } from "./_shared/config.ts";
+import { prediction, scaleSigmaInput, sigmaX0 } from "./_shared/predict.ts";
+import { discreteInitNoiseSigma, discreteSigmas } from "./_shared/schedules/discrete.ts";
+import { f32 } from "./_shared/schedules/numeric.ts";
+import { addSigmaNoise } from "./_shared/sigma-space.ts";
+import { interleave2 } from "./_shared/two-stage.ts";
+import { checkIndex, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 export const heun: SamplerDef = {
   className: "HeunDiscreteScheduler",

@@ -5,7 +5,7 @@
  */
 import { EaselError } from "../core/errors.ts";
 import type { NoiseSource } from "../tensor/noise.ts";
-import { resolveConfig, type SchedulerConfig } from "./config.ts";
+import { resolveConfig, type SchedulerConfig } from "./_shared/config.ts";
 import { ddim } from "./ddim.ts";
 import { ddpm } from "./ddpm.ts";
 import { deis } from "./deis.ts";
@@ -23,10 +23,10 @@ import { heun } from "./heun.ts";
 import { lcm } from "./lcm.ts";
 import { lms } from "./lms.ts";
 import { pndm } from "./pndm.ts";
-import type { LoopContext, SamplerDef, Schedule } from "./types.ts";
+import type { LoopContext, SamplerDef, Schedule } from "./_shared/types.ts";
 import { unipc } from "./unipc.ts";
 
-export type { SchedulerConfig } from "./config.ts";
+export type { SchedulerConfig } from "./_shared/config.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the registry holds samplers with different schedule types.
 type AnySampler = SamplerDef<any>;
@@ -93,6 +93,8 @@ export interface SamplingPlan {
   className: string;
   /** resolved, as diffusers' from_config would */
   config: Record<string, unknown>;
+  /** set_timesteps' result, computed once per request and used by the loop and addNoise */
+  schedule: Schedule;
   timesteps: number[];
   sigmas: number[];
   initNoiseSigma: number;
@@ -101,8 +103,19 @@ export interface SamplingPlan {
   modelCalls: number;
   startIndex: number;
   steps: number;
-  /** true when planned for img2img (strength given): x is then the noised latents from addNoise. */
+  /** true when planned for img2img (a start step given): x is then the noised latents from addNoise. */
   img2img: boolean;
+  /** The latent grid the plan is for (schedules that shift with resolution need it). */
+  latentSize?: { height: number; width: number };
+}
+
+export interface PlanOptions {
+  /**
+   * img2img: the pipeline's `t_start` (diffusers' get_timesteps), in steps. Each pipeline owns its rule for it
+   * (core/limits.ts img2imgStartStep); the schedule starts at `startStep * order`.
+   */
+  startStep?: number;
+  latentSize?: { height: number; width: number };
 }
 
 function lookup(baseConfig: Record<string, unknown>, schedulerId: string | undefined): { id: string; sampler: AnySampler; config: SchedulerConfig } {
@@ -123,18 +136,13 @@ function lookup(baseConfig: Record<string, unknown>, schedulerId: string | undef
   return { id: schedulerId, sampler: entry.sampler, config: resolveConfig(entry.sampler.className, baseConfig, overrides) };
 }
 
-/** Resolves the scheduler, runs its set_timesteps and, for img2img, diffusers' get_timesteps rule. */
-export function planSampling(
-  baseConfig: Record<string, unknown>,
-  schedulerId: string | undefined,
-  steps: number,
-  opts: { strength?: number } = {},
-): SamplingPlan {
+/** Resolves the scheduler and runs its set_timesteps once; for img2img starts at the pipeline's start step. */
+export function planSampling(baseConfig: Record<string, unknown>, schedulerId: string | undefined, steps: number, opts: PlanOptions = {}): SamplingPlan {
   if (!Number.isInteger(steps) || steps < 1)
     throw new EaselError("E_INPUT_INVALID", `steps must be an integer >= 1, got ${steps}.`, { param: "steps", details: { min: 1 } });
-  const { strength } = opts;
-  if (strength !== undefined && (!Number.isFinite(strength) || strength <= 0 || strength > 1))
-    throw new EaselError("E_INPUT_INVALID", `strength must be in (0, 1], got ${strength}.`, { param: "strength", details: { min: 0, max: 1 } });
+  const { startStep } = opts;
+  if (startStep !== undefined && (!Number.isInteger(startStep) || startStep < 0))
+    throw new EaselError("E_INPUT_INVALID", `the img2img start step must be an integer >= 0, got ${startStep}.`, { param: "strength" });
   const { id, sampler, config } = lookup(baseConfig, schedulerId);
   const s: Schedule = sampler.schedule(config, steps);
   for (const v of [...s.timesteps, ...s.sigmas, s.initNoiseSigma])
@@ -142,22 +150,16 @@ export function planSampling(
       throw new EaselError("E_INPUT_INVALID", `The ${id} schedule for ${steps} steps is not defined (NaN).`, { param: "steps" });
   if (s.timesteps.length === 0)
     throw new EaselError("E_INPUT_INVALID", `${id} has no timesteps for ${steps} steps.`, { param: "steps" });
-  let startIndex = 0;
-  if (strength !== undefined) {
-    // SD/SDXL: int(steps·strength); SD3 (flow): steps·strength kept fractional before the int() of t_start.
-    const flow = sampler === flowEuler || sampler === flowHeun;
-    const init = flow ? Math.min(steps * strength, steps) : Math.min(Math.trunc(steps * strength), steps);
-    const tStart = Math.trunc(Math.max(steps - init, 0));
-    startIndex = tStart * s.order;
-    if (startIndex >= s.timesteps.length)
-      throw new EaselError("E_INPUT_INVALID", `strength ${strength} with ${steps} steps leaves no denoising step; raise steps or strength.`, {
-        param: "strength",
-      });
-  }
+  const startIndex = (startStep ?? 0) * s.order;
+  if (startIndex >= s.timesteps.length)
+    throw new EaselError("E_INPUT_INVALID", `this strength with ${steps} steps leaves no denoising step; raise steps or strength.`, {
+      param: "strength",
+    });
   return {
     schedulerId: id,
     className: sampler.className,
     config,
+    schedule: s,
     timesteps: s.timesteps,
     sigmas: s.sigmas,
     initNoiseSigma: s.initNoiseSigma,
@@ -165,14 +167,15 @@ export function planSampling(
     modelCalls: s.timesteps.length - startIndex,
     startIndex,
     steps,
-    img2img: strength !== undefined,
+    img2img: startStep !== undefined,
+    latentSize: opts.latentSize,
   };
 }
 
-function rebuild(plan: SamplingPlan): { sampler: AnySampler; schedule: Schedule } {
+function samplerOf(plan: SamplingPlan): AnySampler {
   const sampler = BY_CLASS[plan.className];
   if (!sampler) throw new EaselError("E_INPUT_INVALID", `Unknown scheduler class "${plan.className}".`, { param: "scheduler" });
-  return { sampler, schedule: sampler.schedule(plan.config, plan.steps) };
+  return sampler;
 }
 
 function abortError(): Error {
@@ -197,7 +200,8 @@ export async function runSampling(
   const size = opts.shape.reduce((a, b) => a * b, 1);
   if (x.length !== size)
     throw new EaselError("E_INPUT_INVALID", `latents have ${x.length} values, shape ${JSON.stringify(opts.shape)} needs ${size}.`, { param: "shape" });
-  const { sampler, schedule } = rebuild(plan);
+  const sampler = samplerOf(plan);
+  const schedule = plan.schedule;
   let calls = 0;
   const ctx: LoopContext = {
     start: plan.startIndex,
@@ -240,6 +244,5 @@ export async function runSampling(
 export function addNoise(plan: SamplingPlan, x0: Float32Array, noise: Float32Array): Float32Array {
   if (x0.length !== noise.length)
     throw new EaselError("E_INPUT_INVALID", "addNoise: latents and noise differ in size.", { param: "noise" });
-  const { sampler, schedule } = rebuild(plan);
-  return sampler.addNoise(schedule, plan.config, x0, noise, plan.startIndex);
+  return samplerOf(plan).addNoise(plan.schedule, plan.config, x0, noise, plan.startIndex);
 }

@@ -1,11 +1,11 @@
 /** Latent consistency model multistep sampling (Luo et al. 2023): diffusers `LCMScheduler`. */
 import { EaselError } from "../core/errors.ts";
-import { type AlphaSchedule, addAlphaNoise, alphaAt, clampInPlace } from "./alpha-space.ts";
-import { bool, num, rejectUnsupported, type SchedulerConfig } from "./config.ts";
-import { prediction } from "./predict.ts";
-import { trainFromConfig } from "./schedules/discrete.ts";
-import { npLinspace } from "./schedules/numeric.ts";
-import { firstStepIndex, type LoopContext, type SamplerDef } from "./types.ts";
+import { type AlphaSchedule, addAlphaNoise, alphaAt, clampInPlace } from "./_shared/alpha-space.ts";
+import { bool, num, rejectUnsupported, type SchedulerConfig } from "./_shared/config.ts";
+import { prediction } from "./_shared/predict.ts";
+import { trainFromConfig } from "./_shared/schedules/discrete.ts";
+import { npLinspace } from "./_shared/schedules/numeric.ts";
+import { firstStepIndex, type LoopContext, type SamplerDef } from "./_shared/types.ts";
 
 export const lcm: SamplerDef<AlphaSchedule> = {
   className: "LCMScheduler",

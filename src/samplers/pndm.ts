@@ -1,12 +1,12 @@
 /** Pseudo numerical methods (PNDM / PLMS, Liu et al. 2022): diffusers `PNDMScheduler`, PRK warm-up or PLMS only. */
 import { EaselError } from "../core/errors.ts";
-import { type AlphaSchedule, addAlphaNoise, alphaAt } from "./alpha-space.ts";
-import { bool, num, type SchedulerConfig } from "./config.ts";
-import { prediction } from "./predict.ts";
-import { trainFromConfig } from "./schedules/discrete.ts";
-import { npArangeDown, npLinspace, roundHalfEven } from "./schedules/numeric.ts";
-import { checkSpacing } from "./schedules/spacing.ts";
-import type { LoopContext, SamplerDef } from "./types.ts";
+import { type AlphaSchedule, addAlphaNoise, alphaAt } from "./_shared/alpha-space.ts";
+import { bool, num, type SchedulerConfig } from "./_shared/config.ts";
+import { prediction } from "./_shared/predict.ts";
+import { trainFromConfig } from "./_shared/schedules/discrete.ts";
+import { npArangeDown, npLinspace, roundHalfEven } from "./_shared/schedules/numeric.ts";
+import { checkSpacing } from "./_shared/schedules/spacing.ts";
+import type { LoopContext, SamplerDef } from "./_shared/types.ts";
 
 const PNDM_ORDER = 4;
 

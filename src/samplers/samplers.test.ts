@@ -4,19 +4,22 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { EaselError } from "../core/errors.ts";
+import { type Img2ImgRule, img2imgStartStep } from "../core/limits.ts";
 import { TorchGenerator } from "../tensor/rng.ts";
 import { addNoise, planSampling, runSampling, SCHEDULER_IDS } from "./index.ts";
-import { MONICA_SAMPLERS, type ModelKind, PLAYGROUND_SAMPLERS, resolveSchedulerName } from "./names.ts";
+import { MONICA_SAMPLERS, type ModelKind, PLAYGROUND_SAMPLERS, resolveSchedulerName } from "../dialects/_shared/sampler-names.ts";
 
 const SCHEDULES = join(import.meta.dirname, "../../test/fixtures/schedules");
 const base = (family: string): Record<string, unknown> =>
   JSON.parse(readFileSync(join(SCHEDULES, `${family}_steps10.json`), "utf8").replace(/-Infinity/g, "null")).base_config;
 const CONFIGS: Record<ModelKind, string> = { vp: "sdxl", edm: "playground", flow: "sd3" };
+/** The img2img start-step rule of each family's pipeline (SD3 keeps steps·strength fractional). */
+const RULE: Record<string, Img2ImgRule> = { sd15: "truncate", sdxl: "truncate", playground: "truncate", sd3: "fractional" };
 const SHAPE = [1, 4, 8, 8];
 const fake = async (xIn: Float32Array) => xIn.map((v) => 0.5 * v + 0.1);
 
 async function run(family: string, id: string | undefined, steps: number, seed: number, strength?: number) {
-  const plan = planSampling(base(family), id, steps, strength === undefined ? {} : { strength });
+  const plan = planSampling(base(family), id, steps, strength === undefined ? {} : { startStep: img2imgStartStep(RULE[family], steps, strength) });
   const gen = new TorchGenerator(seed);
   let x = gen.randn(SHAPE);
   if (strength !== undefined) x = addNoise(plan, x.map((v) => v * 0.3), gen.randn(SHAPE));
@@ -36,7 +39,7 @@ for (const [vocab, table] of Object.entries({ playground: PLAYGROUND_SAMPLERS, m
   for (const kind of ["vp", "edm", "flow"] as ModelKind[]) {
     test(`${vocab} names resolve and run on ${kind}`, async () => {
       for (const name of Object.keys(table)) {
-        const id = resolveSchedulerName(name, kind);
+        const { id } = resolveSchedulerName(name, kind);
         assert.ok(SCHEDULER_IDS.includes(id), `${name} -> ${id}`);
         await run(CONFIGS[kind], id, 4, 7);
       }
@@ -47,16 +50,18 @@ for (const [vocab, table] of Object.entries({ playground: PLAYGROUND_SAMPLERS, m
 test("unknown names and bad inputs are E_INPUT_INVALID naming the field", () => {
   const check = (fn: () => unknown, param: string) =>
     assert.throws(fn, (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && e.param === param);
-  check(() => resolveSchedulerName("K_NOPE", "sdxl"), "scheduler");
+  check(() => resolveSchedulerName("K_NOPE", "vp"), "scheduler");
   check(() => planSampling(base("sdxl"), "nope", 10), "scheduler");
   check(() => planSampling(base("sdxl"), "euler", 0), "steps");
   check(() => planSampling(base("sdxl"), "euler", Number.NaN), "steps");
-  check(() => planSampling(base("sdxl"), "euler", 10, { strength: 0 }), "strength");
-  check(() => planSampling(base("sdxl"), "euler", 10, { strength: 1.5 }), "strength");
-  check(() => planSampling(base("sdxl"), "euler", 10, { strength: Number.NaN }), "strength");
+  // strength itself is checked by core/limits.ts; the plan refuses a start step that is not a step or leaves none.
+  check(() => planSampling(base("sdxl"), "euler", 10, { startStep: -1 }), "strength");
+  check(() => planSampling(base("sdxl"), "euler", 10, { startStep: 1.5 }), "strength");
+  check(() => planSampling(base("sdxl"), "euler", 10, { startStep: 10 }), "strength");
+  check(() => planSampling(base("sdxl"), "euler", 10, { startStep: img2imgStartStep("truncate", 10, Number.NaN) }), "strength");
   check(() => planSampling(base("sdxl"), "ddim", 1001), "steps");
   check(() => planSampling(base("sdxl"), "lcm", 51), "steps");
-  check(() => planSampling(base("sdxl"), "euler", 10, { strength: 0.05 }), "strength");
+  check(() => planSampling(base("sdxl"), "euler", 10, { startStep: img2imgStartStep("truncate", 10, 0.05) }), "strength");
 });
 
 test("stochastic samplers: same seed same output, different seed different output", async () => {
@@ -85,13 +90,16 @@ test("steps 1, 2 and above the training timesteps: diffusers' result or a clear 
 });
 
 test("img2img starts mid-schedule with diffusers' get_timesteps rule", async () => {
-  const plan = planSampling(base("sdxl"), "euler", 10, { strength: 0.75 });
+  const plan = planSampling(base("sdxl"), "euler", 10, { startStep: img2imgStartStep("truncate", 10, 0.75) });
   assert.equal(plan.startIndex, 3);
   assert.equal(plan.modelCalls, 7);
-  const heun = planSampling(base("sdxl"), "heun", 10, { strength: 0.5 });
+  assert.ok(plan.img2img);
+  const heun = planSampling(base("sdxl"), "heun", 10, { startStep: img2imgStartStep("truncate", 10, 0.5) });
   assert.equal(heun.startIndex, 10); // t_start 5 × order 2
-  const flow = planSampling(base("sd3"), undefined, 10, { strength: 0.75 });
+  const flow = planSampling(base("sd3"), undefined, 10, { startStep: img2imgStartStep("fractional", 10, 0.75) });
   assert.equal(flow.startIndex, 2); // SD3 keeps steps·strength fractional: int(10 - 7.5)
+  // where truncating leaves no step (int(10·0.05) = 0), SD3's rule still runs one: int(10 - 0.5)
+  assert.equal(planSampling(base("sd3"), undefined, 10, { startStep: img2imgStartStep("fractional", 10, 0.05) }).modelCalls, 1);
   for (const id of ["euler", "heun", "dpmpp_2m_karras", "unipc", "ddim", "plms", "dpm2_a", "lms"]) await run("sdxl", id, 10, 3, 0.6);
   await run("sd3", undefined, 10, 3, 0.6);
   await run("playground", undefined, 10, 3, 0.6);

@@ -1,10 +1,10 @@
 /** UniPC multistep predictor-corrector (Zhao et al. 2023), data prediction, bh1/bh2: diffusers `UniPCMultistepScheduler`. */
 import { EaselError } from "../core/errors.ts";
-import { bool, num, rejectUnsupported, type SchedulerConfig, str } from "./config.ts";
-import { flowAlphaSigma, vpAlphaSigma } from "./dpmpp-2m.ts";
-import { multistepGrid, toF32 } from "./multistep-schedule.ts";
-import { alphaX0, prediction } from "./predict.ts";
-import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./types.ts";
+import { flowAlphaSigma, vpAlphaSigma } from "./_shared/alpha-sigma.ts";
+import { bool, num, rejectUnsupported, type SchedulerConfig, str } from "./_shared/config.ts";
+import { multistepGrid, toF32 } from "./_shared/multistep-schedule.ts";
+import { alphaX0, prediction } from "./_shared/predict.ts";
+import { checkIndex, combine, firstStepIndex, type LoopContext, type SamplerDef, type Schedule } from "./_shared/types.ts";
 
 interface UniPcSchedule extends Schedule {
   flow: boolean;

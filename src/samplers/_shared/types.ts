@@ -4,7 +4,7 @@
  * All latents are flat Float32Arrays of the latent shape [B, C, H, W]; arithmetic runs in float64 and is
  * stored as float32 after every step, like diffusers' float32 step math.
  */
-import { EaselError } from "../core/errors.ts";
+import { EaselError } from "../../core/errors.ts";
 import type { SchedulerConfig } from "./config.ts";
 
 export interface Schedule {

@@ -3,7 +3,7 @@
  * LMS, DPM-Solver SDE): spaced timesteps, σ interpolated linearly at them, optionally replaced by a Karras
  * or exponential ramp (then timesteps = sigma_to_t(σ)).
  */
-import { EaselError } from "../../core/errors.ts";
+import { EaselError } from "../../../core/errors.ts";
 import { bool, optNum, type SchedulerConfig, num, str } from "../config.ts";
 import { type TrainSchedule, sigmaToT, trainSchedule } from "./betas.ts";
 import { interpIndex, roundHalfEven } from "./numeric.ts";

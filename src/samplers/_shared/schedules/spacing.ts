@@ -2,7 +2,7 @@
  * Timestep spacings (`timestep_spacing`: linspace / leading / trailing, plus `steps_offset`) exactly as the
  * diffusers scheduler classes compute them. Three variants exist in diffusers and are kept apart on purpose.
  */
-import { EaselError } from "../../core/errors.ts";
+import { EaselError } from "../../../core/errors.ts";
 import { f32, npArangeDown, npLinspace, roundHalfEven } from "./numeric.ts";
 
 export type Spacing = "linspace" | "leading" | "trailing";

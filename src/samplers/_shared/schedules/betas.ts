@@ -2,7 +2,7 @@
  * Training noise schedule of a VP (DDPM-style) model as diffusers builds it: betas, cumulative alphas and
  * the "VE sigmas" sqrt((1 - ᾱ)/ᾱ), all float32 like the torch tensors they come from.
  */
-import { EaselError } from "../../core/errors.ts";
+import { EaselError } from "../../../core/errors.ts";
 import { f32, torchLinspaceF32 } from "./numeric.ts";
 
 export interface TrainSchedule {

@@ -2,7 +2,7 @@
  * The denoiser half of each scheduler: converting a raw network output (ε, v, x0, EDM F, flow velocity)
  * into the denoised estimate x0, with the exact formula and σ/α parametrisation diffusers uses.
  */
-import { EaselError } from "../core/errors.ts";
+import { EaselError } from "../../core/errors.ts";
 
 export type Prediction = "epsilon" | "v_prediction" | "sample" | "flow_prediction";
 

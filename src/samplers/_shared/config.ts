@@ -4,7 +4,7 @@
  * and some classes read them, e.g. `sigma_min`/`sigma_max` for Karras bounds), then the overrides.
  * Defaults are those of diffusers 0.32.
  */
-import { EaselError } from "../core/errors.ts";
+import { EaselError } from "../../core/errors.ts";
 
 export type SchedulerConfig = Record<string, unknown>;
 

@@ -1,7 +1,7 @@
 /**
  * The timestep/σ grid of UniPC and DEIS: the DPM-Solver multistep grid with each class's own final σ.
  */
-import { EaselError } from "../core/errors.ts";
+import { EaselError } from "../../core/errors.ts";
 import { bool, num, optNum, type SchedulerConfig } from "./config.ts";
 import { sigmaToT } from "./schedules/betas.ts";
 import { trainFromConfig } from "./schedules/discrete.ts";
