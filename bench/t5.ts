@@ -16,10 +16,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRecordingWeights } from "../src/graph/weights.ts";
-import { writeRandomSafetensors } from "../src/models/testing/tiny-checkpoint.ts";
-import { prepareT5EncoderModel } from "../src/models/components/t5-encoder.ts";
 import { buildT5EncoderGraph, t5EncoderConfigFromJson } from "../src/models/components/t5-encoder.graph.ts";
+import { prepareT5EncoderModel } from "../src/models/components/t5-encoder.ts";
 import { T5_LINEAR_RE } from "../src/models/components/t5-int8.ts";
+import { writeRandomSafetensors } from "../src/models/testing/tiny-checkpoint.ts";
 import { createSession } from "../src/runtime/session.ts";
 import { memAvailableBytes } from "./denoiser-run.ts";
 

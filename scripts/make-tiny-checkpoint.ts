@@ -3,9 +3,9 @@
  * checkpoint (random weights, real layout) for family sd15, sdxl, playground, sd3 or sd3_5.
  */
 import { resolve } from "node:path";
-import { TINY_FAMILIES, type TinyFamily, type TinyTransformerBuilder, writeTinyCheckpoint } from "../src/models/testing/tiny-checkpoint.ts";
 import { sd3TransformerConfigFromJson } from "../src/models/sd3/config.ts";
 import { buildMmditGraph } from "../src/models/sd3/mmdit.graph.ts";
+import { TINY_FAMILIES, type TinyFamily, type TinyTransformerBuilder, writeTinyCheckpoint } from "../src/models/testing/tiny-checkpoint.ts";
 
 const USAGE = `usage: make-tiny-checkpoint <${TINY_FAMILIES.join("|")}> <outDir> [--seed N] [--dtype F32|F16]`;
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { isEaselError } from "../core/errors.ts";
 import { writeSafetensors } from "../graph/safetensors.ts";
+import { familyFor } from "../models/index.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 
 const MODELS = "test/fixtures/models";
@@ -54,7 +55,7 @@ describe("loadCheckpoint: family detection on the reference model layouts", () =
   for (const [family, [pipe, sched]] of Object.entries(expected)) {
     test(family, () => {
       const ck = loadCheckpoint(makeCheckpoint(family));
-      assert.equal(ck.family, family);
+      assert.equal(familyFor(ck).id, family);
       assert.equal(ck.pipelineClass, pipe);
       assert.equal(ck.schedulerClass, sched);
       assert.equal(ck.schedulerConfig._class_name, sched);
@@ -76,7 +77,7 @@ describe("loadCheckpoint: family detection on the reference model layouts", () =
     writeFileSync(join(dir, "model_index.json"), JSON.stringify(index));
     rmSync(join(dir, "text_encoder_3"), { recursive: true });
     const noT5 = loadCheckpoint(dir);
-    assert.equal(noT5.family, "sd3");
+    assert.equal(familyFor(noT5).id, "sd3");
     assert.equal(noT5.components.text_encoder_3, null);
     assert.equal(noT5.tokenizers.tokenizer_3, undefined);
   });
@@ -84,14 +85,14 @@ describe("loadCheckpoint: family detection on the reference model layouts", () =
   test("an SDXL pipeline whose VAE has latents_mean/std is Playground even with another scheduler", () => {
     const dir = makeCheckpoint("playground", "pg-euler");
     cpSync(join(MODELS, "sdxl", "scheduler"), join(dir, "scheduler"), { recursive: true });
-    assert.equal(loadCheckpoint(dir).family, "playground");
+    assert.equal(familyFor(loadCheckpoint(dir)).id, "playground");
   });
 });
 
 describe("loadCheckpoint: the complete fixture checkpoints", () => {
   test("sd15 with variants: plain files by default, fp16 when asked", () => {
     const ck = loadCheckpoint(join(MODELS, "sd15"));
-    assert.equal(ck.family, "sd15");
+    assert.equal(familyFor(ck).id, "sd15");
     assert.equal(ck.components.unet?.variant, undefined);
     assert.equal(ck.components.vae?.weights.get("decoder.conv_in.weight")?.dtype, "F32");
     const h = loadCheckpoint(join(MODELS, "sd15"), { variant: "fp16" });
@@ -105,7 +106,7 @@ describe("loadCheckpoint: the complete fixture checkpoints", () => {
 
   test("sdxl", () => {
     const ck = loadCheckpoint(join(MODELS, "sdxl"));
-    assert.equal(ck.family, "sdxl");
+    assert.equal(familyFor(ck).id, "sdxl");
     assert.equal(ck.modelIndex.force_zeros_for_empty_prompt, true);
     assert.deepEqual(Object.keys(ck.tokenizers).sort(), ["tokenizer", "tokenizer_2"]);
   });
@@ -128,7 +129,7 @@ describe("loadCheckpoint: errors name the file", () => {
     const index = JSON.parse(readFileSync(join(dir, "model_index.json"), "utf8"));
     index._class_name = "FluxPipeline";
     writeFileSync(join(dir, "model_index.json"), JSON.stringify(index));
-    rejects(() => loadCheckpoint(dir), "E_NOT_SUPPORTED", /pipeline class "FluxPipeline" is not supported/);
+    rejects(() => familyFor(loadCheckpoint(dir)), "E_NOT_SUPPORTED", /pipeline class "FluxPipeline" is not supported/);
   });
 
   test("missing component folder, config, weights", () => {
@@ -148,6 +149,6 @@ describe("loadCheckpoint: errors name the file", () => {
     index.text_encoder = [null, null];
     index.tokenizer = [null, null];
     writeFileSync(join(dir, "model_index.json"), JSON.stringify(index));
-    rejects(() => loadCheckpoint(dir), "E_NOT_SUPPORTED", /without "text_encoder"/);
+    rejects(() => familyFor(loadCheckpoint(dir)), "E_NOT_SUPPORTED", /without "text_encoder"/);
   });
 });

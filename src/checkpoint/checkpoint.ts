@@ -8,8 +8,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { EaselError } from "../core/errors.ts";
 import { findComponentWeightFiles, readSafetensorsIndex, type TensorEntry, type WeightVariant } from "../graph/safetensors.ts";
-
-export type FamilyId = "sd15" | "sdxl" | "playground" | "sd3";
+import { parsePythonJson } from "./python-json.ts";
 
 export interface CheckpointComponent {
   name: string;
@@ -26,7 +25,6 @@ export interface CheckpointComponent {
 
 export interface Checkpoint {
   dir: string;
-  family: FamilyId;
   pipelineClass: string;
   modelIndex: Record<string, unknown>;
   /** Model components by model_index name; null where model_index lists `[null, null]`. */
@@ -50,7 +48,8 @@ function readJsonObject(file: string): Record<string, unknown> {
   if (!existsSync(file)) throw invalid(file, "file is missing");
   let v: unknown;
   try {
-    v = JSON.parse(readFileSync(file, "utf8"));
+    // Python's json dialect: diffusers writes non-finite floats as Infinity / -Infinity / NaN.
+    v = parsePythonJson(readFileSync(file, "utf8"));
   } catch (e) {
     throw invalid(file, `not valid JSON (${(e as Error).message})`, e);
   }
@@ -59,36 +58,6 @@ function readJsonObject(file: string): Record<string, unknown> {
 }
 
 const PROCESSOR_RE = /(ImageProcessor|FeatureExtractor)$/;
-
-/** Chooses the engine family from the pipeline class and, for SDXL-architecture pipelines, the scheduler/VAE config. */
-export function detectFamily(
-  pipelineClass: string,
-  schedulerClass: string,
-  vaeConfig: Record<string, unknown> | undefined,
-  indexFile: string,
-): FamilyId {
-  switch (pipelineClass) {
-    case "StableDiffusionPipeline":
-    case "StableDiffusionImg2ImgPipeline":
-      return "sd15";
-    case "StableDiffusionXLPipeline":
-    case "StableDiffusionXLImg2ImgPipeline": {
-      // Playground v2.5 is an SDXL pipeline trained with EDM; its VAE carries latents_mean/std.
-      const edm = schedulerClass.startsWith("EDM");
-      const latentStats = Array.isArray(vaeConfig?.latents_mean) && Array.isArray(vaeConfig?.latents_std);
-      return edm || latentStats ? "playground" : "sdxl";
-    }
-    case "StableDiffusion3Pipeline":
-    case "StableDiffusion3Img2ImgPipeline":
-      return "sd3";
-    default:
-      throw new EaselError(
-        "E_NOT_SUPPORTED",
-        `${indexFile}: pipeline class "${pipelineClass}" is not supported (supported: StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusion3Pipeline)`,
-        { details: { file: indexFile, pipelineClass } },
-      );
-  }
-}
 
 function loadWeights(dir: string, variant: WeightVariant | undefined) {
   if (variant) {
@@ -102,7 +71,7 @@ function loadWeights(dir: string, variant: WeightVariant | undefined) {
   return findComponentWeightFiles(dir);
 }
 
-/** Reads and validates a diffusers checkpoint directory. */
+/** Reads and validates a diffusers checkpoint directory. Which family runs it is the families' call (models/index.ts). */
 export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): Checkpoint {
   const root = resolve(dir);
   if (!existsSync(root)) throw invalid(root, "checkpoint directory does not exist");
@@ -158,25 +127,5 @@ export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): C
     }
   }
   if (!schedulerClass || !schedulerConfig) throw invalid(indexFile, "names no scheduler component");
-  const family = detectFamily(pipelineClass, schedulerClass, components.vae?.config, indexFile);
-
-  const required: Record<FamilyId, string[]> = {
-    sd15: ["text_encoder", "unet", "vae", "tokenizer"],
-    sdxl: ["text_encoder", "text_encoder_2", "unet", "vae", "tokenizer", "tokenizer_2"],
-    playground: ["text_encoder", "text_encoder_2", "unet", "vae", "tokenizer", "tokenizer_2"],
-    sd3: ["text_encoder", "text_encoder_2", "transformer", "vae", "tokenizer", "tokenizer_2"],
-  };
-  for (const name of required[family]) {
-    if (!components[name] && !tokenizers[name]) {
-      throw new EaselError(
-        "E_NOT_SUPPORTED",
-        `${indexFile}: ${pipelineClass} without "${name}" is not supported (SDXL refiner-style checkpoints need both text encoders)`,
-        { details: { file: indexFile, component: name } },
-      );
-    }
-  }
-  if (family === "sd3" && Boolean(components.text_encoder_3) !== Boolean(tokenizers.tokenizer_3)) {
-    throw invalid(indexFile, "text_encoder_3 and tokenizer_3 must be both present or both null");
-  }
-  return { dir: root, family, pipelineClass, modelIndex, components, schedulerClass, schedulerConfig, tokenizers };
+  return { dir: root, pipelineClass, modelIndex, components, schedulerClass, schedulerConfig, tokenizers };
 }

@@ -8,15 +8,16 @@ import { dirname, extname, join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
 import sharp from "sharp";
-import { loadConfig } from "../config/index.ts";
-import { configPaths } from "../config/index.ts";
+import { configPaths, loadConfig } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
+import { checkModelLimits } from "../core/limits.ts";
+import type { GenerationRequest } from "../core/types.ts";
+import { resolveSchedulerName } from "../dialects/_shared/sampler-names.ts";
 import { Engine } from "../engine/engine.ts";
+import { toPipelineParams } from "../models/pipeline/request.ts";
 import { decodeInitImage } from "../providers/local/index.ts";
-import { resolveSchedulerName } from "../samplers/names.ts";
-import { randomSeed } from "../tensor/rng.ts";
 import { readRefFloat32, writeRefTensor } from "../tensor/io.ts";
-import type { PipelineParams } from "../models/pipeline/family.ts";
+import { randomSeed } from "../tensor/rng.ts";
 
 function int(name: string) {
   return (v: string): number => {
@@ -141,7 +142,11 @@ async function runGenerate(engine: Engine, o: GenerateOptions): Promise<void> {
   const modelDir = resolve(o.model);
   const desc = await engine.describe(modelDir);
   const seed = o.seed === undefined || o.seed === -1 ? randomSeed() : o.seed;
-  const params: PipelineParams = {
+  const scheduler = o.scheduler === undefined ? undefined : resolveSchedulerName(o.scheduler, desc.kind);
+  const initImage = o.initImage ? await loadInitImage(o.initImage, o.width, o.height) : undefined;
+  // The request a client would send, translated to pipeline parameters exactly as the server does.
+  const req: GenerationRequest = {
+    model: modelDir,
     prompt: o.prompt,
     negativePrompt: o.negativePrompt,
     prompt2: o.prompt2,
@@ -149,21 +154,24 @@ async function runGenerate(engine: Engine, o: GenerateOptions): Promise<void> {
     prompt3: o.prompt3,
     negativePrompt3: o.negativePrompt3,
     n: o.n,
-    width: o.width,
-    height: o.height,
+    width: o.width ?? initImage?.width ?? desc.defaults.width,
+    height: o.height ?? initImage?.height ?? desc.defaults.height,
     steps: o.steps,
     guidanceScale: o.guidance,
     guidanceRescale: o.guidanceRescale,
-    scheduler: o.scheduler === undefined ? undefined : resolveSchedulerName(o.scheduler, desc.family),
+    scheduler: scheduler?.id,
     seed,
     strength: o.strength,
     clipSkip: o.clipSkip,
     maxSequenceLength: o.maxSequenceLength,
-    noT5: o.t5 === false ? true : undefined,
+    useT5: o.t5 === false ? false : undefined,
+    output: { format: "png" },
   };
+  checkModelLimits(req, desc.defaults, desc.limits, initImage !== undefined);
+  const params = toPipelineParams(req, { seed, initImage });
   if (o.initLatents) params.initLatents = readRefFloat32(o.initLatents).data;
   if (o.stepNoise) params.stepNoise = readRefFloat32(o.stepNoise).data;
-  if (o.initImage) params.initImage = await loadInitImage(o.initImage, o.width, o.height);
+  if (scheduler?.warning) console.error(`warning: ${scheduler.warning.message}`);
 
   const bar = o.progress && process.stderr.isTTY ? new SingleBar({ format: "{bar} {value}/{total} steps | {eta}s left" }) : undefined;
   let started = false;

@@ -1,3 +1,5 @@
+import type { ModelDefaultValues, ModelKind, ModelLimits } from "./limits.ts";
+
 /** Canonical domain types. Every dialect translates into GenerationRequest; every executor returns GenerationResult. */
 
 export type ImageFormat = "png" | "jpeg" | "webp";
@@ -40,6 +42,14 @@ export interface GenerationRequest {
   partialImages?: number;
   /** Free-form end-user id from the client, recorded with the job. */
   user?: string;
+  /** CLIP layers to skip from the end (1 = penultimate), where the model accepts it (ModelInfo.limits). */
+  clipSkip?: number;
+  /** T5 prompt length in tokens, models with T5 (SD3). */
+  maxSequenceLength?: number;
+  /** false runs a T5 model without T5 (its part of the context is zeros), saving memory and time. */
+  useT5?: boolean;
+  /** Warnings found while translating the request (e.g. W_SAMPLER_SUBSTITUTED); returned with the result. */
+  warnings?: Warning[];
 }
 
 export interface Warning {
@@ -84,9 +94,13 @@ export type GenerationEvent =
 export interface ModelInfo {
   id: string;
   family: string;
+  /** How the network's output is read (sampler vocabularies map per kind). */
+  kind: ModelKind;
   /** Where it runs: "local" or the upstream provider's id. */
   backend: string;
   aliases: string[];
-  defaults: { width: number; height: number; steps: number; guidanceScale: number; scheduler?: string };
+  defaults: ModelDefaultValues;
+  /** What requests the model accepts; checked before admission. */
+  limits: ModelLimits;
   created: number;
 }

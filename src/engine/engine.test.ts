@@ -42,7 +42,8 @@ describe("Engine (worker thread) on the micro sd15 checkpoint", () => {
     const d = await engine.describe(MODEL);
     assert.equal(d.family, "sd15");
     // unet sample_size 8 -> 64 px; PNDM (leading spacing) is not a turbo schedule: 50 steps, guidance 7.5.
-    assert.deepEqual(d.defaults, { width: 64, height: 64, steps: 50, guidanceScale: 7.5, sizeMultiple: 8 });
+    assert.deepEqual(d.defaults, { width: 64, height: 64, steps: 50, guidanceScale: 7.5 });
+    assert.equal(d.limits.sizeMultiple, 8);
     assert.ok(d.aliases.includes("sd15"), `aliases ${d.aliases}`);
   });
 
@@ -172,7 +173,8 @@ describe("Engine (worker thread) on the micro sd15 checkpoint", () => {
       assert.equal(d.family, family);
       const unet = JSON.parse(readFileSync(join(dir, "unet", "config.json"), "utf8"));
       assert.equal(d.defaults.width, unet.sample_size * 8);
-      assert.equal(d.defaults.sizeMultiple, 8);
+      assert.equal(d.limits.sizeMultiple, 8);
+      assert.equal(d.kind, family === "playground" ? "edm" : "vp");
       assert.ok(d.aliases.length > 0);
     }
   });

@@ -5,7 +5,7 @@
 import { Worker } from "node:worker_threads";
 import { EaselError, type ErrorCode } from "../core/errors.ts";
 import type {
-  ModelDefaults,
+  ModelDescription,
   PipelineImage,
   PipelineOutput,
   PipelineParams,
@@ -19,11 +19,7 @@ export interface RunHooks {
   onPreview?: (index: number, step: number, images: PipelineImage[]) => void;
 }
 
-export interface ModelDescription {
-  family: string;
-  defaults: ModelDefaults;
-  aliases: string[];
-}
+export type { ModelDescription } from "../models/pipeline/family.ts";
 
 interface Pending {
   resolve: (v: FromWorker) => void;
@@ -81,7 +77,7 @@ export class Engine {
   async describe(modelDir: string): Promise<ModelDescription> {
     const r = await this.request({ type: "describe", modelDir });
     if (r.type !== "described") throw new Error(`unexpected worker reply ${r.type}`);
-    return { family: r.family, defaults: r.defaults, aliases: r.aliases };
+    return { family: r.family, kind: r.kind, limits: r.limits, defaults: r.defaults, aliases: r.aliases };
   }
 
   async run(modelDir: string, params: PipelineParams, hooks: RunHooks = {}): Promise<PipelineOutput> {

@@ -1,5 +1,5 @@
 /** Messages between the engine (main thread) and its inference worker thread. */
-import type { ModelDefaults, PipelineImage, PipelineOutput, PipelineParams, RuntimeOptions } from "../models/pipeline/family.ts";
+import type { ModelDefaults, ModelDescription, PipelineImage, PipelineOutput, PipelineParams, RuntimeOptions } from "../models/pipeline/family.ts";
 
 export interface WorkerInit {
   runtime: RuntimeOptions;
@@ -18,7 +18,7 @@ export interface SerializedError {
 }
 
 export type FromWorker =
-  | { type: "described"; id: number; family: string; defaults: ModelDefaults; aliases: string[] }
+  | ({ type: "described"; id: number } & ModelDescription)
   | { type: "step"; id: number; step: number; totalSteps: number }
   | { type: "preview"; id: number; index: number; step: number; images: PipelineImage[] }
   | { type: "done"; id: number; output: PipelineOutput }

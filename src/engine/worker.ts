@@ -3,10 +3,10 @@
  * thread stays free. Loaded pipelines are cached per checkpoint directory; runs are serial per worker.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { EaselError, toEaselError } from "../core/errors.ts";
-import type { LoadedPipeline } from "../models/pipeline/family.ts";
-import { FAMILIES } from "../models/index.ts";
 import { loadCheckpoint } from "../checkpoint/checkpoint.ts";
+import { EaselError, toEaselError } from "../core/errors.ts";
+import { familyFor } from "../models/index.ts";
+import type { LoadedPipeline } from "../models/pipeline/family.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 
 const port = parentPort;
@@ -18,18 +18,12 @@ function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(msg, transfer);
 }
 
-function familyOf(family: string) {
-  const f = FAMILIES[family];
-  if (!f) throw new EaselError("E_NOT_SUPPORTED", `model family "${family}" is not supported by the local engine yet`);
-  return f;
-}
-
 function pipelineFor(modelDir: string): Promise<LoadedPipeline> {
   let p = loaded.get(modelDir);
   if (!p) {
     p = (async () => {
       const ckpt = loadCheckpoint(modelDir);
-      return familyOf(ckpt.family).load(ckpt, init.runtime);
+      return familyFor(ckpt).load(ckpt, init.runtime);
     })();
     loaded.set(modelDir, p);
     p.catch(() => loaded.delete(modelDir));
@@ -43,8 +37,8 @@ async function handle(msg: ToWorker): Promise<void> {
   try {
     if (msg.type === "describe") {
       const ckpt = loadCheckpoint(msg.modelDir);
-      const f = familyOf(ckpt.family);
-      post({ type: "described", id: msg.id, family: f.id, defaults: f.defaults(ckpt), aliases: f.aliases(ckpt) });
+      const f = familyFor(ckpt);
+      post({ type: "described", id: msg.id, family: f.id, kind: f.kind(ckpt), limits: f.limits(ckpt), defaults: f.defaults(ckpt), aliases: f.aliases(ckpt) });
     } else if (msg.type === "run") {
       const flag = new Int32Array(msg.cancel);
       const pipe = await pipelineFor(msg.modelDir);

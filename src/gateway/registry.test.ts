@@ -4,18 +4,23 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { familyKind, familyLimits } from "../../test/helpers/models.ts";
 import { EaselError } from "../core/errors.ts";
 import type { ModelDescription } from "../engine/engine.ts";
 import { type DiscoverOptions, discoverModels, ModelRegistry } from "./registry.ts";
 
 const SD15: ModelDescription = {
   family: "sd15",
-  defaults: { width: 512, height: 512, steps: 50, guidanceScale: 7.5, sizeMultiple: 8 },
+  kind: "vp",
+  limits: familyLimits("sd15"),
+  defaults: { width: 512, height: 512, steps: 50, guidanceScale: 7.5 },
   aliases: ["sd15", "stable-diffusion-1.5"],
 };
 const PLAYGROUND: ModelDescription = {
   family: "playground",
-  defaults: { width: 1024, height: 1024, steps: 50, guidanceScale: 3, scheduler: "edm_dpmpp_2m", sizeMultiple: 8 },
+  kind: "edm",
+  limits: familyLimits("playground"),
+  defaults: { width: 1024, height: 1024, steps: 50, guidanceScale: 3, scheduler: "edm_dpmpp_2m" },
   aliases: ["playground-v2.5", "Playground_v2.5"],
 };
 
@@ -68,9 +73,11 @@ describe("discoverModels", () => {
     assert.deepEqual(sd.info, {
       id: "my-sd15",
       family: "sd15",
+      kind: "vp",
       backend: "local",
       aliases: ["sd15", "stable-diffusion-1.5"],
       defaults: { width: 512, height: 512, steps: 50, guidanceScale: 7.5, scheduler: undefined },
+      limits: familyLimits("sd15"),
       created: 1700000000,
     });
     assert.equal(reg.find("playground-local")?.info.defaults.scheduler, "edm_dpmpp_2m");
@@ -151,7 +158,16 @@ describe("ModelRegistry lookup", () => {
   const model = (id: string, family: string, aliases: string[]) => ({
     backend: "local" as const,
     dir: `/models/${id}`,
-    info: { id, family, backend: "local", aliases, defaults: { width: 64, height: 64, steps: 4, guidanceScale: 5 }, created: 0 },
+    info: {
+      id,
+      family,
+      kind: familyKind(family),
+      backend: "local",
+      aliases,
+      defaults: { width: 64, height: 64, steps: 4, guidanceScale: 5 },
+      limits: familyLimits(family),
+      created: 0,
+    },
   });
   const reg = new ModelRegistry([
     model("sd15", "sd15", ["stable-diffusion-1.5"]),

@@ -70,6 +70,7 @@ function info(id: string, dir: string, d: ModelDescription, extraAliases: readon
     info: {
       id,
       family: d.family,
+      kind: d.kind,
       backend: "local",
       aliases: [...extraAliases, ...d.aliases].filter((a) => a !== id),
       defaults: {
@@ -79,6 +80,7 @@ function info(id: string, dir: string, d: ModelDescription, extraAliases: readon
         guidanceScale: d.defaults.guidanceScale,
         scheduler: d.defaults.scheduler,
       },
+      limits: d.limits,
       created,
     },
   };

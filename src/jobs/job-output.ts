@@ -1,7 +1,7 @@
 /** Turning provider images into encoded, content-addressed, optionally stored images and results. */
 import { createHash } from "node:crypto";
 import type { GeneratedImage, GenerationRequest } from "../core/types.ts";
-import { isRawImage, type EncodedUpstreamImage, type RawImage } from "../providers/spec.ts";
+import { type EncodedUpstreamImage, isRawImage, type RawImage } from "../providers/spec.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { type EncodedImage, encodeImage, transcodeImage } from "../storage/image-codec.ts";
 import type { ImageRow, StoredImage } from "../storage/metadata-store.ts";

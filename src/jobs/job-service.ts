@@ -7,8 +7,9 @@
  */
 import type { Config } from "../config/index.ts";
 import { configPaths } from "../config/index.ts";
-import { ERROR_CATALOG, type ErrorCode, EaselError, invalidInput, toEaselError } from "../core/errors.ts";
+import { EaselError, ERROR_CATALOG, type ErrorCode, invalidInput, toEaselError } from "../core/errors.ts";
 import type { ImageService, JobRecord, Principal, RequestContext } from "../core/image-service.ts";
+import { checkModelLimits } from "../core/limits.ts";
 import type { GeneratedImage, GenerationRequest, GenerationResult, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { createMemoryQueue } from "../queue/memory.ts";
@@ -73,14 +74,12 @@ function replayable(job: JobRow): boolean {
   return entry !== undefined && entry.status < 500 && entry.status !== 499;
 }
 
-function checkRequest(req: GenerationRequest): void {
-  const int = (v: number, p: string, max: number) => {
-    if (!(Number.isInteger(v) && v >= 1 && v <= max)) throw invalidInput(p, `${p} must be an integer from 1 to ${max}, got ${v}`, { min: 1, max });
-  };
-  int(req.n, "n", 16);
-  int(req.width, "width", 16384);
-  int(req.height, "height", 16384);
-  if (req.steps !== undefined) int(req.steps, "steps", 1000);
+/**
+ * Everything that can be checked before admission is: the model's limits (core/limits.ts, the same check the
+ * pipeline makes) and the output format. A refused request leaves no job row, ledger entry or rate-limit use.
+ */
+function checkRequest(req: GenerationRequest, model: ModelInfo): void {
+  checkModelLimits(req, model.defaults, model.limits, req.initImage !== undefined);
   if (!req.output || !["png", "jpeg", "webp"].includes(req.output.format)) {
     throw invalidInput("output.format", "output format must be png, jpeg or webp");
   }
@@ -135,7 +134,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       });
       signal.throwIfAborted();
       if (res.images.length === 0) throw new EaselError("E_ENGINE_FAILED", "the executor returned no images");
-      warnings.push(...res.warnings);
+      warnings.push(...(req.warnings ?? []), ...res.warnings);
       if (req.output.background === "transparent") {
         warnings.push({ code: "W_BACKGROUND_OPAQUE", message: "transparent backgrounds are not supported; the image is opaque", param: "background" });
       }
@@ -220,11 +219,12 @@ export function createJobService(deps: JobServiceDeps): JobService {
     async generate(req, ctx) {
       const model = models.find(req.model);
       if (!model) throw new EaselError("E_MODEL_NOT_FOUND", `model ${JSON.stringify(req.model)} is not installed`, { param: "model" });
-      checkRequest(req);
+      checkRequest(req, model);
       ctx.signal?.throwIfAborted();
       const cost = priceMillicredits(config, model, req);
       const jobId = `job_${Buffer.from(random(12)).toString("hex")}`;
-      const canonical = { ...req, model: model.id };
+      const { warnings: _translated, ...rest } = req;
+      const canonical = { ...rest, model: model.id };
       const admit = await store.admitJob({
         job: { id: jobId, keyId: ctx.principal.keyId, dialect: ctx.dialect, model: model.id, params: recordedParams(canonical) },
         cost,

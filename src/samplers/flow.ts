@@ -4,7 +4,7 @@
  * velocity v; the step is written in v as diffusers does (x0 = x - σ·v is reported for previews).
  */
 import { EaselError } from "../core/errors.ts";
-import { bool, num, type SchedulerConfig, optNum } from "./_shared/config.ts";
+import { bool, num, optNum, type SchedulerConfig } from "./_shared/config.ts";
 import { f32, npLinspace, torchLinspaceF32 } from "./_shared/schedules/numeric.ts";
 import { exponentialSigmas, flowShift, karrasSigmas } from "./_shared/schedules/sigmas.ts";
 import { interleave2 } from "./_shared/two-stage.ts";

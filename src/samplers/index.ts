@@ -6,6 +6,7 @@
 import { EaselError } from "../core/errors.ts";
 import type { NoiseSource } from "../tensor/noise.ts";
 import { resolveConfig, type SchedulerConfig } from "./_shared/config.ts";
+import type { LoopContext, SamplerDef, Schedule } from "./_shared/types.ts";
 import { ddim } from "./ddim.ts";
 import { ddpm } from "./ddpm.ts";
 import { deis } from "./deis.ts";
@@ -23,7 +24,6 @@ import { heun } from "./heun.ts";
 import { lcm } from "./lcm.ts";
 import { lms } from "./lms.ts";
 import { pndm } from "./pndm.ts";
-import type { LoopContext, SamplerDef, Schedule } from "./_shared/types.ts";
 import { unipc } from "./unipc.ts";
 
 export type { SchedulerConfig } from "./_shared/config.ts";

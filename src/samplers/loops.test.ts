@@ -4,10 +4,10 @@
  * 1e-4 · max(1, max |ref|).
  */
 import assert from "node:assert/strict";
-import { EaselError } from "../core/errors.ts";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { EaselError } from "../core/errors.ts";
 import { ReplayNoise } from "../tensor/noise.ts";
 import { planSampling, runSampling } from "./index.ts";
 

@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { EaselError } from "../core/errors.ts";
 import { type Img2ImgRule, img2imgStartStep } from "../core/limits.ts";
+import { MONICA_SAMPLERS, type ModelKind, PLAYGROUND_SAMPLERS, resolveSchedulerName } from "../dialects/_shared/sampler-names.ts";
 import { TorchGenerator } from "../tensor/rng.ts";
 import { addNoise, planSampling, runSampling, SCHEDULER_IDS } from "./index.ts";
-import { MONICA_SAMPLERS, type ModelKind, PLAYGROUND_SAMPLERS, resolveSchedulerName } from "../dialects/_shared/sampler-names.ts";
 
 const SCHEDULES = join(import.meta.dirname, "../../test/fixtures/schedules");
 const base = (family: string): Record<string, unknown> =>

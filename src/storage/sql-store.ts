@@ -5,7 +5,6 @@
  */
 import { type Kysely, type Selectable, sql } from "kysely";
 import { EaselError } from "../core/errors.ts";
-import type { Database, SqlDialect } from "./sql-schema.ts";
 import type {
   Admission,
   AdmitResult,
@@ -20,6 +19,7 @@ import type {
   Settlement,
   StoredResult,
 } from "./metadata-store.ts";
+import type { Database, SqlDialect } from "./sql-schema.ts";
 
 const UNSETTLED: JobStatus[] = ["queued", "running"];
 const WINDOW_MS = 60_000;

@@ -10,14 +10,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
+import { loadCheckpoint } from "../../src/checkpoint/checkpoint.ts";
 import { startServer } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config/index.ts";
-import { loadCheckpoint } from "../../src/engine/checkpoint.ts";
 import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
-import { type TinyTransformerBuilder, writeTinyCheckpoint } from "../../src/models/_shared/tiny-checkpoint.ts";
 import { sd3TransformerConfigFromJson } from "../../src/models/sd3/config.ts";
 import { buildMmditGraph } from "../../src/models/sd3/mmdit.graph.ts";
 import { planSd3ForRuntime } from "../../src/models/sd3/pipeline.ts";
+import { type TinyTransformerBuilder, writeTinyCheckpoint } from "../../src/models/testing/tiny-checkpoint.ts";
 import { openSqliteStore } from "../../src/storage/sqlite.ts";
 import { MONICA_SD_EXAMPLE as PAGE_BODY } from "../http/spec-examples.ts";
 

@@ -3,11 +3,14 @@
  * colours at the requested size and format, through sharp), stored images behind random tokens, preview events,
  * and a record of every call, so a test can assert that a rejected request generated and charged nothing.
  */
+
 import { createHash, randomBytes } from "node:crypto";
 import sharp from "sharp";
 import { EaselError } from "../../src/core/errors.ts";
 import type { ImageService, JobRecord, Principal, RequestContext } from "../../src/core/image-service.ts";
+import { checkModelLimits } from "../../src/core/limits.ts";
 import type { GeneratedImage, GenerationRequest, GenerationResult, ModelInfo } from "../../src/core/types.ts";
+import { familyKind, familyLimits } from "../helpers/models.ts";
 
 export interface FakeOptions {
   /** API key -> starting balance (null = unlimited). */
@@ -30,9 +33,11 @@ export function model(id: string, family: string, aliases: string[] = [], w = 10
   return {
     id,
     family,
+    kind: familyKind(family),
     backend: "local",
     aliases,
     defaults: { width: w, height: h, steps: 30, guidanceScale: 5 },
+    limits: familyLimits(family),
     created: 1_700_000_000,
   };
 }
@@ -72,9 +77,11 @@ export class FakeImageService implements ImageService {
   }
 
   async generate(req: GenerationRequest, ctx: RequestContext): Promise<GenerationResult> {
-    this.calls.push({ req, ctx });
     const info = this.findModel(req.model);
     if (!info) throw new EaselError("E_MODEL_NOT_FOUND", `model "${req.model}" is not installed`, { param: "model" });
+    // Refused before admission, as the job service refuses it: not a call.
+    checkModelLimits(req, info.defaults, info.limits, req.initImage !== undefined);
+    this.calls.push({ req, ctx });
     const keyId = ctx.principal.keyId;
     const balance = keyId === null ? null : (this.balances.get(keyId) ?? null);
     if (balance !== null && balance < req.n) {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { configPaths } from "../../src/config/index.ts";
 import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
 import { createJobService } from "../../src/jobs/job-service.ts";

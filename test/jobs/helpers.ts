@@ -5,13 +5,16 @@ import { join } from "node:path";
 import { type Config, type ConfigInput, loadConfig } from "../../src/config/index.ts";
 import type { GenerationRequest, ModelInfo } from "../../src/core/types.ts";
 import type { ImageProvider, ProviderEvent, ProviderResult } from "../../src/providers/spec.ts";
+import { familyLimits } from "../helpers/models.ts";
 
 export const MODEL: ModelInfo = {
   id: "tiny-sd",
   family: "sd15",
+  kind: "vp",
   backend: "local",
   aliases: ["tiny"],
   defaults: { width: 8, height: 8, steps: 4, guidanceScale: 7.5 },
+  limits: familyLimits("sd15"),
   created: 1_700_000_000,
 };
 

@@ -3,8 +3,8 @@ import { test } from "node:test";
 import sharp from "sharp";
 import type { GenerationEvent } from "../../src/core/types.ts";
 import { CREDIT_SCALE } from "../../src/storage/metadata-store.ts";
-import { request, settableClock, solidProvider } from "./helpers.ts";
 import { harness } from "./harness.ts";
+import { request, settableClock, solidProvider } from "./helpers.ts";
 
 test("50 simultaneous single-image requests with credits for exactly 10 give exactly 10 images", async () => {
   const provider = solidProvider({ delayMs: 5 });

@@ -6,9 +6,9 @@
 import { invalidInput } from "../../core/errors.ts";
 import type { ImageService } from "../../core/image-service.ts";
 import type { GenerationRequest, Warning } from "../../core/types.ts";
-import { resolveSchedulerName } from "../../samplers/names.ts";
 import { resolveModel } from "../_shared/models.ts";
 import { parseSize } from "../_shared/numbers.ts";
+import { resolveSchedulerName, schedulerFields } from "../_shared/sampler-names.ts";
 import type { SdBody } from "./schema.ts";
 
 interface Range {
@@ -69,7 +69,7 @@ export function translate(body: SdBody, images: ImageService): { req: Generation
         height,
         steps: body.num_inference_steps ?? SDXL_DEFAULTS.numInferenceSteps,
         guidanceScale,
-        scheduler: resolveSchedulerName(body.scheduler ?? SDXL_DEFAULTS.scheduler, info.family),
+        ...schedulerFields(resolveSchedulerName(body.scheduler ?? SDXL_DEFAULTS.scheduler, info.kind)),
         seed,
         output: { format: "png" },
       },

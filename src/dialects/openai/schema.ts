@@ -31,9 +31,13 @@ export const generationBody = z.strictObject({
   // Easel extensions.
   negative_prompt: z.string().max(32000).nullish(),
   seed: z.number().int().min(0).max(MAX_SEED).nullish().describe("Easel: seed; missing = random."),
-  steps: z.number().int().min(1).max(150).nullish().describe("Easel: denoising steps (1-150)."),
-  guidance_scale: z.number().min(0).max(50).nullish().describe("Easel: classifier-free guidance (0-50)."),
+  // Ranges that depend on the model (steps, guidance, clip_skip, T5 length) are checked against the model's limits.
+  steps: z.number().int().min(1).nullish().describe("Easel: denoising steps (at most the model's limit, GET /v1/models)."),
+  guidance_scale: z.number().min(0).nullish().describe("Easel: classifier-free guidance (the model's range, GET /v1/models)."),
   scheduler: z.string().min(1).max(64).nullish().describe("Easel: scheduler, a canonical id or a Playground / Monica name."),
+  clip_skip: z.number().int().min(0).nullish().describe("Easel: CLIP layers to skip from the end (1 = penultimate), models that accept it."),
+  max_sequence_length: z.number().int().min(1).nullish().describe("Easel: T5 prompt length in tokens (SD3; default 256)."),
+  use_t5: z.boolean().nullish().describe("Easel: false runs an SD3 model without its T5 encoder (less memory and time)."),
 });
 
 export type GenerationBody = z.output<typeof generationBody>;

@@ -2,9 +2,9 @@
 import { EaselError, invalidInput } from "../../core/errors.ts";
 import type { ImageService } from "../../core/image-service.ts";
 import type { GenerationRequest, ModelInfo, Warning } from "../../core/types.ts";
-import { resolveSchedulerName } from "../../samplers/names.ts";
 import { resolveModel } from "../_shared/models.ts";
 import { parseSize } from "../_shared/numbers.ts";
+import { resolveSchedulerName, schedulerFields } from "../_shared/sampler-names.ts";
 import type { GenerationBody } from "./schema.ts";
 
 export interface Translated {
@@ -93,7 +93,7 @@ export function translate(body: GenerationBody, images: ImageService): Translate
     height,
     steps: body.steps ?? undefined,
     guidanceScale: body.guidance_scale ?? undefined,
-    scheduler: body.scheduler ? resolveSchedulerName(body.scheduler, model.family) : undefined,
+    ...(body.scheduler ? schedulerFields(resolveSchedulerName(body.scheduler, model.kind)) : {}),
     seed: body.seed ?? undefined,
     output: {
       format,
@@ -102,6 +102,9 @@ export function translate(body: GenerationBody, images: ImageService): Translate
     },
     partialImages: stream ? (body.partial_images ?? 0) : 0,
     user: body.user,
+    clipSkip: body.clip_skip ?? undefined,
+    maxSequenceLength: body.max_sequence_length ?? undefined,
+    useT5: body.use_t5 ?? undefined,
   };
   const delivery = !stream && responseFormat === "url" ? "url" : "bytes";
   return { req, model, warnings, responseFormat, stream, delivery, size: `${width}x${height}` };

@@ -3,8 +3,8 @@ import sharp from "sharp";
 import { EaselError, invalidInput } from "../../core/errors.ts";
 import type { ImageService } from "../../core/image-service.ts";
 import type { GenerationRequest } from "../../core/types.ts";
-import { resolveSchedulerName } from "../../samplers/names.ts";
 import { resolveModel } from "../_shared/models.ts";
+import { resolveSchedulerName, schedulerFields } from "../_shared/sampler-names.ts";
 import type { ExternalBody } from "./schema.ts";
 
 const CANONICAL: Record<NonNullable<ExternalBody["filter_model"]>, string> = {
@@ -71,7 +71,7 @@ export async function translate(body: ExternalBody, images: ImageService): Promi
     steps: body.num_inference_steps ?? DEFAULTS.steps,
     // "Default: 3 with Playground_v2, 7 with other models."
     guidanceScale: body.guidance_scale ?? (filterModel === "Playground_v2.5" ? 3 : 7),
-    scheduler: resolveSchedulerName(body.scheduler ?? DEFAULTS.scheduler, info.family),
+    ...schedulerFields(resolveSchedulerName(body.scheduler ?? DEFAULTS.scheduler, info.kind)),
     seed: body.seed ?? undefined,
     initImage,
     strength: body.strength ?? undefined,

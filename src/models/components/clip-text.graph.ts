@@ -5,7 +5,7 @@
  */
 import { EaselError } from "../../core/errors.ts";
 import { type BuiltGraph, GraphBuilder, type Value } from "../../graph/builder.ts";
-import { type Activation, layerNorm, linear, scaledDotProductAttention, activation } from "../../graph/ops/nn.ts";
+import { type Activation, activation, layerNorm, linear, scaledDotProductAttention } from "../../graph/ops/nn.ts";
 import { concat, shapeOf, slice, unsqueeze } from "../../graph/ops/shape.ts";
 import type { WeightSource } from "../../graph/weights.ts";
 

@@ -8,8 +8,8 @@ import { saveModel } from "../../graph/external-data.ts";
 import { openComponentWeights } from "../../graph/safetensors.ts";
 import { createRecordingWeights, createSafetensorsWeights } from "../../graph/weights.ts";
 import { createSession } from "../../runtime/session.ts";
-import { prepareClipTextModel } from "./clip-text.ts";
 import { buildClipTextGraph, clipTextConfigFromJson } from "./clip-text.graph.ts";
+import { prepareClipTextModel } from "./clip-text.ts";
 
 const FIX = join(import.meta.dirname, "../../../test/fixtures");
 const work = mkdtempSync(join(tmpdir(), "easel-clip-"));

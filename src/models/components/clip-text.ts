@@ -3,9 +3,9 @@
  * `createSession` (src/runtime/session.ts).
  */
 import { buildClipTextGraph, type ClipTextConfig, type ClipTextGraphOptions, clipTextConfigFromJson } from "./clip-text.graph.ts";
-import { type PreparedModel, type PrepareComponentOptions, prepareComponent } from "./component.ts";
+import { type PrepareComponentOptions, type PreparedModel, prepareComponent } from "./component.ts";
 
-export type { PreparedModel, PrepareComponentOptions } from "./component.ts";
+export type { PrepareComponentOptions, PreparedModel } from "./component.ts";
 export { readComponentConfig } from "./component.ts";
 
 /** Bump when buildClipTextGraph's output changes, so cached graphs are rebuilt. */

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parsePythonJson } from "../../checkpoint/python-json.ts";
 import { EaselError } from "../../core/errors.ts";
 import type { BuiltGraph } from "../../graph/builder.ts";
 import { getOrBuildGraph } from "../../graph/cache.ts";
@@ -28,7 +29,8 @@ export interface PreparedModel<C> {
 export function readComponentConfig(componentDir: string): { json: Record<string, unknown>; file: string } {
   const file = join(componentDir, "config.json");
   try {
-    return { json: JSON.parse(readFileSync(file, "utf8")), file };
+    // Python's json dialect (Infinity / -Infinity / NaN), as diffusers and transformers write configs.
+    return { json: parsePythonJson(readFileSync(file, "utf8")) as Record<string, unknown>, file };
   } catch (e) {
     throw new EaselError("E_CHECKPOINT_INVALID", `${file}: cannot read component config (${(e as Error).message})`, { details: { file }, cause: e });
   }

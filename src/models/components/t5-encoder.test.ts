@@ -7,8 +7,8 @@ import { expectClose, readRefFloat32, readRefTensor } from "../../../test/helper
 import { openComponentWeights } from "../../graph/safetensors.ts";
 import { createRecordingWeights } from "../../graph/weights.ts";
 import { createSession } from "../../runtime/session.ts";
-import { prepareT5EncoderModel } from "./t5-encoder.ts";
 import { buildT5EncoderGraph, t5EncoderConfigFromJson, t5RelativeBuckets } from "./t5-encoder.graph.ts";
+import { prepareT5EncoderModel } from "./t5-encoder.ts";
 
 const FIX = join(import.meta.dirname, "../../../test/fixtures");
 const DIR = join(FIX, "models/sd3/text_encoder_3");

@@ -7,9 +7,9 @@ import { EaselError } from "../../core/errors.ts";
 import { type GraphCacheKey, getOrBuildGraph, graphCacheKey } from "../../graph/cache.ts";
 import { findComponentWeightFiles, readSafetensorsIndex } from "../../graph/safetensors.ts";
 import { createSafetensorsWeights } from "../../graph/weights.ts";
-import { type PreparedModel, type PrepareComponentOptions, readComponentConfig } from "./component.ts";
-import { dequantizeInt8Weights, int8WeightSource, writeT5Int8Weights } from "./t5-int8.ts";
+import { type PrepareComponentOptions, type PreparedModel, readComponentConfig } from "./component.ts";
 import { buildT5EncoderGraph, type T5EncoderConfig, type T5EncoderGraphOptions, t5EncoderConfigFromJson } from "./t5-encoder.graph.ts";
+import { dequantizeInt8Weights, int8WeightSource, writeT5Int8Weights } from "./t5-int8.ts";
 
 /** Bump when buildT5EncoderGraph's output changes, so cached graphs are rebuilt. */
 export const T5_ENCODER_GRAPH_VERSION = "t5-encoder.1";

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { createRecordingWeights } from "../../graph/weights.ts";
-import { unetConfigFromJson } from "./unet-config.ts";
 import { buildUnetGraph } from "./unet.graph.ts";
+import { unetConfigFromJson } from "./unet-config.ts";
 
 const json = JSON.parse(readFileSync("test/fixtures/models/sd15/unet/config.json", "utf8")) as Record<string, unknown>;
 

@@ -8,9 +8,9 @@ import { saveModel } from "../../graph/external-data.ts";
 import { openComponentWeights } from "../../graph/safetensors.ts";
 import { createRecordingWeights, createSafetensorsWeights } from "../../graph/weights.ts";
 import { createSession, type HostTensor } from "../../runtime/session.ts";
-import { unetConfigFromJson } from "./unet-config.ts";
-import { prepareUnetModel } from "./unet.ts";
 import { buildUnetGraph } from "./unet.graph.ts";
+import { prepareUnetModel } from "./unet.ts";
+import { unetConfigFromJson } from "./unet-config.ts";
 
 const FIX = join(import.meta.dirname, "../../../test/fixtures");
 const work = mkdtempSync(join(tmpdir(), "easel-unet-"));

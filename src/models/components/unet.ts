@@ -1,7 +1,7 @@
 /** A UNet2DConditionModel component directory -> a cached ONNX model ready for `createSession`. */
-import { type PreparedModel, type PrepareComponentOptions, prepareComponent } from "./component.ts";
-import { type UnetConfig, unetConfigFromJson } from "./unet-config.ts";
+import { type PrepareComponentOptions, type PreparedModel, prepareComponent } from "./component.ts";
 import { buildUnetGraph, type UnetGraphOptions } from "./unet.graph.ts";
+import { type UnetConfig, unetConfigFromJson } from "./unet-config.ts";
 
 /** Bump when buildUnetGraph's output changes, so cached graphs are rebuilt. */
 export const UNET_GRAPH_VERSION = "unet.1";

@@ -9,9 +9,9 @@ import { openComponentWeights } from "../../graph/safetensors.ts";
 import { createRecordingWeights, createSafetensorsWeights } from "../../graph/weights.ts";
 import { createSession } from "../../runtime/session.ts";
 import { ReplayNoise } from "../../tensor/noise.ts";
+import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "./vae.graph.ts";
 import { latentScaling, posteriorFromMoments, prepareVaeDecoder, samplePosterior } from "./vae.ts";
 import { vaeConfigFromJson } from "./vae-config.ts";
-import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "./vae.graph.ts";
 
 const FIX = join(import.meta.dirname, "../../../test/fixtures");
 const work = mkdtempSync(join(tmpdir(), "easel-vae-"));

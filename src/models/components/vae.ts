@@ -3,9 +3,9 @@
  * moments, and each family's latent scaling (what diffusers pipelines do before `vae.decode` / after `vae.encode`).
  */
 import type { NoiseSource } from "../../tensor/noise.ts";
-import { type PreparedModel, type PrepareComponentOptions, prepareComponent } from "./component.ts";
-import { type VaeConfig, vaeConfigFromJson } from "./vae-config.ts";
+import { type PrepareComponentOptions, type PreparedModel, prepareComponent } from "./component.ts";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "./vae.graph.ts";
+import { type VaeConfig, vaeConfigFromJson } from "./vae-config.ts";
 
 /** Bump when the VAE graphs' output changes, so cached graphs are rebuilt. */
 export const VAE_GRAPH_VERSION = "vae.1";

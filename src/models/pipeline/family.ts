@@ -1,26 +1,14 @@
 /**
- * The contract between the engine and a model family (models/<family>/index.ts). A family turns a loaded
- * diffusers checkpoint into a runnable pipeline; the engine owns loading, caching, threads and cancellation.
+ * The contract between the engine and a model family (models/<family>/index.ts). A family owns everything that
+ * makes it different: which checkpoints it runs (detect, required components), how its network's output is read
+ * (kind), what requests it accepts (limits), its defaults and aliases, and its pipeline. The engine owns loading,
+ * caching, threads and cancellation; models/index.ts lists the families, one line each.
  */
+import type { Checkpoint } from "../../checkpoint/checkpoint.ts";
+import type { ModelDefaultValues, ModelKind, ModelLimits } from "../../core/limits.ts";
 import type { Warning } from "../../core/types.ts";
 
-/** What a family needs of a diffusers checkpoint directory (engine/checkpoint.ts produces it). */
-export interface CheckpointComponent {
-  dir: string;
-  config: Record<string, unknown>;
-  /** Checkpoint key -> tensor location (graph/safetensors.ts TensorEntry). */
-  weights: Map<string, unknown>;
-}
-
-export interface CheckpointLike {
-  dir: string;
-  family: string;
-  pipelineClass: string;
-  components: Record<string, CheckpointComponent | null>;
-  schedulerConfig: Record<string, unknown>;
-  /** Tokenizer folders by component name (`tokenizer`, `tokenizer_2`, `tokenizer_3`). */
-  tokenizers: Record<string, { dir: string; className: string }>;
-}
+export type { Checkpoint, CheckpointComponent } from "../../checkpoint/checkpoint.ts";
 
 export interface RuntimeOptions {
   executionProvider: "cpu" | "cuda";
@@ -38,16 +26,7 @@ export interface RuntimeOptions {
   memory?: { totalBytes: number; freeBytes: number; reserveBytes?: number };
 }
 
-export interface ModelDefaults {
-  width: number;
-  height: number;
-  steps: number;
-  guidanceScale: number;
-  /** Canonical scheduler id, or undefined for the checkpoint's own scheduler. */
-  scheduler?: string;
-  /** Pixel sizes must be multiples of this. */
-  sizeMultiple: number;
-}
+export type ModelDefaults = ModelDefaultValues;
 
 export interface PipelineParams {
   prompt: string;
@@ -74,9 +53,9 @@ export interface PipelineParams {
   strength?: number;
   /** SD3: T5 prompt length in tokens (default 256; the graph accepts up to 512). */
   maxSequenceLength?: number;
-  /** SD3: run without the T5 encoder (its part of the context is zeros), saving its memory and time. */
-  noT5?: boolean;
-  /** CLIP layers to skip from the end (1 = penultimate), SD1.x only. */
+  /** SD3: false runs without the T5 encoder (its part of the context is zeros), saving its memory and time. */
+  useT5?: boolean;
+  /** CLIP layers to skip from the end (1 = penultimate). */
   clipSkip?: number;
   /** Number of evenly spread preview frames to emit (0 = none). */
   previews?: number;
@@ -108,14 +87,32 @@ export interface PipelineOutput {
 export interface LoadedPipeline {
   family: string;
   defaults: ModelDefaults;
+  limits: ModelLimits;
   run(params: PipelineParams, hooks?: PipelineHooks): Promise<PipelineOutput>;
   release(): Promise<void>;
 }
 
+/** What the engine tells the rest of Easel about a checkpoint: the family's answers for it. */
+export interface ModelDescription {
+  family: string;
+  kind: ModelKind;
+  limits: ModelLimits;
+  defaults: ModelDefaults;
+  aliases: string[];
+}
+
 export interface ModelFamily {
   id: string;
+  /** Whether this family runs the checkpoint, from model_index.json and the component configs. */
+  detect(ckpt: Checkpoint): boolean;
+  /** Components (model_index names) the checkpoint must have for this family. */
+  required: readonly string[];
+  /** Checks beyond presence (e.g. a pair of components that come together); throws E_CHECKPOINT_INVALID. */
+  validate?(ckpt: Checkpoint): void;
+  kind(ckpt: Checkpoint): ModelKind;
+  limits(ckpt: Checkpoint): ModelLimits;
+  defaults(ckpt: Checkpoint): ModelDefaults;
   /** Public names a checkpoint of this family answers to besides its folder name (e.g. "sdxl"). */
-  aliases(ckpt: CheckpointLike): string[];
-  defaults(ckpt: CheckpointLike): ModelDefaults;
-  load(ckpt: CheckpointLike, rt: RuntimeOptions): Promise<LoadedPipeline>;
+  aliases(ckpt: Checkpoint): string[];
+  load(ckpt: Checkpoint, rt: RuntimeOptions): Promise<LoadedPipeline>;
 }

@@ -1,20 +1,58 @@
 /**
- * The denoising run every UNet family shares (diffusers' StableDiffusion(XL)Pipeline __call__ from the latents on):
- * seeded noise, optional img2img start from an encoded init image, the sampler loop with classifier-free
- * guidance (batch [uncond, cond]) and guidance rescale, previews, VAE decode and 8-bit conversion.
- * Families supply the conditioning and the extra network inputs.
+ * The one denoising run every family shares (diffusers' pipelines' __call__ from the prompt embeddings on): limits
+ * and defaults, the schedule (computed once), seeded noise, the img2img start from an encoded init image, the
+ * sampler loop over the family's denoiser, previews, VAE decode and 8-bit conversion. A family supplies its
+ * denoiser (network + classifier-free guidance) and its VAE; nothing here knows which network it runs.
  */
 import { EaselError, invalidInput } from "../../core/errors.ts";
+import { checkModelLimits, img2imgStartStep, type ModelLimits } from "../../core/limits.ts";
 import type { Warning } from "../../core/types.ts";
 import type { HostTensor, ModelSession } from "../../runtime/session.ts";
 import { addNoise, planSampling, runSampling } from "../../samplers/index.ts";
 import { ReplayNoise } from "../../tensor/noise.ts";
 import { TorchGenerator } from "../../tensor/rng.ts";
+import { type LatentScaling, posteriorFromMoments, samplePosterior } from "../components/vae.ts";
 import type { ModelDefaults, PipelineHooks, PipelineOutput, PipelineParams } from "./family.ts";
 import { applyGuidance, rescaleGuidance } from "./guidance.ts";
 import { type LatentRgbFactors, latentPreview } from "./latent-preview.ts";
 import { decodedToImages } from "./postprocess.ts";
-import { type LatentScaling, posteriorFromMoments, samplePosterior } from "../components/vae.ts";
+
+/** The family's network on one batch of latents [n, C, h, w] at timestep t, guidance inside: the output the sampler reads. */
+export type Denoiser = (x: Float32Array, t: number) => Promise<Float32Array>;
+
+/** What a request's denoising needs besides the latents: sizes and the guidance settings, resolved. */
+export interface DenoiseContext {
+  n: number;
+  width: number;
+  height: number;
+  /** [n, C, h, w] */
+  shape: number[];
+  doCfg: boolean;
+  guidanceScale: number;
+  guidanceRescale: number;
+}
+
+export interface PreparedDenoiser {
+  denoise: Denoiser;
+  warnings: Warning[];
+  /** Called when the loop ends (also on failure), before the VAE decode: an on-demand network is released here. */
+  done?: () => Promise<void>;
+}
+
+export interface DiffusionParts {
+  defaults: ModelDefaults;
+  limits: ModelLimits;
+  latentChannels: number;
+  scaling: LatentScaling;
+  schedulerConfig: Record<string, unknown>;
+  previewFactors: LatentRgbFactors;
+  /** Encodes the request's prompts and returns the denoiser for this request. */
+  prepare: (params: PipelineParams, ctx: DenoiseContext) => Promise<PreparedDenoiser>;
+  /** VAE encoder: RGB [1, 3, H, W] in [-1, 1] -> posterior moments [1, 2C, h, w] (img2img). */
+  encodeImage: (image: HostTensor) => Promise<HostTensor>;
+  /** VAE decoder: VAE-space latents [n, C, h, w] -> RGB [n, 3, H, W] in [-1, 1]. */
+  decode: (latents: HostTensor) => Promise<Float32Array>;
+}
 
 /** The network inputs besides the latent sample and timestep, for the batch the UNet will see. */
 export interface Conditioning {
@@ -23,22 +61,31 @@ export interface Conditioning {
   warnings: Warning[];
 }
 
-export interface UnetFamilyParts {
-  unet: ModelSession;
-  /** Name of the UNet graph's output. */
-  unetOutput: string;
-  vaeDecoder: ModelSession;
-  /** Created on the first img2img request. */
-  vaeEncoder: () => Promise<ModelSession>;
-  scaling: LatentScaling;
-  latentChannels: number;
-  schedulerConfig: Record<string, unknown>;
-  defaults: ModelDefaults;
-  previewFactors: LatentRgbFactors;
-  /** img2img strength when the request gives none (diffusers: 0.8 for SD, 0.3 for SDXL). */
-  defaultStrength?: number;
-  /** Builds the conditioning for n images, with or without the CFG half; `size` is the resolved output size. */
-  condition: (params: PipelineParams, n: number, doCfg: boolean, size: { width: number; height: number }) => Promise<Conditioning>;
+/** Concatenates [1, ...] rows: negatives n times, then positives n times (the CFG batch order). */
+export function cfgBatch(neg: Float32Array | undefined, pos: Float32Array, n: number): Float32Array {
+  const rows = neg ? [...Array(n).fill(neg), ...Array(n).fill(pos)] : Array(n).fill(pos);
+  const out = new Float32Array(rows.length * pos.length);
+  for (const [i, r] of rows.entries()) out.set(r as Float32Array, i * pos.length);
+  return out;
+}
+
+/** Classifier-free guidance over a network that takes the CFG batch [uncond, cond]: the latents go in twice. */
+export function guidedDenoiser(ctx: DenoiseContext, net: (x: Float32Array, t: number, batch: number) => Promise<Float32Array>): Denoiser {
+  return async (x, t) => {
+    if (!ctx.doCfg) return net(x, t, ctx.n);
+    const raw = await net(repeatBatch(x, 2), t, 2 * ctx.n);
+    const { guided, cond } = applyGuidance(raw, ctx.n, ctx.guidanceScale);
+    return rescaleGuidance(guided, cond, ctx.n, ctx.guidanceRescale);
+  };
+}
+
+/** The UNet denoiser: `sample`, `timestep` and the conditioning's inputs in, `output` out, guidance applied. */
+export function unetDenoiser(unet: ModelSession, output: string, cond: Conditioning, ctx: DenoiseContext): Denoiser {
+  const [, C, h, w] = ctx.shape;
+  return guidedDenoiser(ctx, async (x, t, batch) => {
+    const feeds = { sample: { data: x, shape: [batch, C, h, w] }, timestep: { data: new Float32Array(batch).fill(t), shape: [batch] }, ...cond.inputs };
+    return (await unet.run(feeds, [output]))[output].data as Float32Array;
+  });
 }
 
 export interface ResolvedParams {
@@ -48,36 +95,26 @@ export interface ResolvedParams {
   steps: number;
   guidanceScale: number;
   guidanceRescale: number;
+  warnings: Warning[];
 }
 
-function checkInt(name: string, v: number, min: number, max: number): void {
-  if (!Number.isInteger(v) || v < min || v > max) throw invalidInput(name, `${name} must be an integer in [${min}, ${max}], got ${v}`);
-}
-
-/** Fills model defaults and validates what every UNet family validates. */
-export function resolveParams(p: PipelineParams, d: ModelDefaults): ResolvedParams {
+/** Fills model defaults and checks the request against the model's limits (the same check the job service makes). */
+export function resolveParams(p: PipelineParams, d: ModelDefaults, limits: ModelLimits): ResolvedParams {
   const width = p.width ?? p.initImage?.width ?? d.width;
   const height = p.height ?? p.initImage?.height ?? d.height;
-  const steps = p.steps ?? d.steps;
-  checkInt("n", p.n, 1, 16);
-  checkInt("steps", steps, 1, 1000);
-  for (const [name, v] of [["width", width], ["height", height]] as const) {
-    checkInt(name, v, d.sizeMultiple, 8192);
-    if (v % d.sizeMultiple !== 0) throw invalidInput(name, `${name} must be a multiple of ${d.sizeMultiple}, got ${v}`);
-  }
-  const guidanceScale = p.guidanceScale ?? d.guidanceScale;
-  if (!Number.isFinite(guidanceScale) || guidanceScale < 0) throw invalidInput("guidance_scale", `guidance_scale must be >= 0, got ${guidanceScale}`);
-  const guidanceRescale = p.guidanceRescale ?? 0;
-  if (!(guidanceRescale >= 0 && guidanceRescale <= 1)) {
-    throw invalidInput("guidance_rescale", `guidance_rescale must be in [0, 1], got ${guidanceRescale}`);
-  }
+  const warnings = checkModelLimits({ ...p, width, height }, d, limits, p.initImage !== undefined);
   if (p.initImage && (p.initImage.width !== width || p.initImage.height !== height)) {
     throw invalidInput("init_image", `init image is ${p.initImage.width}x${p.initImage.height}, the output is ${width}x${height}`);
   }
-  if (p.strength !== undefined && !(p.strength > 0 && p.strength <= 1)) {
-    throw invalidInput("strength", `strength must be in (0, 1], got ${p.strength}`);
-  }
-  return { n: p.n, width, height, steps, guidanceScale, guidanceRescale };
+  return {
+    n: p.n,
+    width,
+    height,
+    steps: p.steps ?? d.steps,
+    guidanceScale: p.guidanceScale ?? d.guidanceScale,
+    guidanceRescale: limits.guidanceRescale ? (p.guidanceRescale ?? 0) : 0,
+    warnings,
+  };
 }
 
 function abortError(): Error {
@@ -100,78 +137,83 @@ export function previewSteps(total: number, count: number): Set<number> {
   return s;
 }
 
-export async function runUnetDiffusion(parts: UnetFamilyParts, params: PipelineParams, hooks: PipelineHooks = {}): Promise<PipelineOutput> {
-  const r = resolveParams(params, parts.defaults);
+export async function runDiffusion(parts: DiffusionParts, params: PipelineParams, hooks: PipelineHooks = {}): Promise<PipelineOutput> {
+  const r = resolveParams(params, parts.defaults, parts.limits);
   const { n } = r;
   const C = parts.latentChannels;
   const h = r.height / 8;
   const w = r.width / 8;
   const shape = [n, C, h, w];
   const plane = h * w;
-  const doCfg = r.guidanceScale > 1;
-  const warnings: Warning[] = [];
+  const warnings: Warning[] = [...r.warnings];
 
-  const plan = planSampling(parts.schedulerConfig, params.scheduler, r.steps, params.initImage ? { strength: params.strength ?? parts.defaultStrength ?? 0.8 } : {});
+  let startStep: number | undefined;
+  if (params.initImage && parts.limits.img2img) {
+    const { rule, defaultStrength } = parts.limits.img2img;
+    startStep = img2imgStartStep(rule, r.steps, params.strength ?? defaultStrength);
+  }
+  const plan = planSampling(parts.schedulerConfig, params.scheduler, r.steps, { startStep, latentSize: { height: h, width: w } });
   const gen = new TorchGenerator(params.seed);
   const stepNoise = params.stepNoise ? new ReplayNoise(params.stepNoise, n * C * plane) : gen;
 
-  const cond = await parts.condition(params, n, doCfg, { width: r.width, height: r.height });
-  warnings.push(...cond.warnings);
-
-  let x: Float32Array;
-  if (params.initImage) {
-    // diffusers img2img: posterior sample from the generator first, then the noise for add_noise.
-    const enc = await parts.vaeEncoder();
-    const out = await enc.run({ image: { data: params.initImage.data, shape: [1, 3, r.height, r.width] } });
-    const moments = out.moments;
-    const latent = samplePosterior(posteriorFromMoments(moments.data as Float32Array, moments.shape), gen);
-    const x0 = repeatBatch(parts.scaling.fromVaeOutput(latent, C, plane), n);
-    const noise = params.initLatents ?? gen.randn(shape);
-    if (noise.length !== x0.length) throw invalidInput("init_latents", `init latents must have ${x0.length} values (shape [${shape}])`);
-    x = addNoise(plan, x0, noise);
-  } else {
-    x = params.initLatents ?? gen.randn(shape);
-    if (x.length !== n * C * plane) {
-      throw invalidInput("init_latents", `init latents must have shape [${shape.join(", ")}] (${n * C * plane} values), got ${x.length}`);
-    }
-  }
-
-  const wanted = previewSteps(plan.modelCalls, params.previews ?? 0);
-  let previewIndex = 0;
-  const batch = doCfg ? 2 * n : n;
-  const model = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
-    if (hooks.isCancelled?.()) throw abortError();
-    const sample = doCfg ? repeatBatch(xIn, 2) : xIn;
-    const out = await parts.unet.run(
-      { sample: { data: sample, shape: [batch, C, h, w] }, timestep: { data: new Float32Array(batch).fill(t), shape: [batch] }, ...cond.inputs },
-      [parts.unetOutput],
-    );
-    const raw = out[parts.unetOutput].data as Float32Array;
-    if (!doCfg) return raw;
-    const { guided, cond: c } = applyGuidance(raw, n, r.guidanceScale);
-    return rescaleGuidance(guided, c, n, r.guidanceRescale);
-  };
-
-  const latents = await runSampling(plan, model, x, {
+  const ctx: DenoiseContext = {
+    n,
+    width: r.width,
+    height: r.height,
     shape,
-    noise: stepNoise,
-    sdeNoise: params.stepNoise ? stepNoise : undefined,
-    // `done` counts network calls so far (1-based).
-    onStep: (done, total, current, denoised) => {
-      hooks.onStep?.(done, total);
-      if (wanted.has(done - 1) && hooks.onPreview) {
-        // PNDM keeps no x0 estimate; its latents (sqrt(ᾱ)·x0 + noise, α-space) still preview recognisably.
-        hooks.onPreview(previewIndex++, done, latentPreview(denoised ?? current, shape, parts.previewFactors));
+    doCfg: r.guidanceScale > 1,
+    guidanceScale: r.guidanceScale,
+    guidanceRescale: r.guidanceRescale,
+  };
+  const prepared = await parts.prepare(params, ctx);
+  warnings.push(...prepared.warnings);
+
+  let latents: Float32Array;
+  try {
+    let x: Float32Array;
+    if (params.initImage) {
+      // diffusers img2img: posterior sample from the generator first, then the noise for add_noise.
+      const moments = await parts.encodeImage({ data: params.initImage.data, shape: [1, 3, r.height, r.width] });
+      const latent = samplePosterior(posteriorFromMoments(moments.data as Float32Array, moments.shape), gen);
+      const x0 = repeatBatch(parts.scaling.fromVaeOutput(latent, C, plane), n);
+      const noise = params.initLatents ?? gen.randn(shape);
+      if (noise.length !== x0.length) throw invalidInput("init_latents", `init latents must have ${x0.length} values (shape [${shape}])`);
+      x = addNoise(plan, x0, noise);
+    } else {
+      x = params.initLatents ?? gen.randn(shape);
+      if (x.length !== n * C * plane) {
+        throw invalidInput("init_latents", `init latents must have shape [${shape.join(", ")}] (${n * C * plane} values), got ${x.length}`);
       }
+    }
+
+    const wanted = previewSteps(plan.modelCalls, params.previews ?? 0);
+    let previewIndex = 0;
+    const model = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
       if (hooks.isCancelled?.()) throw abortError();
-    },
-  });
+      return prepared.denoise(xIn, t);
+    };
+    latents = await runSampling(plan, model, x, {
+      shape,
+      noise: stepNoise,
+      sdeNoise: params.stepNoise ? stepNoise : undefined,
+      // `done` counts network calls so far (1-based).
+      onStep: (done, total, current, denoised) => {
+        hooks.onStep?.(done, total);
+        if (wanted.has(done - 1) && hooks.onPreview) {
+          // PNDM keeps no x0 estimate; its latents (sqrt(ᾱ)·x0 + noise, α-space) still preview recognisably.
+          hooks.onPreview(previewIndex++, done, latentPreview(denoised ?? current, shape, parts.previewFactors));
+        }
+        if (hooks.isCancelled?.()) throw abortError();
+      },
+    });
+  } finally {
+    await prepared.done?.();
+  }
   for (let i = 0; i < latents.length; i++) {
     if (!Number.isFinite(latents[i])) throw new EaselError("E_ENGINE_FAILED", "the sampler produced non-finite latents");
   }
 
-  const vaeIn = parts.scaling.toVaeInput(latents, C, plane);
-  const decoded = await parts.vaeDecoder.run({ latent: { data: vaeIn, shape } }, ["sample"]);
-  const images = decodedToImages(decoded.sample.data as Float32Array, n, r.height, r.width);
+  const decoded = await parts.decode({ data: parts.scaling.toVaeInput(latents, C, plane), shape });
+  const images = decodedToImages(decoded, n, r.height, r.width);
   return { seed: params.seed, latents, latentShape: shape, images, warnings };
 }

@@ -1,13 +1,15 @@
 /** Stable Diffusion 1.x / 2.x / SD-Turbo (StableDiffusionPipeline): defaults and preview factors. */
-import type { CheckpointLike, ModelDefaults } from "../pipeline/family.ts";
+import type { ModelLimits } from "../../core/limits.ts";
+import type { Checkpoint, ModelDefaults } from "../pipeline/family.ts";
 import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
+import { unetLimits } from "../pipeline/limits.ts";
 
 /** SD-Turbo ships Euler with trailing spacing and is meant for 1-4 steps without guidance. */
-export function isTurbo(ckpt: CheckpointLike): boolean {
+export function isTurbo(ckpt: Checkpoint): boolean {
   return ckpt.schedulerConfig.timestep_spacing === "trailing";
 }
 
-export function sd15Defaults(ckpt: CheckpointLike): ModelDefaults {
+export function sd15Defaults(ckpt: Checkpoint): ModelDefaults {
   const unet = ckpt.components.unet?.config ?? {};
   const sampleSize = typeof unet.sample_size === "number" ? unet.sample_size : 64;
   const turbo = isTurbo(ckpt);
@@ -16,8 +18,19 @@ export function sd15Defaults(ckpt: CheckpointLike): ModelDefaults {
     height: sampleSize * 8,
     steps: turbo ? 1 : 50,
     guidanceScale: turbo ? 0 : 7.5,
-    sizeMultiple: 8,
   };
+}
+
+/** StableDiffusionImg2ImgPipeline's default `strength`. */
+export const SD15_IMG2IMG_STRENGTH = 0.8;
+
+export function sd15Limits(ckpt: Checkpoint): ModelLimits {
+  return unetLimits({
+    // clip_skip k reads hidden_states[-(k + 1)]: at most num_hidden_layers - 1.
+    maxClipSkip: Number(ckpt.components.text_encoder?.config.num_hidden_layers ?? 12) - 1,
+    prompt2: false,
+    img2imgStrength: SD15_IMG2IMG_STRENGTH,
+  });
 }
 
 /** ComfyUI's SD1.5 Latent2RGB factors (MODELS.md §6.2). */

@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { withinOneLevel } from "../../../test/helpers/images.ts";
 import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
-import { EaselError } from "../../core/errors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
+import { EaselError } from "../../core/errors.ts";
 import type { LoadedPipeline } from "../pipeline/family.ts";
 import { loadSd15 } from "./pipeline.ts";
-import { withinOneLevel } from "../../../test/helpers/images.ts";
 
 const MODEL = "test/fixtures/models/sd15";
 const CASES = "test/fixtures/generate/sd15";

@@ -4,30 +4,21 @@
  */
 import { EaselError } from "../../core/errors.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
-import { loadClipTokenizer } from "../text/clip-tokenizer.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
-import type { Conditioning } from "../pipeline/run.ts";
-import { runUnetDiffusion } from "../pipeline/run.ts";
-import type { CheckpointLike, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
-import { SD15_PREVIEW, sd15Defaults } from "./config.ts";
+import type { Checkpoint, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
+import { cfgBatch, runDiffusion, unetDenoiser } from "../pipeline/run.ts";
+import { loadClipTokenizer } from "../text/clip-tokenizer.ts";
+import { SD15_PREVIEW, sd15Defaults, sd15Limits } from "./config.ts";
 
-function component(ckpt: CheckpointLike, name: string): string {
+function component(ckpt: Checkpoint, name: string): string {
   const c = name.startsWith("tokenizer") ? ckpt.tokenizers[name] : ckpt.components[name];
   if (!c) throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: model_index.json has no ${name} component`);
   return c.dir;
 }
 
-/** Concatenates [1, L, D] rows: negatives n times, then positives n times (the CFG batch order). */
-function cfgBatch(neg: Float32Array | undefined, pos: Float32Array, n: number): Float32Array {
-  const rows = neg ? [...Array(n).fill(neg), ...Array(n).fill(pos)] : Array(n).fill(pos);
-  const out = new Float32Array(rows.length * pos.length);
-  for (const [i, r] of rows.entries()) out.set(r as Float32Array, i * pos.length);
-  return out;
-}
-
-export async function loadSd15(ckpt: CheckpointLike, rt: RuntimeOptions): Promise<LoadedPipeline> {
+export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<LoadedPipeline> {
   const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider };
   const session = (path: string) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads });
   const tokenizer = loadClipTokenizer(component(ckpt, "tokenizer"));
@@ -55,40 +46,37 @@ export async function loadSd15(ckpt: CheckpointLike, rt: RuntimeOptions): Promis
     return (all.data as Float32Array).slice(index * per, (index + 1) * per);
   }
 
-  const condition = async (p: PipelineParams, n: number, doCfg: boolean): Promise<Conditioning> => {
-    const clipSkip = p.clipSkip ?? 0;
-    const layers = Number(ckpt.components.text_encoder?.config.num_hidden_layers ?? 12);
-    if (!Number.isInteger(clipSkip) || clipSkip < 0 || clipSkip >= layers) {
-      throw new EaselError("E_INPUT_INVALID", `clip_skip must be an integer in [0, ${layers - 1}], got ${clipSkip}`, { param: "clip_skip" });
-    }
-    const pos = await encodePrompt(p.prompt, clipSkip);
-    const neg = doCfg ? await encodePrompt(p.negativePrompt ?? "", clipSkip) : undefined;
-    const L = tokenizer.maxLength;
-    const D = pos.length / L;
-    const batch = doCfg ? 2 * n : n;
-    const warnings = [];
-    if (p.prompt2 !== undefined || p.prompt3 !== undefined) {
-      warnings.push({ code: "W_PARAM_IGNORED", message: "this model has one text encoder: prompt_2/prompt_3 are ignored", param: "prompt_2" });
-    }
-    return { inputs: { encoder_hidden_states: { data: cfgBatch(neg, pos, n), shape: [batch, L, D] } }, warnings };
-  };
+  const limits = sd15Limits(ckpt);
+  const scaling = latentScaling(decoder.config);
 
   return {
     family: "sd15",
     defaults,
+    limits,
     run: (params, hooks) =>
-      runUnetDiffusion(
+      runDiffusion(
         {
-          unet,
-          unetOutput: "out_sample",
-          vaeDecoder,
-          vaeEncoder: () => (vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts).modelPath)),
-          scaling: latentScaling(decoder.config),
-          latentChannels: unetModel.config.inChannels,
-          schedulerConfig: ckpt.schedulerConfig,
           defaults,
+          limits,
+          latentChannels: unetModel.config.inChannels,
+          scaling,
+          schedulerConfig: ckpt.schedulerConfig,
           previewFactors: SD15_PREVIEW,
-          condition,
+          async prepare(p, ctx) {
+            const clipSkip = p.clipSkip ?? 0;
+            const pos = await encodePrompt(p.prompt, clipSkip);
+            const neg = ctx.doCfg ? await encodePrompt(p.negativePrompt ?? "", clipSkip) : undefined;
+            const L = tokenizer.maxLength;
+            const D = pos.length / L;
+            const batch = ctx.doCfg ? 2 * ctx.n : ctx.n;
+            const cond = { inputs: { encoder_hidden_states: { data: cfgBatch(neg, pos, ctx.n), shape: [batch, L, D] } }, warnings: [] };
+            return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: [] };
+          },
+          async encodeImage(image) {
+            vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts).modelPath);
+            return (await (await vaeEncoder).run({ image })).moments;
+          },
+          decode: async (latent) => (await vaeDecoder.run({ latent }, ["sample"])).sample.data as Float32Array,
         },
         params,
         hooks,

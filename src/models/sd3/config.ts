@@ -3,8 +3,10 @@
  * which (SD3 medium, SD3.5 large / large-turbo / medium), their model-card defaults and preview factors.
  */
 import { EaselError } from "../../core/errors.ts";
-import type { CheckpointLike, ModelDefaults } from "../pipeline/family.ts";
+import type { ModelLimits } from "../../core/limits.ts";
+import type { Checkpoint, ModelDefaults } from "../pipeline/family.ts";
 import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
+import { MAX_IMAGES, MAX_STEPS } from "../pipeline/limits.ts";
 
 export interface Sd3TransformerConfig {
   sampleSize: number;
@@ -84,7 +86,7 @@ export type Sd3Variant = "sd3-medium" | "sd3.5-large" | "sd3.5-large-turbo" | "s
  * Which release a checkpoint is, from its transformer config: SD3.5 adds qk RMS norm, SD3.5 medium dual attention;
  * large-turbo is told from large by its name (same architecture), as the published folders are named.
  */
-export function sd3Variant(ckpt: CheckpointLike): Sd3Variant {
+export function sd3Variant(ckpt: Checkpoint): Sd3Variant {
   const t = ckpt.components.transformer?.config ?? {};
   const dual = Array.isArray(t.dual_attention_layers) && t.dual_attention_layers.length > 0;
   if (dual) return "sd3.5-medium";
@@ -99,12 +101,48 @@ const STEPS_GUIDANCE: Record<Sd3Variant, [number, number]> = {
   "sd3.5-medium": [40, 4.5],
 };
 
-export function sd3Defaults(ckpt: CheckpointLike): ModelDefaults {
+export function sd3Defaults(ckpt: Checkpoint): ModelDefaults {
   const t = ckpt.components.transformer?.config ?? {};
   const sampleSize = typeof t.sample_size === "number" ? t.sample_size : 128;
   const [steps, guidanceScale] = STEPS_GUIDANCE[sd3Variant(ckpt)];
   // VAE factor 8 times patch 2.
-  return { width: sampleSize * 8, height: sampleSize * 8, steps, guidanceScale, sizeMultiple: 16 };
+  return { width: sampleSize * 8, height: sampleSize * 8, steps, guidanceScale };
+}
+
+/** The longest T5 prompt the encoder graph is built for (T5's own model_max_length). */
+export const MAX_T5_SEQUENCE_LENGTH = 512;
+
+/** StableDiffusion3Img2ImgPipeline's default `strength`. */
+export const SD3_IMG2IMG_STRENGTH = 0.6;
+
+export function hasT5(ckpt: Checkpoint): boolean {
+  return Boolean(ckpt.components.text_encoder_3 && ckpt.tokenizers.tokenizer_3);
+}
+
+/**
+ * Sizes: multiples of 16 (VAE factor 8 times patch 2), up to the grid of stored positions
+ * (pos_embed_max_size patches per side). No clip_skip or guidance rescale in StableDiffusion3Pipeline.
+ */
+export function sd3Limits(ckpt: Checkpoint): ModelLimits {
+  const t = ckpt.components.transformer?.config ?? {};
+  const patch = typeof t.patch_size === "number" ? t.patch_size : 2;
+  const maxPatches = typeof t.pos_embed_max_size === "number" ? t.pos_embed_max_size : 96;
+  const t5 = hasT5(ckpt);
+  return {
+    sizeMultiple: 8 * patch,
+    minSize: 8 * patch,
+    maxSize: maxPatches * patch * 8,
+    maxImages: MAX_IMAGES,
+    maxSteps: MAX_STEPS,
+    guidance: { min: 0, max: 50 },
+    guidanceRescale: false,
+    negativePrompt: true,
+    prompt2: true,
+    prompt3: t5,
+    maxClipSkip: 0,
+    maxSequenceLength: t5 ? MAX_T5_SEQUENCE_LENGTH : 0,
+    img2img: { rule: "fractional", defaultStrength: SD3_IMG2IMG_STRENGTH },
+  };
 }
 
 /** ComfyUI's SD3 Latent2RGB factors (16 channels, with bias; MODELS.md §6.2). */

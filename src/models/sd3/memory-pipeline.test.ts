@@ -3,12 +3,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { EaselError } from "../../core/errors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
+import { EaselError } from "../../core/errors.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
-import type { CheckpointLike, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
-import { planSd3Memory, type Sd3MemoryPlan, SD3_COMPONENTS, sd3MemoryInput, sd3PeakBytes } from "./memory.ts";
-import { loadSd3, MAX_T5_SEQUENCE_LENGTH } from "./pipeline.ts";
+import type { Checkpoint, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
+import { MAX_T5_SEQUENCE_LENGTH } from "./config.ts";
+import { planSd3Memory, SD3_COMPONENTS, type Sd3MemoryPlan, sd3MemoryInput, sd3PeakBytes } from "./memory.ts";
+import { loadSd3 } from "./pipeline.ts";
 
 const MODEL = "test/fixtures/models/sd3";
 const GiB = 1024 ** 3;
@@ -57,7 +58,7 @@ const allOnDemand: Sd3MemoryPlan = {
 describe("SD3 memory plan in the pipeline (micro sd3 checkpoint)", () => {
   const cacheDir = mkdtempSync(join(tmpdir(), "easel-sd3-mem-"));
   const rt: RuntimeOptions = { executionProvider: "cpu", intraOpThreads: 1, cacheDir, memory: { totalBytes: 64 * GiB, freeBytes: 60 * GiB } };
-  let ckpt: CheckpointLike;
+  let ckpt: Checkpoint;
   let resident: LoadedPipeline;
   const residentLog = countingFactory();
   const pipes: LoadedPipeline[] = [];
@@ -101,7 +102,7 @@ describe("SD3 memory plan in the pipeline (micro sd3 checkpoint)", () => {
       assert.match(warning?.message ?? "", /T5 .* loaded per request and released/);
     }
     // Without T5 the encoder is never opened.
-    await pipe.run({ ...params, noT5: true });
+    await pipe.run({ ...params, useT5: false });
     assert.equal(log.count("open t5-encoder"), 2);
   });
 
@@ -144,7 +145,7 @@ describe("SD3 memory plan in the pipeline (micro sd3 checkpoint)", () => {
     const ref = await resident.run(params);
     assert.notDeepEqual(out.latents, ref.latents, "int8 weights change the conditioning");
     // No T5 in the request: nothing quantised ran, nothing to report.
-    const noT5 = await pipe.run({ ...params, noT5: true });
+    const noT5 = await pipe.run({ ...params, useT5: false });
     assert.equal(noT5.warnings.find((w) => w.code === "W_QUANTIZED"), undefined);
   });
 
@@ -155,7 +156,7 @@ describe("SD3 memory plan in the pipeline (micro sd3 checkpoint)", () => {
     const pipe = await loadSd3(ckpt, rt, { sessionFactory: log.factory, memoryPlan: plan });
     pipes.push(pipe);
     await assert.rejects(pipe.run(params), (e: unknown) => e === t5Error);
-    const out = await pipe.run({ ...params, noT5: true });
+    const out = await pipe.run({ ...params, useT5: false });
     assert.equal(out.latents.length, 16 * 4 * 4);
     assert.equal(log.count("open t5-encoder"), 0);
     assert.deepEqual(log.openNow(), []);

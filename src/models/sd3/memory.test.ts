@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { EaselError } from "../../core/errors.ts";
 import {
+  clipWorkingBytes,
   planSd3Memory,
   type Sd3MemoryInput,
   sd3PeakBytes,
   t5WorkingBytes,
   transformerWorkingBytes,
   vaeWorkingBytes,
-  clipWorkingBytes,
 } from "./memory.ts";
 
 const GiB = 1024 ** 3;

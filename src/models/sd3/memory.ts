@@ -15,8 +15,8 @@
  */
 import { EaselError } from "../../core/errors.ts";
 import type { Warning } from "../../core/types.ts";
-import type { CheckpointLike } from "../pipeline/family.ts";
 import { T5_LINEAR_RE } from "../components/t5-int8.ts";
+import type { Checkpoint } from "../pipeline/family.ts";
 
 export const SD3_COMPONENTS = ["clip", "t5", "transformer", "vae"] as const;
 export type Sd3Component = (typeof SD3_COMPONENTS)[number];
@@ -221,7 +221,7 @@ export function clipWorkingBytes(hiddenSize: number): number {
  * machine's memory, at the model's default size (`size`) and the longest T5 prompt.
  */
 export function sd3MemoryInput(
-  ckpt: CheckpointLike,
+  ckpt: Checkpoint,
   machine: { totalBytes: number; freeBytes: number; reserveBytes?: number },
   o: { t5Quantization: T5Quantization; size: { width: number; height: number }; maxT5Tokens: number },
 ): Sd3MemoryInput {

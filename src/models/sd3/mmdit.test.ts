@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
-import { openComponentWeights } from "../../graph/safetensors.ts";
 import { saveModel } from "../../graph/external-data.ts";
+import { openComponentWeights } from "../../graph/safetensors.ts";
 import { createInlineWeights, createRecordingWeights } from "../../graph/weights.ts";
 import { createSession } from "../../runtime/session.ts";
 import { sd3TransformerConfigFromJson } from "./config.ts";
-import { prepareMmditModel } from "./mmdit.ts";
 import { buildMmditGraph } from "./mmdit.graph.ts";
+import { prepareMmditModel } from "./mmdit.ts";
 
 const FIX = join(import.meta.dirname, "../../../test/fixtures");
 const DIR = join(FIX, "models/sd3/transformer");

@@ -2,7 +2,7 @@
  * An SD3 `transformer` component directory (`config.json` + safetensors, sharded or not) -> a cached ONNX model
  * ready for `createSession` (src/runtime/session.ts).
  */
-import { type PreparedModel, type PrepareComponentOptions, prepareComponent } from "../components/component.ts";
+import { type PrepareComponentOptions, type PreparedModel, prepareComponent } from "../components/component.ts";
 import { type Sd3TransformerConfig, sd3TransformerConfigFromJson } from "./config.ts";
 import { buildMmditGraph, type MmditGraphOptions } from "./mmdit.graph.ts";
 

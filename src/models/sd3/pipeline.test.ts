@@ -3,14 +3,14 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { withinOneLevel } from "../../../test/helpers/images.ts";
 import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
-import { EaselError } from "../../core/errors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
+import { EaselError } from "../../core/errors.ts";
 import type { HostTensor } from "../../runtime/session.ts";
+import { createSession } from "../../runtime/session.ts";
 import type { LoadedPipeline, RuntimeOptions } from "../pipeline/family.ts";
 import { loadSd3, loadSd3TextEncoders, type Sd3TextEncoders } from "./pipeline.ts";
-import { createSession } from "../../runtime/session.ts";
-import { withinOneLevel } from "../../../test/helpers/images.ts";
 
 const MODEL = "test/fixtures/models/sd3";
 const CASES = "test/fixtures/generate/sd3";
@@ -82,7 +82,7 @@ describe("StableDiffusion3Pipeline parity (micro sd3 checkpoint)", () => {
           steps: inp.num_inference_steps,
           guidanceScale: inp.guidance_scale,
           maxSequenceLength: inp.max_sequence_length,
-          noT5,
+          useT5: !noT5,
           seed: 1,
           initLatents: ref("init_latents").data,
         },
@@ -127,7 +127,7 @@ describe("StableDiffusion3Pipeline parity (micro sd3 checkpoint)", () => {
     assert.deepEqual(a.latents, b.latents);
     assert.equal(a.images.length, 2);
     assert.deepEqual(calls[0].inputs.encoder_hidden_states.shape, [4, 77 + 16, 48]);
-    const c = await pipe.run({ ...p, noT5: true });
+    const c = await pipe.run({ ...p, useT5: false });
     assert.notDeepEqual(a.latents, c.latents);
     calls = [];
     await pipe.run({ ...p, guidanceScale: 0 });

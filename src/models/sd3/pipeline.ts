@@ -10,25 +10,47 @@ import { EaselError } from "../../core/errors.ts";
 import type { Warning } from "../../core/types.ts";
 import { createSession, type HostTensor, type ModelSession } from "../../runtime/session.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
-import { type ClipTokenizer, loadClipTokenizer } from "../text/clip-tokenizer.ts";
-import { type Conditioning, runUnetDiffusion } from "../pipeline/run.ts";
-import type { CheckpointLike, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
 import { prepareT5EncoderModel } from "../components/t5-encoder.ts";
-import { loadT5Tokenizer, type T5Tokenizer } from "../text/t5-tokenizer.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
-import { SD3_PREVIEW, sd3Defaults } from "./config.ts";
+import type { Checkpoint, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
+import { type Conditioning, cfgBatch, type DenoiseContext, guidedDenoiser, runDiffusion } from "../pipeline/run.ts";
+import { type ClipTokenizer, loadClipTokenizer } from "../text/clip-tokenizer.ts";
+import { loadT5Tokenizer, type T5Tokenizer } from "../text/t5-tokenizer.ts";
+import { MAX_T5_SEQUENCE_LENGTH, SD3_PREVIEW, sd3Defaults, sd3Limits } from "./config.ts";
 import { planSd3Memory, type Residency, type Sd3MemoryPlan, sd3MemoryInput } from "./memory.ts";
 import { prepareMmditModel } from "./mmdit.ts";
 import { type SessionSlot, sessionSlot } from "./session-slot.ts";
 
-/** The longest T5 prompt the encoder graph is built for (T5's own model_max_length). */
-export const MAX_T5_SEQUENCE_LENGTH = 512;
 const DEFAULT_T5_SEQUENCE_LENGTH = 256;
 
-function dirOf(ckpt: CheckpointLike, name: string): string {
+function dirOf(ckpt: Checkpoint, name: string): string {
   const c = name.startsWith("tokenizer") ? ckpt.tokenizers[name] : ckpt.components[name];
   if (!c) throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: model_index.json has no ${name} component`);
   return c.dir;
+}
+
+/**
+ * What each text encoder reads, as diffusers' `StableDiffusion3Pipeline.encode_prompt` resolves it: the positive
+ * triple (CLIP-L, CLIP-G, T5) and, with classifier-free guidance, the negative one:
+ *
+ *     prompt_2 = prompt_2 or prompt                      prompt_3 = prompt_3 or prompt
+ *     negative_prompt = negative_prompt or ""
+ *     negative_prompt_2 = negative_prompt_2 or negative_prompt
+ *     negative_prompt_3 = negative_prompt_3 or negative_prompt
+ *
+ * Python's `or` takes an empty string as absent, so an empty prompt_2 / prompt_3 (or negative) falls back too; `||`
+ * here, never `??`.
+ */
+export function sd3PromptTriples(
+  p: Pick<PipelineParams, "prompt" | "prompt2" | "prompt3" | "negativePrompt" | "negativePrompt2" | "negativePrompt3">,
+  doCfg: boolean,
+): [string, string, string][] {
+  const triples: [string, string, string][] = [[p.prompt, p.prompt2 || p.prompt, p.prompt3 || p.prompt]];
+  if (doCfg) {
+    const n1 = p.negativePrompt || "";
+    triples.push([n1, p.negativePrompt2 || n1, p.negativePrompt3 || n1]);
+  }
+  return triples;
 }
 
 /** One prompt's conditioning: context [1, 77 + T, J] and pooled [1, P]. */
@@ -83,7 +105,7 @@ export interface Sd3LoadOptions {
 
 /** The three text encoders of an SD3 checkpoint; T5 is opened on first use (it is by far the largest). */
 export async function loadSd3TextEncoders(
-  ckpt: CheckpointLike,
+  ckpt: Checkpoint,
   rt: RuntimeOptions,
   session: SessionFactory,
   o: Sd3TextEncoderOptions = {},
@@ -132,7 +154,8 @@ export async function loadSd3TextEncoders(
       try {
         const s = await clips[i].slot.get();
         for (const [k, triple] of prompts.entries()) {
-          const ids = tokenizers[i].encodeForModel(triple[i]).ids;
+          // Both CLIPs take diffusers' `tokenizer_max_length`, which is the first tokenizer's model_max_length.
+          const ids = tokenizers[i].encodeForModel(triple[i], L).ids;
           // All outputs: onnxruntime-node 1.23 keys a subset of fetched outputs by the graph's first output names.
           const out = await s.run({ input_ids: { data: BigInt64Array.from(ids, BigInt), shape: [1, ids.length] } });
           hidden[k].push(out.penultimate_hidden_state.data as Float32Array);
@@ -189,17 +212,6 @@ export async function loadSd3TextEncoders(
   };
 }
 
-// Copied from src/models/sd15/pipeline.ts#cfgBatch
-/** Concatenates [1, ...] rows: negatives n times, then positives n times (the CFG batch order). */
-function cfgBatch(neg: Float32Array | undefined, pos: Float32Array, n: number): Float32Array {
-  const rows = neg ? [...Array(n).fill(neg), ...Array(n).fill(pos)] : Array(n).fill(pos);
-  const out = new Float32Array(rows.length * pos.length);
-  rows.forEach((r: Float32Array, i: number) => {
-    out.set(r, i * pos.length);
-  });
-  return out;
-}
-
 /** Every transformer call's inputs (CFG batch) and raw output. */
 export type DenoiserObserver = (inputs: Record<string, HostTensor>, output: Float32Array) => void;
 
@@ -207,32 +219,14 @@ export type DenoiserObserver = (inputs: Record<string, HostTensor>, output: Floa
  * The machine's memory plan for this checkpoint (./memory.ts) from `rt.memory` or os.totalmem() / os.freemem(),
  * at the model's default size and the longest T5 prompt.
  */
-export function planSd3ForRuntime(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3LoadOptions = {}): Sd3MemoryPlan {
+export function planSd3ForRuntime(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadOptions = {}): Sd3MemoryPlan {
   const machine = rt.memory ?? { totalBytes: totalmem(), freeBytes: freemem() };
   const t5Quantization = lo.t5WeightQuantization ?? rt.t5Quantization ?? "none";
   const d = sd3Defaults(ckpt);
   return planSd3Memory(sd3MemoryInput(ckpt, machine, { t5Quantization, size: { width: d.width, height: d.height }, maxT5Tokens: MAX_T5_SEQUENCE_LENGTH }));
 }
 
-/** A session that is opened for each call and released after it when its slot is on demand. */
-function perCallSession(slot: SessionSlot, modelPath: string, ep: ModelSession["executionProvider"]): ModelSession {
-  return {
-    modelPath,
-    executionProvider: ep,
-    inputNames: [],
-    outputNames: [],
-    async run(feeds, outputs) {
-      try {
-        return await (await slot.get()).run(feeds, outputs);
-      } finally {
-        await slot.done();
-      }
-    },
-    release: () => slot.release(),
-  };
-}
-
-export async function loadSd3(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3LoadOptions = {}): Promise<LoadedPipeline> {
+export async function loadSd3(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadOptions = {}): Promise<LoadedPipeline> {
   const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider };
   const session: SessionFactory =
     lo.sessionFactory ?? ((path) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads }));
@@ -259,56 +253,13 @@ export async function loadSd3(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3L
   if (transformer.mode === "resident") await transformer.get();
   if (vaeDecoderSlot.mode === "resident") await vaeDecoderSlot.get();
 
-  // The shared run feeds `sample`; the transformer graph names it hidden_states (diffusers' argument name).
-  // An on-demand transformer stays open for all steps of a request and is released before the VAE decode.
-  const denoiser: ModelSession = {
-    modelPath: transformerModel.modelPath,
-    executionProvider: rt.executionProvider,
-    inputNames: ["hidden_states", "timestep", "encoder_hidden_states", "pooled_projections"],
-    outputNames: ["sample"],
-    async run(feeds) {
-      const inputs = {
-        hidden_states: feeds.sample,
-        timestep: feeds.timestep,
-        encoder_hidden_states: feeds.encoder_hidden_states,
-        pooled_projections: feeds.pooled_projections,
-      };
-      const out = await (await transformer.get()).run(inputs, ["sample"]);
-      lo.observe?.(inputs, out.sample.data as Float32Array);
-      return out;
-    },
-    release: () => transformer.release(),
-  };
-  const vaeDecoderPerCall = perCallSession(vaeDecoderSlot, decoder.modelPath, rt.executionProvider);
-  const vaeDecoder: ModelSession = {
-    ...vaeDecoderPerCall,
-    async run(feeds, outputs) {
-      await transformer.done();
-      return vaeDecoderPerCall.run(feeds, outputs);
-    },
-  };
-  const vaeEncoder = perCallSession(vaeEncoderSlot, "", rt.executionProvider);
-
+  // clip_skip, max_sequence_length's range, prompt_3 without T5 and guidance_rescale are the family's limits (core/limits.ts).
   const condition = async (p: PipelineParams, n: number, doCfg: boolean): Promise<Conditioning> => {
-    if (p.clipSkip) throw new EaselError("E_NOT_SUPPORTED", "clip_skip is not supported for SD3 yet", { param: "clip_skip" });
     const maxSequenceLength = p.maxSequenceLength ?? DEFAULT_T5_SEQUENCE_LENGTH;
-    if (!Number.isInteger(maxSequenceLength) || maxSequenceLength < 1 || maxSequenceLength > MAX_T5_SEQUENCE_LENGTH) {
-      throw new EaselError("E_INPUT_INVALID", `max_sequence_length must be an integer in [1, ${MAX_T5_SEQUENCE_LENGTH}], got ${maxSequenceLength}`, {
-        param: "max_sequence_length",
-      });
-    }
     const warnings: Warning[] = [];
-    const useT5 = text.hasT5 && !p.noT5;
-    if (!text.hasT5 && (p.prompt3 !== undefined || p.negativePrompt3 !== undefined)) {
-      warnings.push({ code: "W_PARAM_IGNORED", message: "this checkpoint has no T5 encoder: prompt_3 is ignored", param: "prompt_3" });
-    }
+    const useT5 = text.hasT5 && p.useT5 !== false;
     const eo = { maxSequenceLength, useT5 };
-    const triples: [string, string, string][] = [[p.prompt, p.prompt2 ?? p.prompt, p.prompt3 ?? p.prompt]];
-    if (doCfg) {
-      const n1 = p.negativePrompt ?? "";
-      triples.push([n1, p.negativePrompt2 ?? n1, p.negativePrompt3 ?? n1]);
-    }
-    const [pos, neg] = await text.encodeMany(triples, eo);
+    const [pos, neg] = await text.encodeMany(sd3PromptTriples(p, doCfg), eo);
     if (useT5 && t5Int8) {
       warnings.push({
         code: "W_QUANTIZED",
@@ -325,41 +276,60 @@ export async function loadSd3(ckpt: CheckpointLike, rt: RuntimeOptions, lo: Sd3L
     };
   };
 
+  const limits = sd3Limits(ckpt);
+  const C = tcfg.inChannels;
+
+  /** The transformer on the CFG batch (latents named hidden_states, as diffusers' argument), guidance applied. */
+  const transformerDenoiser = (cond: Conditioning, ctx: DenoiseContext) => {
+    const [, , h, w] = ctx.shape;
+    return guidedDenoiser(ctx, async (x, t, batch) => {
+      const inputs = {
+        hidden_states: { data: x, shape: [batch, C, h, w] },
+        timestep: { data: new Float32Array(batch).fill(t), shape: [batch] },
+        encoder_hidden_states: cond.inputs.encoder_hidden_states,
+        pooled_projections: cond.inputs.pooled_projections,
+      };
+      const out = (await (await transformer.get()).run(inputs, ["sample"])).sample.data as Float32Array;
+      lo.observe?.(inputs, out);
+      return out;
+    });
+  };
+
+  /** Runs a component held in a slot: an on-demand one is opened for the call and released after it. */
+  const inSlot = async <T>(slot: SessionSlot, f: (s: ModelSession) => Promise<T>): Promise<T> => {
+    try {
+      return await f(await slot.get());
+    } finally {
+      await slot.done();
+    }
+  };
+
   return {
     family: "sd3",
     defaults,
+    limits,
     run: async (params, hooks) => {
-      // Positions exist for latent grids up to pos_embed_max_size patches per side.
-      const maxPx = tcfg.posEmbedMaxSize * tcfg.patchSize * 8;
-      for (const [name, v] of [["width", params.width], ["height", params.height]] as const) {
-        if (v !== undefined && v > maxPx) {
-          throw new EaselError("E_INPUT_INVALID", `${name} must be at most ${maxPx} for this model, got ${v}`, { param: name });
-        }
-      }
-      const extra: Warning[] = plan.warning ? [plan.warning] : [];
-      let p = params;
-      if (params.guidanceRescale) {
-        extra.push({ code: "W_PARAM_IGNORED", message: "guidance_rescale is not part of the SD3 pipeline and was ignored", param: "guidance_rescale" });
-        p = { ...params, guidanceRescale: 0 };
-      }
       try {
-        const out = await runUnetDiffusion(
+        const out = await runDiffusion(
           {
-            unet: denoiser,
-            unetOutput: "sample",
-            vaeDecoder,
-            vaeEncoder: async () => vaeEncoder,
-            scaling: latentScaling(decoder.config),
-            latentChannels: tcfg.inChannels,
-            schedulerConfig: ckpt.schedulerConfig,
             defaults,
+            limits,
+            latentChannels: tcfg.inChannels,
+            scaling: latentScaling(decoder.config),
+            schedulerConfig: ckpt.schedulerConfig,
             previewFactors: SD3_PREVIEW,
-            condition,
+            async prepare(p, ctx) {
+              const cond = await condition(p, ctx.n, ctx.doCfg);
+              // An on-demand transformer stays open for all steps of a request and is released before the VAE decode.
+              return { denoise: transformerDenoiser(cond, ctx), warnings: cond.warnings, done: () => transformer.done() };
+            },
+            encodeImage: (image) => inSlot(vaeEncoderSlot, async (s) => (await s.run({ image })).moments),
+            decode: (latent) => inSlot(vaeDecoderSlot, async (s) => (await s.run({ latent }, ["sample"])).sample.data as Float32Array),
           },
-          p,
+          params,
           hooks,
         );
-        return { ...out, warnings: [...extra, ...out.warnings] };
+        return { ...out, warnings: plan.warning ? [plan.warning, ...out.warnings] : out.warnings };
       } finally {
         // A cancelled or failed request leaves nothing on-demand open.
         await transformer.done();

@@ -3,15 +3,17 @@
  * preview factors. Published configs: MODELS.md §1.4 (Euler, leading spacing, UNet sample_size 128) and §1.5
  * (Euler ancestral, trailing spacing, sample_size 64).
  */
-import type { CheckpointLike, ModelDefaults } from "../pipeline/family.ts";
+import type { ModelLimits } from "../../core/limits.ts";
+import type { Checkpoint, ModelDefaults } from "../pipeline/family.ts";
 import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
+import { unetLimits } from "../pipeline/limits.ts";
 
 /** SDXL-Turbo ships a trailing-spacing scheduler and is distilled for 1-4 steps without guidance. */
-export function isSdxlTurbo(ckpt: CheckpointLike): boolean {
+export function isSdxlTurbo(ckpt: Checkpoint): boolean {
   return ckpt.schedulerConfig.timestep_spacing === "trailing";
 }
 
-export function sdxlDefaults(ckpt: CheckpointLike): ModelDefaults {
+export function sdxlDefaults(ckpt: Checkpoint): ModelDefaults {
   const unet = ckpt.components.unet?.config ?? {};
   const turbo = isSdxlTurbo(ckpt);
   // Default size = unet.config.sample_size * vae_scale_factor, as the pipeline computes it (128 -> 1024, Turbo 64 -> 512).
@@ -21,11 +23,23 @@ export function sdxlDefaults(ckpt: CheckpointLike): ModelDefaults {
     height: sampleSize * 8,
     steps: turbo ? 1 : 50,
     guidanceScale: turbo ? 0 : 5,
-    sizeMultiple: 8,
   };
 }
 
-export function sdxlAliases(ckpt: CheckpointLike): string[] {
+/** StableDiffusionXLImg2ImgPipeline's default `strength`. */
+export const SDXL_IMG2IMG_STRENGTH = 0.3;
+
+/** SDXL, SDXL-Turbo and Playground v2.5 (the same pipeline): clip_skip is not implemented for the two-encoder stack. */
+export function sdxlLimits(): ModelLimits {
+  return unetLimits({ maxClipSkip: 0, prompt2: true, img2imgStrength: SDXL_IMG2IMG_STRENGTH });
+}
+
+/** An SDXL pipeline class; Playground v2.5 (EDM scheduler or latents_mean/std in the VAE) is its own family. */
+export function isSdxlPipeline(ckpt: Checkpoint): boolean {
+  return ckpt.pipelineClass === "StableDiffusionXLPipeline" || ckpt.pipelineClass === "StableDiffusionXLImg2ImgPipeline";
+}
+
+export function sdxlAliases(ckpt: Checkpoint): string[] {
   return isSdxlTurbo(ckpt) ? ["sdxl-turbo"] : ["sdxl", "stable-diffusion-xl"];
 }
 

@@ -8,18 +8,18 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { withinOneLevel } from "../../../test/helpers/images.ts";
 import { expectClose, readRefFloat32, readRefInts } from "../../../test/helpers/tensors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
-import { FAMILIES } from "../index.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
-import { loadClipTokenizer } from "../text/clip-tokenizer.ts";
-import { runUnetDiffusion } from "../pipeline/run.ts";
-import type { LoadedPipeline, PipelineParams } from "../pipeline/family.ts";
-import { forceZerosForEmptyPrompt, type SdxlTextStack, sdxlConditioning } from "./pipeline.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
-import { withinOneLevel } from "../../../test/helpers/images.ts";
+import { familyFor } from "../index.ts";
+import type { LoadedPipeline, PipelineParams } from "../pipeline/family.ts";
+import { runDiffusion, unetDenoiser } from "../pipeline/run.ts";
+import { loadClipTokenizer } from "../text/clip-tokenizer.ts";
+import { forceZerosForEmptyPrompt, type SdxlTextStack, sdxlConditioning } from "./pipeline.ts";
 
 const CASES: Record<string, string[]> = {
   sdxl: ["txt2img_euler_64x64", "txt2img_dpmpp_2m_karras_64x96"],
@@ -76,7 +76,7 @@ for (const family of ["sdxl", "playground"] as const) {
     let unet: ModelSession;
     let vaeDecoder: ModelSession;
     before(async () => {
-      pipe = await FAMILIES[ckpt.family].load(ckpt, rt);
+      pipe = await familyFor(ckpt).load(ckpt, rt);
       text = {
         tokenizer: loadClipTokenizer(join(model, "tokenizer")),
         tokenizer2: loadClipTokenizer(join(model, "tokenizer_2")),
@@ -91,7 +91,7 @@ for (const family of ["sdxl", "playground"] as const) {
     });
 
     test("checkpoint detection", () => {
-      assert.equal(ckpt.family, family);
+      assert.equal(familyFor(ckpt).id, family);
       assert.equal(forceZerosForEmptyPrompt(ckpt), true);
     });
 
@@ -157,18 +157,24 @@ for (const family of ["sdxl", "playground"] as const) {
           },
         };
         const decoder = prepareVaeDecoder(join(model, "vae"), rt);
-        const result = await runUnetDiffusion(
+        let vaeEncoder: Promise<ModelSession> | undefined;
+        const result = await runDiffusion(
           {
-            unet: recording,
-            unetOutput: "out_sample",
-            vaeDecoder,
-            vaeEncoder: () => createSession(prepareVaeEncoder(join(model, "vae"), rt).modelPath, rt),
-            scaling: latentScaling(decoder.config),
-            latentChannels: 4,
-            schedulerConfig: ckpt.schedulerConfig,
             defaults: pipe.defaults,
+            limits: pipe.limits,
+            latentChannels: 4,
+            scaling: latentScaling(decoder.config),
+            schedulerConfig: ckpt.schedulerConfig,
             previewFactors: { weights: [[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]] },
-            condition: (p, n, doCfg, size) => sdxlConditioning(text, true, p, size, n, doCfg),
+            async prepare(p, ctx) {
+              const cond = await sdxlConditioning(text, true, p, ctx, ctx.n, ctx.doCfg);
+              return { denoise: unetDenoiser(recording, "out_sample", cond, ctx), warnings: cond.warnings };
+            },
+            async encodeImage(image) {
+              vaeEncoder ??= createSession(prepareVaeEncoder(join(model, "vae"), rt).modelPath, rt);
+              return (await (await vaeEncoder).run({ image })).moments;
+            },
+            decode: async (latent) => (await vaeDecoder.run({ latent }, ["sample"])).sample.data as Float32Array,
           },
           paramsOf(inp, dir),
         );

@@ -9,15 +9,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
-import { EaselError } from "../../core/errors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
+import { EaselError } from "../../core/errors.ts";
 import { readSafetensorsHeader, readTensorData, writeSafetensors } from "../../graph/safetensors.ts";
 import { createSession } from "../../runtime/session.ts";
 import { TorchGenerator } from "../../tensor/rng.ts";
+import { latentScaling, posteriorFromMoments, prepareVaeEncoder, samplePosterior } from "../components/vae.ts";
+import { familyFor } from "../index.ts";
 import type { LoadedPipeline } from "../pipeline/family.ts";
 import { floatToHalfBits } from "../testing/tiny-checkpoint.ts";
-import { latentScaling, posteriorFromMoments, prepareVaeEncoder, samplePosterior } from "../components/vae.ts";
-import { FAMILIES } from "../index.ts";
 import { sdxlFamily } from "./index.ts";
 
 const MODEL = "test/fixtures/models/sdxl";
@@ -55,15 +55,14 @@ describe("SDXL family", () => {
 
   test("detection, aliases and defaults from the published SDXL base and Turbo configs", () => {
     const base = loadCheckpoint(publishedCopy("base", "stable-diffusion-xl-base-1.0.scheduler_config.json", 128));
-    assert.equal(base.family, "sdxl");
-    assert.equal(FAMILIES[base.family], sdxlFamily);
+    assert.equal(familyFor(base), sdxlFamily);
     assert.deepEqual(sdxlFamily.aliases(base), ["sdxl", "stable-diffusion-xl"]);
-    assert.deepEqual(sdxlFamily.defaults(base), { width: 1024, height: 1024, steps: 50, guidanceScale: 5, sizeMultiple: 8 });
+    assert.deepEqual(sdxlFamily.defaults(base), { width: 1024, height: 1024, steps: 50, guidanceScale: 5 });
 
     const turbo = loadCheckpoint(publishedCopy("turbo", "sdxl-turbo.scheduler_config.json", 64));
-    assert.equal(turbo.family, "sdxl");
+    assert.equal(familyFor(turbo), sdxlFamily);
     assert.deepEqual(sdxlFamily.aliases(turbo), ["sdxl-turbo"]);
-    assert.deepEqual(sdxlFamily.defaults(turbo), { width: 512, height: 512, steps: 1, guidanceScale: 0, sizeMultiple: 8 });
+    assert.deepEqual(sdxlFamily.defaults(turbo), { width: 512, height: 512, steps: 1, guidanceScale: 0 });
   });
 
   describe("with the micro checkpoint loaded", () => {
@@ -140,7 +139,7 @@ describe("SDXL family", () => {
       const turboCkpt = loadCheckpoint(publishedCopy("turbo-run", "sdxl-turbo.scheduler_config.json", 8));
       const turbo = await sdxlFamily.load(turboCkpt, rt);
       try {
-        assert.deepEqual(turbo.defaults, { width: 64, height: 64, steps: 1, guidanceScale: 0, sizeMultiple: 8 });
+        assert.deepEqual(turbo.defaults, { width: 64, height: 64, steps: 1, guidanceScale: 0 });
         let calls = 0;
         const out = await turbo.run({ prompt: "a cat", negativePrompt: "dog", n: 2, seed: 3 }, { onStep: () => calls++ });
         assert.equal(calls, 1);

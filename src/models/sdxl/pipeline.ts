@@ -13,51 +13,36 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EaselError } from "../../core/errors.ts";
+import type { ModelLimits } from "../../core/limits.ts";
 import type { Warning } from "../../core/types.ts";
 import type { WeightVariant } from "../../graph/safetensors.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
-import { type ClipTokenizer, loadClipTokenizer } from "../text/clip-tokenizer.ts";
-import { type Conditioning, runUnetDiffusion } from "../pipeline/run.ts";
-import type { CheckpointLike, LoadedPipeline, ModelDefaults, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
-import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
-import { SDXL_PREVIEW, sdxlDefaults } from "./config.ts";
+import type { Checkpoint, LoadedPipeline, ModelDefaults, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
+import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
+import { type Conditioning, runDiffusion, unetDenoiser } from "../pipeline/run.ts";
+import { type ClipTokenizer, loadClipTokenizer } from "../text/clip-tokenizer.ts";
+import { SDXL_PREVIEW, sdxlDefaults, sdxlLimits } from "./config.ts";
 import { PLAYGROUND_PREVIEW, playgroundDefaults } from "./playground.ts";
 
-/** StableDiffusionXLImg2ImgPipeline's default `strength`. */
-export const SDXL_IMG2IMG_STRENGTH = 0.3;
-
-/** What engine/checkpoint.ts adds to CheckpointLike and this pipeline uses when present. */
-interface CheckpointExtras {
-  modelIndex?: Record<string, unknown>;
-  tokenizers?: Record<string, { dir: string }>;
-}
-
-function componentDir(ckpt: CheckpointLike, name: string): string {
-  const dir = ckpt.components[name]?.dir ?? (ckpt as CheckpointLike & CheckpointExtras).tokenizers?.[name]?.dir;
+function componentDir(ckpt: Checkpoint, name: string): string {
+  const dir = ckpt.components[name]?.dir ?? ckpt.tokenizers[name]?.dir;
   if (dir) return dir;
-  const guess = join(ckpt.dir, name);
-  if (existsSync(guess)) return guess;
   throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: the ${ckpt.pipelineClass} checkpoint has no ${name} component`, {
     details: { component: name },
   });
 }
 
-/** The weight variant engine/checkpoint.ts chose for a component, so graphs read the same files. */
-function variantOf(ckpt: CheckpointLike, name: string): WeightVariant | undefined {
-  return (ckpt.components[name] as { variant?: WeightVariant } | null | undefined)?.variant;
+/** The weight variant the checkpoint reader chose for a component, so graphs read the same files. */
+function variantOf(ckpt: Checkpoint, name: string): WeightVariant | undefined {
+  return ckpt.components[name]?.variant;
 }
 
 /** model_index.json's `force_zeros_for_empty_prompt` (the pipeline's registered default is true). */
-export function forceZerosForEmptyPrompt(ckpt: CheckpointLike): boolean {
-  let index = (ckpt as CheckpointLike & CheckpointExtras).modelIndex;
-  if (!index) {
-    const file = join(ckpt.dir, "model_index.json");
-    index = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>) : {};
-  }
-  return index.force_zeros_for_empty_prompt !== false;
+export function forceZerosForEmptyPrompt(ckpt: Checkpoint): boolean {
+  return ckpt.modelIndex.force_zeros_for_empty_prompt !== false;
 }
 
 /** `[orig_h, orig_w, crop_top, crop_left, target_h, target_w]` with the pipeline's defaults (no crop, original = target). */
@@ -123,11 +108,8 @@ export async function sdxlConditioning(
   n: number,
   doCfg: boolean,
 ): Promise<Conditioning> {
+  // clip_skip (not accepted) and prompt_3 (ignored) are the family's limits (core/limits.ts).
   const warnings: Warning[] = [];
-  if (p.clipSkip) throw new EaselError("E_NOT_SUPPORTED", "clip_skip is not supported for SDXL-architecture models yet", { param: "clip_skip" });
-  if (p.prompt3 !== undefined || p.negativePrompt3 !== undefined) {
-    warnings.push({ code: "W_PARAM_IGNORED", message: "this model has two text encoders: prompt_3 / negative_prompt_3 are ignored", param: "prompt_3" });
-  }
   // Python's `prompt_2 or prompt`: an empty prompt_2 also falls back.
   const pos = await encodeSdxlPrompt(s, p.prompt, p.prompt2 || p.prompt);
   if (pos.truncated.some((k) => k > 0)) {
@@ -166,6 +148,7 @@ export async function sdxlConditioning(
 export interface SdxlPipelineSpec {
   family: string;
   defaults: ModelDefaults;
+  limits: ModelLimits;
   previewFactors: LatentRgbFactors;
 }
 
@@ -173,7 +156,7 @@ export interface SdxlPipelineSpec {
  * Builds (or finds in the cache) each component's graph and opens its session one component at a time: a graph
  * references the checkpoint's tensors in place, so only the session holds the weights in memory.
  */
-export async function loadSdxlPipeline(ckpt: CheckpointLike, rt: RuntimeOptions, spec: SdxlPipelineSpec): Promise<LoadedPipeline> {
+export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spec: SdxlPipelineSpec): Promise<LoadedPipeline> {
   const opts = (name: string) => ({ cacheDir: rt.cacheDir, executionProvider: rt.executionProvider, variant: variantOf(ckpt, name) });
   const session = (path: string) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads });
   const opened: ModelSession[] = [];
@@ -204,23 +187,25 @@ export async function loadSdxlPipeline(ckpt: CheckpointLike, rt: RuntimeOptions,
     return {
       family: spec.family,
       defaults: spec.defaults,
+      limits: spec.limits,
       run: (params, hooks) =>
-        runUnetDiffusion(
+        runDiffusion(
           {
-            unet,
-            unetOutput: "out_sample",
-            vaeDecoder,
-            vaeEncoder: () => {
-              vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts("vae")).modelPath);
-              return vaeEncoder;
-            },
-            scaling,
-            latentChannels: unetModel.config.inChannels,
-            schedulerConfig: ckpt.schedulerConfig,
             defaults: spec.defaults,
-            defaultStrength: SDXL_IMG2IMG_STRENGTH,
+            limits: spec.limits,
+            latentChannels: unetModel.config.inChannels,
+            scaling,
+            schedulerConfig: ckpt.schedulerConfig,
             previewFactors: spec.previewFactors,
-            condition: (p, n, doCfg, size) => sdxlConditioning(text, forceZeros, p, size, n, doCfg),
+            async prepare(p, ctx) {
+              const cond = await sdxlConditioning(text, forceZeros, p, ctx, ctx.n, ctx.doCfg);
+              return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: cond.warnings };
+            },
+            async encodeImage(image) {
+              vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts("vae")).modelPath);
+              return (await (await vaeEncoder).run({ image })).moments;
+            },
+            decode: async (latent) => (await vaeDecoder.run({ latent }, ["sample"])).sample.data as Float32Array,
           },
           params,
           hooks,
@@ -236,11 +221,11 @@ export async function loadSdxlPipeline(ckpt: CheckpointLike, rt: RuntimeOptions,
 }
 
 /** SDXL / SDXL-Turbo: this pipeline with the family's defaults and previews. */
-export function loadSdxl(ckpt: CheckpointLike, rt: RuntimeOptions): Promise<LoadedPipeline> {
-  return loadSdxlPipeline(ckpt, rt, { family: "sdxl", defaults: sdxlDefaults(ckpt), previewFactors: SDXL_PREVIEW });
+export function loadSdxl(ckpt: Checkpoint, rt: RuntimeOptions): Promise<LoadedPipeline> {
+  return loadSdxlPipeline(ckpt, rt, { family: "sdxl", defaults: sdxlDefaults(ckpt), limits: sdxlLimits(), previewFactors: SDXL_PREVIEW });
 }
 
 /** Playground v2.5: this pipeline; EDM sampling and latent statistics come from its configs. */
-export function loadPlayground(ckpt: CheckpointLike, rt: RuntimeOptions): Promise<LoadedPipeline> {
-  return loadSdxlPipeline(ckpt, rt, { family: "playground", defaults: playgroundDefaults(ckpt), previewFactors: PLAYGROUND_PREVIEW });
+export function loadPlayground(ckpt: Checkpoint, rt: RuntimeOptions): Promise<LoadedPipeline> {
+  return loadSdxlPipeline(ckpt, rt, { family: "playground", defaults: playgroundDefaults(ckpt), limits: sdxlLimits(), previewFactors: PLAYGROUND_PREVIEW });
 }

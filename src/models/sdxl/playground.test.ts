@@ -9,16 +9,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expectClose } from "../../../test/helpers/tensors.ts";
-import { EaselError } from "../../core/errors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
+import { EaselError } from "../../core/errors.ts";
 import { createSession } from "../../runtime/session.ts";
 import { TorchGenerator } from "../../tensor/rng.ts";
-import { resolveParams } from "../pipeline/run.ts";
-import type { LoadedPipeline } from "../pipeline/family.ts";
 import { latentScaling, posteriorFromMoments, prepareVaeEncoder, samplePosterior } from "../components/vae.ts";
-import { FAMILIES } from "../index.ts";
-import { PLAYGROUND_SIZES } from "./playground.ts";
+import { familyFor } from "../index.ts";
+import type { LoadedPipeline } from "../pipeline/family.ts";
+import { resolveParams } from "../pipeline/run.ts";
 import { playgroundFamily } from "./index.ts";
+import { PLAYGROUND_SIZES } from "./playground.ts";
 
 const MODEL = "test/fixtures/models/playground";
 const work = mkdtempSync(join(tmpdir(), "easel-playground-family-"));
@@ -37,15 +37,14 @@ describe("Playground v2.5 family", () => {
     const unetConfig = join(dir, "unet", "config.json");
     writeFileSync(unetConfig, JSON.stringify({ ...JSON.parse(readFileSync(unetConfig, "utf8")), sample_size: 128 }));
     const ckpt = loadCheckpoint(dir);
-    assert.equal(ckpt.family, "playground");
-    assert.equal(FAMILIES[ckpt.family], playgroundFamily);
+    assert.equal(familyFor(ckpt), playgroundFamily);
     assert.deepEqual(playgroundFamily.aliases(ckpt), ["playground-v2.5", "playground-v2-5", "Playground_v2.5", "playground-v2.5-1024px-aesthetic"]);
     const d = playgroundFamily.defaults(ckpt);
-    assert.deepEqual(d, { width: 1024, height: 1024, steps: 50, guidanceScale: 3, sizeMultiple: 8 });
+    assert.deepEqual(d, { width: 1024, height: 1024, steps: 50, guidanceScale: 3 });
     // The hosted sizes are valid requests; a size off the multiple of 8 is not.
-    for (const s of PLAYGROUND_SIZES) assert.deepEqual(resolveParams({ prompt: "x", n: 1, seed: 1, ...s }, d).width, s.width);
+    for (const s of PLAYGROUND_SIZES) assert.deepEqual(resolveParams({ prompt: "x", n: 1, seed: 1, ...s }, d, playgroundFamily.limits(ckpt)).width, s.width);
     assert.throws(
-      () => resolveParams({ prompt: "x", n: 1, seed: 1, width: 1020, height: 1024 }, d),
+      () => resolveParams({ prompt: "x", n: 1, seed: 1, width: 1020, height: 1024 }, d, playgroundFamily.limits(ckpt)),
       (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && e.param === "width",
     );
   });

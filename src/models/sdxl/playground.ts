@@ -3,7 +3,7 @@
  * defaults and preview factors. The EDM DPM-Solver++ scheduler (sigma 0.002..80, sigma_data 0.5, Karras rho 7) and the
  * VAE's latents_mean/latents_std come from the checkpoint's own configs (MODELS.md §1.6).
  */
-import type { CheckpointLike, ModelDefaults } from "../pipeline/family.ts";
+import type { Checkpoint, ModelDefaults } from "../pipeline/family.ts";
 import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
 
 /** The sizes Playground's hosted API offers for v2.5 (width x height). */
@@ -14,10 +14,10 @@ export const PLAYGROUND_SIZES: readonly { width: number; height: number }[] = [
 ];
 
 /** Model card defaults: 50 steps, guidance 3; size = unet.config.sample_size * 8 (128 -> 1024). */
-export function playgroundDefaults(ckpt: CheckpointLike): ModelDefaults {
+export function playgroundDefaults(ckpt: Checkpoint): ModelDefaults {
   const unet = ckpt.components.unet?.config ?? {};
   const sampleSize = typeof unet.sample_size === "number" ? unet.sample_size : 128;
-  return { width: sampleSize * 8, height: sampleSize * 8, steps: 50, guidanceScale: 3, sizeMultiple: 8 };
+  return { width: sampleSize * 8, height: sampleSize * 8, steps: 50, guidanceScale: 3 };
 }
 
 export const PLAYGROUND_ALIASES: readonly string[] = ["playground-v2.5", "playground-v2-5", "Playground_v2.5", "playground-v2.5-1024px-aesthetic"];
@@ -31,3 +31,9 @@ export const PLAYGROUND_PREVIEW: LatentRgbFactors = {
     [-0.3112, -0.2359, -0.2076],
   ],
 };
+
+/** Playground v2.5 is an SDXL pipeline trained with EDM: its scheduler is EDM or its VAE carries latents_mean/std. */
+export function isPlayground(ckpt: Checkpoint): boolean {
+  const vae = ckpt.components.vae?.config;
+  return ckpt.schedulerClass.startsWith("EDM") || (Array.isArray(vae?.latents_mean) && Array.isArray(vae?.latents_std));
+}

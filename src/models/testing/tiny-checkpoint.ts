@@ -14,13 +14,13 @@ import { join } from "node:path";
 import { EaselError } from "../../core/errors.ts";
 import { createRecordingWeights, type WeightSource } from "../../graph/weights.ts";
 import { buildClipTextGraph, clipTextConfigFromJson } from "../components/clip-text.graph.ts";
-import { type RandomWeightDtype, writeRandomSafetensors } from "./random-safetensors.ts";
 import { buildT5EncoderGraph, t5EncoderConfigFromJson } from "../components/t5-encoder.graph.ts";
-import { tinyT5Vocab, writeTinyT5Tokenizer } from "./tiny-t5-tokenizer.ts";
-import { unetConfigFromJson } from "../components/unet-config.ts";
 import { buildUnetGraph } from "../components/unet.graph.ts";
-import { vaeConfigFromJson } from "../components/vae-config.ts";
+import { unetConfigFromJson } from "../components/unet-config.ts";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "../components/vae.graph.ts";
+import { vaeConfigFromJson } from "../components/vae-config.ts";
+import { type RandomWeightDtype, writeRandomSafetensors } from "./random-safetensors.ts";
+import { tinyT5Vocab, writeTinyT5Tokenizer } from "./tiny-t5-tokenizer.ts";
 
 /** sd3: SD3-medium-shaped StableDiffusion3Pipeline; sd3_5: the SD3.5-large shape (qk RMS norm). */
 export type TinyFamily = "sd15" | "sdxl" | "playground" | "sd3" | "sd3_5";

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parsePythonJson } from "../../checkpoint/python-json.ts";
 import { EaselError } from "../../core/errors.ts";
 
 export interface ClipTokenizerFiles {
@@ -219,7 +220,8 @@ export class ClipTokenizer {
 
 function readJson(file: string): unknown {
   try {
-    return JSON.parse(readFileSync(file, "utf8"));
+    // Python's json dialect (Infinity / -Infinity / NaN), as transformers writes tokenizer configs.
+    return parsePythonJson(readFileSync(file, "utf8"));
   } catch (e) {
     throw new EaselError("E_CHECKPOINT_INVALID", `${file}: cannot read tokenizer file (${(e as Error).message})`, {
       details: { file },

@@ -15,6 +15,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parsePythonJson } from "../../checkpoint/python-json.ts";
 import { EaselError } from "../../core/errors.ts";
 
 export interface T5AddedToken {
@@ -307,7 +308,8 @@ export class T5Tokenizer {
 
 function readJson(file: string): Record<string, unknown> {
   try {
-    return JSON.parse(readFileSync(file, "utf8"));
+    // Python's json dialect (Infinity / -Infinity / NaN), as transformers writes tokenizer configs.
+    return parsePythonJson(readFileSync(file, "utf8")) as Record<string, unknown>;
   } catch (e) {
     throw new EaselError("E_CHECKPOINT_INVALID", `${file}: cannot read tokenizer file (${(e as Error).message})`, { details: { file }, cause: e });
   }

@@ -3,7 +3,7 @@ import sharp from "sharp";
 import { EaselError } from "../../core/errors.ts";
 import type { GenerationRequest } from "../../core/types.ts";
 import type { Engine } from "../../engine/engine.ts";
-import type { PipelineParams } from "../../models/pipeline/family.ts";
+import { toPipelineParams } from "../../models/pipeline/request.ts";
 import type { ImageProvider, ProviderGenerateOptions, ProviderResult } from "../spec.ts";
 
 export interface LocalProviderOptions {
@@ -36,26 +36,8 @@ export function createLocalProvider(opts: LocalProviderOptions): ImageProvider {
     id: "local",
     async generate(req: GenerationRequest, o: ProviderGenerateOptions): Promise<ProviderResult> {
       const seed = req.seed ?? randomSeed();
-      const params: PipelineParams = {
-        prompt: req.prompt,
-        negativePrompt: req.negativePrompt,
-        prompt2: req.prompt2,
-        negativePrompt2: req.negativePrompt2,
-        prompt3: req.prompt3,
-        negativePrompt3: req.negativePrompt3,
-        n: req.n,
-        width: req.width,
-        height: req.height,
-        steps: req.steps,
-        guidanceScale: req.guidanceScale,
-        guidanceRescale: req.guidanceRescale,
-        scheduler: req.scheduler,
-        seed,
-        // Undefined lets the family pick diffusers' default (0.8 for SD1.x, 0.3 for SDXL and Playground).
-        strength: req.initImage ? req.strength : undefined,
-        previews: req.partialImages ?? 0,
-      };
-      if (req.initImage) params.initImage = await decodeInitImage(req.initImage, req.width, req.height);
+      const initImage = req.initImage ? await decodeInitImage(req.initImage, req.width, req.height) : undefined;
+      const params = toPipelineParams(req, { seed, initImage });
       const out = await opts.engine.run(opts.modelDir(req.model), params, {
         signal: o.signal,
         onStep: (step, totalSteps) => o.onEvent?.({ type: "progress", step, totalSteps }),

@@ -4,8 +4,8 @@
  * or exponential ramp (then timesteps = sigma_to_t(σ)).
  */
 import { EaselError } from "../../../core/errors.ts";
-import { bool, optNum, type SchedulerConfig, num, str } from "../config.ts";
-import { type TrainSchedule, sigmaToT, trainSchedule } from "./betas.ts";
+import { bool, num, optNum, type SchedulerConfig, str } from "../config.ts";
+import { sigmaToT, type TrainSchedule, trainSchedule } from "./betas.ts";
 import { interpIndex, roundHalfEven } from "./numeric.ts";
 import { exponentialSigmas, karrasSigmas } from "./sigmas.ts";
 import { checkSpacing, sigmaSpaceTimesteps } from "./spacing.ts";

@@ -1,13 +1,16 @@
 /**
- * Foreign sampler vocabularies → canonical scheduler ids, per model kind, following MODELS.md §5.8.
+ * Sampler vocabularies of the outside world (a dialect concern: samplers know only Easel's ids). Foreign names →
+ * canonical scheduler ids, per model kind (ModelInfo.kind), following MODELS.md §5.8.
  * vp = ε/v-prediction DDPM-trained models (SD1.5, SDXL), edm = EDM-trained (Playground v2.5), flow = SD3/SD3.5.
  * `exact: false` marks a nearest analogue: the name's own algorithm has no implementation for that model kind
  * here (the hosted APIs do not publish theirs), so the id given is the closest sampler that is correct for the model.
  */
-import { EaselError } from "../core/errors.ts";
-import { SCHEDULER_IDS } from "./index.ts";
+import { EaselError } from "../../core/errors.ts";
+import type { ModelKind } from "../../core/limits.ts";
+import type { Warning } from "../../core/types.ts";
+import { SCHEDULER_IDS } from "../../samplers/index.ts";
 
-export type ModelKind = "vp" | "edm" | "flow";
+export type { ModelKind } from "../../core/limits.ts";
 export interface NameMapping {
   id: string;
   exact: boolean;
@@ -56,19 +59,15 @@ export const MONICA_SAMPLERS: Table = {
 };
 export const MONICA_DEFAULT_SAMPLER = "K_EULER";
 
-/** The model kind of a family name ("sd15", "sdxl", "playground", "sd3", ...) or a kind itself. */
-export function modelKind(familyOrKind: string): ModelKind {
-  const f = familyOrKind.toLowerCase();
-  if (f === "vp" || f === "edm" || f === "flow") return f;
-  if (f.includes("playground") || f.includes("edm")) return "edm";
-  if (f.startsWith("sd3") || f.includes("flow")) return "flow";
-  return "vp";
+export interface ResolvedScheduler {
+  id: string;
+  /** W_SAMPLER_SUBSTITUTED when the name's own algorithm does not exist for this model kind and its nearest ran. */
+  warning?: Warning;
 }
 
-/** A canonical id, or a Playground / Monica name, → canonical id for that model kind. */
-export function resolveSchedulerName(name: string, familyOrKind: string): string {
-  if (SCHEDULER_IDS.includes(name)) return name;
-  const kind = modelKind(familyOrKind);
+/** A canonical id, or a Playground / Monica name, → canonical id for the model's kind (ModelInfo.kind). */
+export function resolveSchedulerName(name: string, kind: ModelKind): ResolvedScheduler {
+  if (SCHEDULER_IDS.includes(name)) return { id: name };
   const key = name.toUpperCase();
   const hit = PLAYGROUND_SAMPLERS[key]?.[kind] ?? MONICA_SAMPLERS[key]?.[kind];
   if (!hit)
@@ -76,5 +75,19 @@ export function resolveSchedulerName(name: string, familyOrKind: string): string
       param: "scheduler",
       details: { allowed: [...SCHEDULER_IDS, ...Object.keys(PLAYGROUND_SAMPLERS), ...Object.keys(MONICA_SAMPLERS)] },
     });
-  return hit.id;
+  if (hit.exact) return { id: hit.id };
+  const model = { vp: "an ε/v-prediction", edm: "an EDM", flow: "a flow-matching" }[kind];
+  return {
+    id: hit.id,
+    warning: {
+      code: "W_SAMPLER_SUBSTITUTED",
+      message: `scheduler ${name} has no implementation for ${model} model; ${hit.id}, its nearest equivalent, ran instead`,
+      param: "scheduler",
+    },
+  };
+}
+
+/** The request fields for a resolved scheduler: its id, and the substitution warning carried with the request. */
+export function schedulerFields(r: ResolvedScheduler): { scheduler: string; warnings?: Warning[] } {
+  return r.warning ? { scheduler: r.id, warnings: [r.warning] } : { scheduler: r.id };
 }
