@@ -1,7 +1,8 @@
 /**
  * Sampler registry and the entry points the pipelines call: `planSampling` (diffusers' `from_config` +
  * `set_timesteps` + img2img `get_timesteps`), `runSampling` (the denoising loop) and `addNoise` (img2img).
- * Scheduler ids are the reference names; foreign names (Playground, Monica, ...) live in names.ts.
+ * Scheduler ids are the reference names; foreign vocabularies (Playground, Monica, ...) are a dialect concern
+ * (src/dialects/_shared/sampler-names.ts).
  */
 import { EaselError } from "../core/errors.ts";
 import type { NoiseSource } from "../tensor/noise.ts";
