@@ -82,3 +82,36 @@ describe("credits over HTTP with the real engine", () => {
     assert.equal(Number(seg.headers.get("x-remaining-credits")), 0);
   });
 });
+
+describe("OpenAI extension fields reach the real pipeline", () => {
+  let base = "";
+  let close = async () => {};
+  before(async () => {
+    const s = await startServer({ config: config(), log: () => {} });
+    base = s.url;
+    close = () => s.close();
+  });
+  after(() => close());
+
+  const generate = async (extra: Record<string, unknown>) => {
+    const res = await fetch(`${base}/v1/images/generations`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
+      body: JSON.stringify({ model: "sd15", prompt: "a lighthouse", size: "64x64", steps: 2, seed: 7, response_format: "b64_json", ...extra }),
+    });
+    return { status: res.status, body: (await res.json()) as { data?: { b64_json: string }[]; error?: { param: string } } };
+  };
+
+  test("clip_skip changes the conditioning (a different image for the same seed); past the encoder's depth it is a 400", async () => {
+    const plain = await generate({});
+    const again = await generate({});
+    const skipped = await generate({ clip_skip: 1 });
+    assert.equal(plain.status, 200);
+    assert.equal(skipped.status, 200);
+    assert.equal(plain.body.data?.[0].b64_json, again.body.data?.[0].b64_json, "same seed, same image");
+    assert.notEqual(plain.body.data?.[0].b64_json, skipped.body.data?.[0].b64_json, "clip_skip reached the text encoder");
+    const tooDeep = await generate({ clip_skip: 99 });
+    assert.equal(tooDeep.status, 400);
+    assert.equal(tooDeep.body.error?.param, "clip_skip");
+  });
+});
