@@ -49,6 +49,9 @@ test("each limit, one past it, is refused naming the field; at the limit it pass
   refused({ n: 1, maxSequenceLength: 513 }, "E_INPUT_INVALID", "max_sequence_length", false, { ...LIMITS, maxSequenceLength: 512 });
   refused({ n: 1, steps: 10, strength: 0.05 }, "E_INPUT_INVALID", "strength", true);
   refused({ n: 1, strength: 1.5 }, "E_INPUT_INVALID", "strength", true);
+  refused({ n: 1, strength: -0.1 }, "E_INPUT_INVALID", "strength", true);
+  // strength 0 reproduces the init image: no step is needed.
+  assert.deepEqual(checkModelLimits({ n: 1, steps: 10, strength: 0 }, DEFAULTS, LIMITS, true), []);
   refused({ n: 1 }, "E_NOT_SUPPORTED", "init_image", true, { ...LIMITS, img2img: false });
   // The same strength is fine under the fractional rule.
   assert.deepEqual(checkModelLimits({ n: 1, steps: 10, strength: 0.05 }, DEFAULTS, { ...LIMITS, img2img: { rule: "fractional", defaultStrength: 0.6 } }, true), []);

@@ -132,10 +132,12 @@ export function checkModelLimits(req: LimitedRequest, defaults: ModelDefaultValu
   if (img2img) {
     if (!limits.img2img) throw new EaselError("E_NOT_SUPPORTED", "this model does not support img2img (init_image)", { param: "init_image" });
     const strength = req.strength ?? limits.img2img.defaultStrength;
-    if (!(Number.isFinite(strength) && strength > 0 && strength <= 1)) {
-      throw invalidInput("strength", `strength must be in (0, 1], got ${strength}`, { min: 0, max: 1 });
+    if (!(Number.isFinite(strength) && strength >= 0 && strength <= 1)) {
+      throw invalidInput("strength", `strength must be from 0 to 1, got ${strength}`, { min: 0, max: 1 });
     }
-    if (img2imgStartStep(limits.img2img.rule, steps, strength) >= steps) {
+    // strength 0 reproduces the init image (no denoising, Playground's documented meaning); a strength above 0
+    // that the pipeline's rule leaves without a step is diffusers' error.
+    if (strength > 0 && img2imgStartStep(limits.img2img.rule, steps, strength) >= steps) {
       throw invalidInput("strength", `strength ${strength} with ${steps} steps leaves no denoising step; raise steps or strength`);
     }
   }

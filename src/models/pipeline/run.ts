@@ -148,9 +148,13 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   const warnings: Warning[] = [...r.warnings];
 
   let startStep: number | undefined;
+  let reproduce = false;
   if (params.initImage && parts.limits.img2img) {
     const { rule, defaultStrength } = parts.limits.img2img;
-    startStep = img2imgStartStep(rule, r.steps, params.strength ?? defaultStrength);
+    const strength = params.strength ?? defaultStrength;
+    // strength 0: no denoising step; the result is the init image through the VAE.
+    reproduce = strength === 0;
+    startStep = reproduce ? 0 : img2imgStartStep(rule, r.steps, strength);
   }
   const plan = planSampling(parts.schedulerConfig, params.scheduler, r.steps, { startStep, latentSize: { height: h, width: w } });
   const gen = new TorchGenerator(params.seed);
@@ -168,6 +172,15 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   const prepared = await parts.prepare(params, ctx);
   warnings.push(...prepared.warnings);
 
+  const finish = async (latents: Float32Array): Promise<PipelineOutput> => {
+    for (let i = 0; i < latents.length; i++) {
+      if (!Number.isFinite(latents[i])) throw new EaselError("E_ENGINE_FAILED", "the sampler produced non-finite latents");
+    }
+    const decoded = await parts.decode({ data: parts.scaling.toVaeInput(latents, C, plane), shape });
+    const images = decodedToImages(decoded, n, r.height, r.width);
+    return { seed: params.seed, latents, latentShape: shape, images, warnings };
+  };
+
   let latents: Float32Array;
   try {
     let x: Float32Array;
@@ -176,6 +189,7 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
       const moments = await parts.encodeImage({ data: params.initImage.data, shape: [1, 3, r.height, r.width] });
       const latent = samplePosterior(posteriorFromMoments(moments.data as Float32Array, moments.shape), gen);
       const x0 = repeatBatch(parts.scaling.fromVaeOutput(latent, C, plane), n);
+      if (reproduce) return await finish(x0);
       const noise = params.initLatents ?? gen.randn(shape);
       if (noise.length !== x0.length) throw invalidInput("init_latents", `init latents must have ${x0.length} values (shape [${shape}])`);
       x = addNoise(plan, x0, noise);
@@ -209,11 +223,5 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   } finally {
     await prepared.done?.();
   }
-  for (let i = 0; i < latents.length; i++) {
-    if (!Number.isFinite(latents[i])) throw new EaselError("E_ENGINE_FAILED", "the sampler produced non-finite latents");
-  }
-
-  const decoded = await parts.decode({ data: parts.scaling.toVaeInput(latents, C, plane), shape });
-  const images = decodedToImages(decoded, n, r.height, r.width);
-  return { seed: params.seed, latents, latentShape: shape, images, warnings };
+  return finish(latents);
 }

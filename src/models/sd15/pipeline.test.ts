@@ -85,6 +85,18 @@ describe("StableDiffusionPipeline parity (micro sd15 checkpoint)", () => {
     assert.ok(out.latents.every(Number.isFinite));
   });
 
+  test("img2img strength 0 reproduces the init image: no denoising step, the encoded latents decoded as they are", async () => {
+    const data = new Float32Array(3 * 64 * 64).map((_, i) => Math.sin(i / 50));
+    const initImage = { data, width: 64, height: 64 };
+    let steps = 0;
+    const a = await pipe.run({ prompt: "a cat", n: 1, steps: 4, seed: 7, strength: 0, initImage }, { onStep: () => steps++ });
+    const b = await pipe.run({ prompt: "a dog", n: 1, steps: 4, seed: 7, strength: 0, initImage });
+    assert.equal(steps, 0);
+    assert.deepEqual(a.latents, b.latents, "the prompt plays no part");
+    const c = await pipe.run({ prompt: "a cat", n: 1, steps: 4, seed: 7, strength: 0.5, initImage });
+    assert.notDeepEqual(a.latents, c.latents);
+  });
+
   test("previews are emitted and cancellation stops the run", async () => {
     const frames: number[] = [];
     await pipe.run({ prompt: "x", n: 1, width: 64, height: 64, steps: 6, seed: 3, scheduler: "euler", previews: 2 }, {
