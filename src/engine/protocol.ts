@@ -1,5 +1,5 @@
 /** Messages between the engine (main thread) and its inference worker thread. */
-import type { ModelDefaults, ModelDescription, PipelineImage, PipelineOutput, PipelineParams, RuntimeOptions } from "../models/pipeline/family.ts";
+import type { ModelDescription, PipelineImage, PipelineOutput, PipelineParams, RuntimeOptions } from "../models/pipeline/family.ts";
 
 export interface WorkerInit {
   runtime: RuntimeOptions;

@@ -1,6 +1,5 @@
 /** Model descriptions for tests that stand in for installed models: each family's real limits and kind. */
 import type { ModelKind, ModelLimits } from "../../src/core/limits.ts";
-import type { ModelInfo } from "../../src/core/types.ts";
 import { unetLimits } from "../../src/models/pipeline/limits.ts";
 import { sdxlLimits } from "../../src/models/sdxl/config.ts";
 

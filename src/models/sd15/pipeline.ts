@@ -7,7 +7,7 @@ import { createSession, type ModelSession } from "../../runtime/session.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
-import type { Checkpoint, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
+import type { Checkpoint, LoadedPipeline, RuntimeOptions } from "../pipeline/family.ts";
 import { cfgBatch, runDiffusion, unetDenoiser } from "../pipeline/run.ts";
 import { loadClipTokenizer } from "../text/clip-tokenizer.ts";
 import { SD15_PREVIEW, sd15Defaults, sd15Limits } from "./config.ts";

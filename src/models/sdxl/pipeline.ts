@@ -1,17 +1,4 @@
-/**
- * StableDiffusionXLPipeline (diffusers 0.32 `pipeline_stable_diffusion_xl.py`), shared by the SDXL, SDXL-Turbo and
- * Playground v2.5 families, which differ only in scheduler, VAE latent statistics and defaults:
- * - two CLIP encoders: `hidden_states[-2]` of text_encoder (CLIP-L) and text_encoder_2 (OpenCLIP-bigG) concatenated on
- *   the channel axis; the pooled `text_embeds` of text_encoder_2;
- * - `prompt_2` / `negative_prompt_2` default to the first prompts; with `force_zeros_for_empty_prompt` an absent
- *   negative prompt gives all-zero negative embeddings and pooled embeddings;
- * - `add_time_ids` = [original_h, original_w, crop_top, crop_left, target_h, target_w] = [H, W, 0, 0, H, W] for both
- *   CFG halves;
- * - img2img as StableDiffusionXLImg2ImgPipeline with `requires_aesthetics_score: false` (base models), so the time
- *   ids stay the same, and its default strength 0.3.
- */
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+
 import { EaselError } from "../../core/errors.ts";
 import type { ModelLimits } from "../../core/limits.ts";
 import type { Warning } from "../../core/types.ts";
