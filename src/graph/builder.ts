@@ -30,7 +30,7 @@ export interface Value {
 export type AttrInput = number | string | number[] | { tensor: TensorSpec };
 
 /** Attribute names whose numbers are floats in the ops Easel emits. */
-export const FLOAT_ATTRIBUTES = new Set(["epsilon", "alpha", "beta", "gamma", "extrapolation_value", "cubic_coeff_a"]);
+export const FLOAT_ATTRIBUTES = new Set(["epsilon", "alpha", "beta", "gamma", "extrapolation_value", "cubic_coeff_a", "scale", "mask_filter_value"]);
 
 export const OPSET = 17;
 export const IR_VERSION = 8;
@@ -96,7 +96,7 @@ export class GraphBuilder {
   }
 
   /** One node with one output. `null` inputs are omitted optional inputs. */
-  op(opType: string, inputs: (Value | null)[], attrs: Record<string, AttrInput> = {}, opts: { name?: string } = {}): Value {
+  op(opType: string, inputs: (Value | null)[], attrs: Record<string, AttrInput> = {}, opts: { name?: string; domain?: string } = {}): Value {
     return this.opMulti(opType, inputs, 1, attrs, opts)[0];
   }
 
@@ -106,12 +106,13 @@ export class GraphBuilder {
     inputs: (Value | null)[],
     nOutputs: number,
     attrs: Record<string, AttrInput> = {},
-    opts: { name?: string } = {},
+    opts: { name?: string; domain?: string } = {},
   ): Value[] {
     const outs = Array.from({ length: nOutputs }, () => this.fresh(opts.name ?? opType));
     const attributes = Object.entries(attrs).map(([name, v]) => ({ name, value: toAttribute(opType, name, v) }));
     this.nodes.push({
       opType,
+      ...(opts.domain ? { domain: opts.domain } : {}),
       name: outs[0],
       inputs: inputs.map((i) => (i ? i.name : "")),
       outputs: outs,
@@ -211,9 +212,11 @@ export function toModelSpec(graph: BuiltGraph, locate: (file: string) => string,
           : { kind: "external", location: locate(loc.file), offset: loc.offset, length: loc.byteLength },
     };
   });
+  // Operators outside the default domain (onnxruntime's com.microsoft contrib ops) are version 1 there.
+  const domains = [...new Set(graph.nodes.flatMap((n) => (n.domain ? [n.domain] : [])))].sort();
   return {
     irVersion: IR_VERSION,
-    opsets: [{ domain: "", version: OPSET }],
+    opsets: [{ domain: "", version: OPSET }, ...domains.map((domain) => ({ domain, version: 1 }))],
     producerName: "easel",
     producerVersion: "1",
     graph: { name: graph.name, nodes: graph.nodes, initializers, inputs: graph.inputs, outputs: graph.outputs },

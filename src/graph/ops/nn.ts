@@ -111,6 +111,12 @@ export function scaledDotProductAttention(
   v: Value,
   o: { heads: number; headDim: number; scale?: number; mask?: Value },
 ): Value {
+  if (!o.mask) {
+    // onnxruntime's fused MultiHeadAttention (com.microsoft; CPU and CUDA): unmasked fp32 runs MLAS flash attention
+    // on the CPU, so the [B, H, Lq, Lk] score matrix is never materialised (1 GiB per image for SDXL's 4096-token
+    // self-attention at 1024², 4 GiB for the VAE's 16384 tokens). Same arithmetic up to the softmax's summation order.
+    return g.op("MultiHeadAttention", [q, k, v], { num_heads: o.heads, scale: o.scale ?? 1 / Math.sqrt(o.headDim) }, { domain: "com.microsoft" });
+  }
   const heads = (t: Value) => reshape(g, t, [0, 0, o.heads, o.headDim]); // [B, L, H, D]
   const qh = transpose(g, heads(q), [0, 2, 1, 3]); // [B, H, Lq, D]
   const kt = transpose(g, heads(k), [0, 2, 3, 1]); // [B, H, D, Lk]

@@ -4,7 +4,7 @@ import { buildUnetGraph, type UnetGraphOptions } from "./unet.graph.ts";
 import { type UnetConfig, unetConfigFromJson } from "./unet-config.ts";
 
 /** Bump when buildUnetGraph's output changes, so cached graphs are rebuilt. */
-export const UNET_GRAPH_VERSION = "unet.1";
+export const UNET_GRAPH_VERSION = "unet.2";
 
 export function prepareUnetModel(componentDir: string, opts: PrepareComponentOptions & UnetGraphOptions): PreparedModel<UnetConfig> {
   return prepareComponent(componentDir, opts, {

@@ -8,7 +8,7 @@ import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "./vae.graph.ts";
 import { type VaeConfig, vaeConfigFromJson } from "./vae-config.ts";
 
 /** Bump when the VAE graphs' output changes, so cached graphs are rebuilt. */
-export const VAE_GRAPH_VERSION = "vae.1";
+export const VAE_GRAPH_VERSION = "vae.2";
 
 function prepare(componentDir: string, opts: PrepareComponentOptions, part: "decoder" | "encoder"): PreparedModel<VaeConfig> {
   return prepareComponent(componentDir, opts, {

@@ -7,7 +7,7 @@ import { type Sd3TransformerConfig, sd3TransformerConfigFromJson } from "./confi
 import { buildMmditGraph, type MmditGraphOptions } from "./mmdit.graph.ts";
 
 /** Bump when buildMmditGraph's output changes, so cached graphs are rebuilt. */
-export const MMDIT_GRAPH_VERSION = "sd3-mmdit.1";
+export const MMDIT_GRAPH_VERSION = "sd3-mmdit.2";
 
 export function prepareMmditModel(componentDir: string, opts: PrepareComponentOptions & MmditGraphOptions): PreparedModel<Sd3TransformerConfig> {
   return prepareComponent(componentDir, opts, {
