@@ -67,6 +67,12 @@ export const configSchema = z.object({
     .object({
       default: price.prefault({ perImage: 1 }),
       models: z.record(z.string(), price).default({}),
+      /**
+       * Credits charged at least per image, whatever its size and steps (prices are rounded up to 0.001 credit,
+       * then raised to this). At least 0.001, so a metered key with no credits left can never generate; give a
+       * key unlimited credits instead to let it generate for free.
+       */
+      minimumPerImage: z.number().min(0.001).max(1e6).default(0.001),
     })
     .prefault({}),
 });

@@ -146,7 +146,8 @@ export interface MetadataStore {
 
   /**
    * In one transaction: idempotency lookup, rate limits, balance check, the job row (status queued) and the
-   * reservation. Concurrent admissions for one key are serialised, so balances never go below zero.
+   * reservation. Concurrent admissions for one key are serialised, so balances never go below zero. A metered
+   * key whose balance is 0 is refused (insufficient_credits) whatever the cost, 0 included.
    */
   admitJob(a: Admission): Promise<AdmitResult>;
   getJob(id: string): Promise<JobRow | undefined>;

@@ -180,7 +180,8 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
     let remaining: number | null = null;
     if (metered && key) {
       const balance = await sumLedger(trx, key.id);
-      if (balance < a.cost) return { status: "insufficient_credits", balance, cost: a.cost };
+      // A key with nothing left is refused even for a request priced at 0 (pricing never prices one so).
+      if (balance < a.cost || balance <= 0) return { status: "insufficient_credits", balance, cost: a.cost };
       remaining = balance - a.cost;
     }
     await trx

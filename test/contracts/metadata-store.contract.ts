@@ -128,6 +128,8 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
     await s.createKey(newKey("k1", { initialCredits: 1_000 }));
     assert.deepEqual(await s.admitJob(admission("j1", "k1", 1_001)), { status: "insufficient_credits", balance: 1_000, cost: 1_001 });
     assert.equal(await s.getJob("j1"), undefined, "a refused request leaves no job");
+    await s.createKey(newKey("k0", { hash: "d".repeat(64), initialCredits: 0 }));
+    assert.deepEqual(await s.admitJob(admission("j0", "k0", 0)), { status: "insufficient_credits", balance: 0, cost: 0 }, "an empty key is refused even at cost 0");
     await s.revokeKey("k1", T0);
     assert.deepEqual(await s.admitJob(admission("j2", "k1", 1)), { status: "key_revoked" });
     assert.deepEqual(await s.admitJob(admission("j3", null, 5_000)), { status: "admitted", remaining: null });

@@ -118,11 +118,12 @@ test("price scales with images, pixels and steps; default steps come from the mo
   });
   // 2 credits * 3 images * (1024*512 / 512*512 = 2) * (10/20) = 6 credits.
   assert.equal(priceMillicredits(config, MODEL, request({ n: 3, width: 1024, height: 512, steps: 10 })), 6000);
-  // Model default 4 steps: 2 * 1 * (8*8/262144) * (4/20) = 0.0000976.. -> rounds to 0.000 credits.
-  assert.equal(priceMillicredits(config, MODEL, request()), 0);
+  // Model default 4 steps: 2 * 1 * (8*8/262144) * (4/20) = 0.0000976.. credits: the minimum, 0.001 credits.
+  assert.equal(priceMillicredits(config, MODEL, request()), 1);
   const other = { ...MODEL, id: "other" };
   // Default price: 1 * (1024*1024 / 1024*1024) * (30/30).
   assert.equal(priceMillicredits(config, other, request({ width: 1024, height: 1024, steps: 30 })), 1000);
+  // 0.7947.. credits, rounded up to the next millicredit.
   assert.equal(priceMillicredits(config, other, request({ width: 1000, height: 1000, steps: 25 })), 795);
 });
 
