@@ -2,8 +2,10 @@
  * Encodes generated images to png / jpeg / webp with sharp, and transcodes already-encoded upstream images
  * when the client asked for another format.
  *
- * `quality` (0-100): jpeg and webp quality (default 90 and 90). For png, which is lossless, it picks the zlib
- * effort: level = round((100 - quality) * 9 / 100), so 100 = fastest/largest, 0 = smallest; default level 6.
+ * `quality` (0-100, the range the dialects document): jpeg and webp quality (default 90 and 90). The encoder
+ * takes 1-100, so 1-100 pass through unchanged and 0 maps onto 1, its lowest quality (0 and 1 give the same
+ * bytes). For png, which is lossless, it picks the zlib effort: level = round((100 - quality) * 9 / 100), so
+ * 100 = fastest/largest, 0 = smallest; default level 6.
  */
 import sharp, { type Metadata, type Sharp } from "sharp";
 import { EaselError, invalidInput } from "../core/errors.ts";
@@ -37,14 +39,19 @@ function checkQuality(q: number | undefined): void {
   }
 }
 
+/** Documented quality 0-100 -> sharp's jpeg/webp quality 1-100. */
+function lossyQuality(q: number | undefined): number {
+  return q === undefined ? 90 : Math.max(1, q);
+}
+
 function withFormat(img: Sharp, o: EncodeOptions): Sharp {
   switch (o.format) {
     case "png":
       return img.png({ compressionLevel: o.quality === undefined ? 6 : Math.round(((100 - o.quality) * 9) / 100) });
     case "jpeg":
-      return img.jpeg({ quality: o.quality ?? 90 });
+      return img.jpeg({ quality: lossyQuality(o.quality) });
     case "webp":
-      return img.webp({ quality: o.quality ?? 90 });
+      return img.webp({ quality: lossyQuality(o.quality) });
     default:
       throw invalidInput("output.format", `format must be png, jpeg or webp, got ${String(o.format)}`);
   }
