@@ -1,0 +1,345 @@
+"""Trains easel-shapes end to end and exports it in the diffusers SD1.5 layout.
+
+    python3 tools/train-default-model/train.py --out models/easel-shapes
+
+Phases (each cached under --runs, so a re-run resumes): render the dataset, train the VAE, encode the dataset's
+latents, train the text encoder and UNet jointly (v-prediction, CFG dropout, EMA), export. Exports land in --out
+every --export-every minutes while training and once at the end; manifest.json records the recipe and sha256s.
+"""
+import argparse
+import copy
+import datetime
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import export as ex  # noqa: E402
+import shapes  # noqa: E402
+import tokenizer as tk  # noqa: E402
+from models import AutoencoderKL, CLIPTextModel, UNet2DConditionModel  # noqa: E402
+
+MAX_LEN = 32
+TEXT_DIM = 64
+
+
+def configs(vocab_size, bos, eos, scaling_factor=1.0):
+    text = {
+        "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": bos, "dropout": 0.0,
+        "eos_token_id": eos, "hidden_act": "gelu", "hidden_size": TEXT_DIM, "initializer_factor": 1.0,
+        "initializer_range": 0.02, "intermediate_size": TEXT_DIM * 4, "layer_norm_eps": 1e-5,
+        "max_position_embeddings": MAX_LEN, "model_type": "clip_text_model", "num_attention_heads": 4,
+        "num_hidden_layers": 2, "pad_token_id": eos, "projection_dim": TEXT_DIM, "torch_dtype": "float16",
+        "transformers_version": "4.44.0", "vocab_size": vocab_size,
+    }
+    unet = {
+        "_class_name": "UNet2DConditionModel", "_diffusers_version": "0.32.0", "act_fn": "silu",
+        "attention_head_dim": [4, 4, 4], "block_out_channels": [32, 64, 64], "center_input_sample": False,
+        "cross_attention_dim": TEXT_DIM,
+        "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"], "downsample_padding": 1,
+        "flip_sin_to_cos": True, "freq_shift": 0, "in_channels": 4, "layers_per_block": 1,
+        "mid_block_scale_factor": 1, "mid_block_type": "UNetMidBlock2DCrossAttn", "norm_eps": 1e-5,
+        "norm_num_groups": 8, "out_channels": 4, "sample_size": 16,
+        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"], "use_linear_projection": False,
+    }
+    vae = {
+        "_class_name": "AutoencoderKL", "_diffusers_version": "0.32.0", "act_fn": "silu",
+        "block_out_channels": [16, 32, 64, 64], "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "force_upcast": False, "in_channels": 3, "latent_channels": 4, "latents_mean": None, "latents_std": None,
+        "layers_per_block": 1, "mid_block_add_attention": False, "norm_num_groups": 8, "out_channels": 3,
+        "sample_size": 128, "scaling_factor": scaling_factor, "shift_factor": None,
+        "up_block_types": ["UpDecoderBlock2D"] * 4, "use_post_quant_conv": True, "use_quant_conv": True,
+    }
+    sched = {
+        "_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.32.0",
+        "algorithm_type": "dpmsolver++", "beta_end": 0.02, "beta_schedule": "linear", "beta_start": 0.0001,
+        "dynamic_thresholding_ratio": 0.995, "euler_at_final": False, "final_sigmas_type": "zero",
+        "lower_order_final": True, "num_train_timesteps": 1000, "prediction_type": "v_prediction",
+        "sample_max_value": 1.0, "solver_order": 2, "solver_type": "midpoint", "steps_offset": 0,
+        "thresholding": False, "timestep_spacing": "linspace", "trained_betas": None,
+        "use_karras_sigmas": False, "variance_type": None,
+    }
+    return text, unet, vae, sched
+
+
+def log(msg):
+    print(f"[{datetime.datetime.utcnow().strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def nparams(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def to_tensor(imgs):
+    """uint8 [N, H, W, 3] -> float [-1, 1] [N, 3, H, W]."""
+    return torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def render_dataset(path, n, seed):
+    if os.path.exists(path):
+        d = np.load(path, allow_pickle=False)
+        scenes = json.loads(str(d["scenes"]))
+        if len(scenes) == n:
+            return d["images"], scenes
+    rng = random.Random(seed)
+    imgs = np.empty((n, shapes.W, shapes.W, 3), dtype=np.uint8)
+    scenes = []
+    t0 = time.time()
+    for i in range(n):
+        s = shapes.sample_scene(rng)
+        imgs[i] = shapes.render(s, rng)
+        scenes.append(s)
+        if i % 5000 == 0:
+            log(f"render {i}/{n} ({time.time() - t0:.0f}s)")
+    np.savez(path, images=imgs, scenes=np.array(json.dumps(scenes)))
+    return imgs, scenes
+
+
+def train_vae(vae, imgs, steps, batch, path, seed):
+    if os.path.exists(path):
+        vae.load_state_dict(torch.load(path))
+        log("vae: loaded " + path)
+        return
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    t0 = time.time()
+    for step in range(steps):
+        lr = 1e-3 * min(1.0, (step + 1) / 50) * (0.5 * (1 + math.cos(math.pi * step / steps)) * 0.9 + 0.1)
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        idx = torch.randint(0, len(imgs), (batch,), generator=g)
+        x = to_tensor(imgs[idx.numpy()])
+        # 64x64 crops at multiples of 8 (4x cheaper than full images; the VAE is convolutional and generalises)
+        ox, oy = [int(i) * 8 for i in torch.randint(0, 9, (2,), generator=g)]
+        x = x[:, :, oy:oy + 64, ox:ox + 64]
+        mean, logvar = vae.encode(x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
+        y = vae.decode(z)
+        rec = F.mse_loss(y, x) + 0.5 * (y - x).abs().mean()
+        kl = 0.5 * (mean ** 2 + logvar.exp() - 1 - logvar).mean()
+        loss = rec + 1e-4 * kl
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            log(f"vae step {step}/{steps} rec {rec.item():.4f} kl {kl.item():.2f} lr {lr:.2e} ({time.time() - t0:.0f}s)")
+    torch.save(vae.state_dict(), path)
+
+
+@torch.no_grad()
+def encode_all(vae, imgs, path):
+    if os.path.exists(path):
+        return torch.load(path)
+    out = []
+    for i in range(0, len(imgs), 128):
+        out.append(vae.encode(to_tensor(imgs[i:i + 128]))[0])
+    lat = torch.cat(out)
+    torch.save(lat, path)
+    return lat
+
+
+@torch.no_grad()
+def bake_latent_mean(vae, mean):
+    """Shifts the posterior mean by -mean (quant_conv bias) and compensates in post_quant_conv: decode is unchanged."""
+    c = mean.numel()
+    vae.quant_conv.bias[:c] -= mean
+    w = vae.post_quant_conv.weight[:, :, 0, 0]
+    vae.post_quant_conv.bias += w @ mean
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def alphas_cumprod():
+    betas = torch.linspace(0.0001, 0.02, 1000, dtype=torch.float64)
+    return torch.cumprod(1 - betas, 0).float()
+
+
+def ema_update(ema, model, decay):
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.mul_(decay).add_(p, alpha=1 - decay)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="models/easel-shapes")
+    ap.add_argument("--runs", default=os.path.join(HERE, "runs"))
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--scenes", type=int, default=24000)
+    ap.add_argument("--vae-steps", type=int, default=2000)
+    ap.add_argument("--vae-batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=4500)
+    ap.add_argument("--batch", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--cfg-drop", type=float, default=0.1)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--deadline", default=None, help="UTC HH:MM: stop training then (export what exists)")
+    ap.add_argument("--export-every", type=float, default=15.0, help="minutes")
+    ap.add_argument("--checkpoint-every", type=float, default=5.0, help="minutes")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--export-random", action="store_true", help="export the untrained model and stop")
+    ap.add_argument("--export-only", action="store_true", help="export from the latest checkpoint and stop")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    os.makedirs(args.runs, exist_ok=True)
+    t_start = time.time()
+    deadline = None
+    if args.deadline:
+        now = datetime.datetime.utcnow()
+        hh, mm = map(int, args.deadline.split(":"))
+        d = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        if d < now:
+            d += datetime.timedelta(days=1)
+        deadline = time.time() + (d - now).total_seconds()
+
+    tok = tk.build(shapes.vocabulary_words(), MAX_LEN)
+    text_cfg, unet_cfg, vae_cfg, sched_cfg = configs(len(tok.vocab), tok.bos, tok.eos)
+    text_encoder = CLIPTextModel(text_cfg)
+    unet = UNet2DConditionModel(unet_cfg)
+    vae = AutoencoderKL(vae_cfg)
+    with torch.no_grad():  # transformers' init scale for the embeddings
+        text_encoder.text_model.embeddings.token_embedding.weight.normal_(0, 0.02)
+        text_encoder.text_model.embeddings.position_embedding.weight.normal_(0, 0.02)
+    log(f"params: text {nparams(text_encoder)} unet {nparams(unet)} vae {nparams(vae)}")
+    recipe = {k: v for k, v in vars(args).items() if k not in ("export_random", "export_only", "out", "runs", "threads")}
+
+    def do_export(te, un, va, scaling, step, phase):
+        vc = dict(vae_cfg, scaling_factor=round(float(scaling), 6))
+        ex.export(args.out, tok, text_cfg, unet_cfg, vc, sched_cfg, te, un, va, {
+            "name": "easel-shapes",
+            "description": "Text-to-image latent diffusion for flat shapes (128x128): 12 colours, circle/square/"
+                           "triangle/star, 3 sizes, 9 positions, background colour, one or two objects.",
+            "exported_at": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "phase": phase, "unet_steps": step, "recipe": recipe,
+            "retrain": "python3 tools/train-default-model/train.py --out models/easel-shapes",
+            "params": {"text_encoder": nparams(te), "unet": nparams(un), "vae": nparams(va)},
+            "weights_dtype": "float16",
+        })
+        log(f"exported {args.out} (step {step}, {phase})")
+
+    if args.export_random:
+        do_export(text_encoder, unet, vae, 1.0, 0, "random-init")
+        return
+
+    imgs, scenes = render_dataset(os.path.join(args.runs, "data.npz"), args.scenes, args.seed)
+    log(f"dataset: {len(scenes)} scenes ({time.time() - t_start:.0f}s)")
+    train_vae(vae, imgs, args.vae_steps, args.vae_batch, os.path.join(args.runs, "vae.pt"), args.seed + 1)
+    vae.eval()
+    for p in vae.parameters():
+        p.requires_grad_(False)
+    ex.fp16_roundtrip(vae)
+    lat = encode_all(vae, imgs, os.path.join(args.runs, "latents.pt"))
+    mean = lat.mean(dim=(0, 2, 3))
+    bake_latent_mean(vae, mean)
+    lat = lat - mean[None, :, None, None]
+    scaling = 1.0 / lat.std().item()
+    lat = lat * scaling
+    log(f"latents {tuple(lat.shape)} channel mean {mean.tolist()} scaling_factor {scaling:.5f} ({time.time() - t_start:.0f}s)")
+
+    # ---- text encoder + UNet
+    ckpt_path = os.path.join(args.runs, "unet.pt")
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    ema_unet = copy.deepcopy(unet)
+    ema_text = copy.deepcopy(text_encoder)
+    step = 0
+    rng = random.Random(args.seed + 2)
+    g = torch.Generator().manual_seed(args.seed + 3)
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path)
+        unet.load_state_dict(ck["unet"])
+        text_encoder.load_state_dict(ck["text"])
+        ema_unet.load_state_dict(ck["ema_unet"])
+        ema_text.load_state_dict(ck["ema_text"])
+        opt.load_state_dict(ck["opt"])
+        step = ck["step"]
+        rng.setstate(ck["rng"])
+        g.set_state(ck["gen"])
+        log(f"resumed at step {step}")
+    if args.export_only:
+        do_export(ema_text, ema_unet, vae, scaling, step, "export-only")
+        return
+
+    acp = alphas_cumprod()
+    empty = torch.tensor([tok.encode("")])
+    last_ckpt = last_export = time.time()
+    t0 = time.time()
+    if deadline and os.path.exists(os.path.join(args.runs, "unet_t0.json")):
+        t0 = json.load(open(os.path.join(args.runs, "unet_t0.json")))["t0"]  # keep the schedule across resumes
+    elif deadline:
+        json.dump({"t0": t0}, open(os.path.join(args.runs, "unet_t0.json"), "w"))
+    s0 = step
+    t_loop = time.time()
+    loss_avg = None
+
+    def save_ckpt():
+        torch.save({"unet": unet.state_dict(), "text": text_encoder.state_dict(), "ema_unet": ema_unet.state_dict(),
+                    "ema_text": ema_text.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng.getstate(),
+                    "gen": g.get_state()}, ckpt_path + ".tmp")
+        os.replace(ckpt_path + ".tmp", ckpt_path)
+
+    warm = 200
+    while step < args.steps:
+        if deadline and time.time() > deadline:
+            log(f"deadline reached at step {step}")
+            break
+        frac = step / args.steps
+        if deadline:  # finish the decay by the deadline even when the machine is slower than planned
+            frac = min(1.0, max(frac, (time.time() - t0) / max(1.0, deadline - t0)))
+        lr = args.lr * min(1.0, (step + 1) / warm) * (1.0 if frac < 0.6 else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (frac - 0.6) / 0.4)))
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        idx = torch.randint(0, len(scenes), (args.batch,), generator=g)
+        x0 = lat[idx]
+        prompts = [shapes.scene_prompt(scenes[i], rng) for i in idx.tolist()]
+        ids = torch.tensor([tok.encode(p) for p in prompts])
+        drop = torch.rand(args.batch, generator=g) < args.cfg_drop
+        ids[drop] = empty
+        t = torch.randint(0, 1000, (args.batch,), generator=g)
+        a = acp[t].sqrt()[:, None, None, None]
+        s = (1 - acp[t]).sqrt()[:, None, None, None]
+        noise = torch.randn(x0.shape, generator=g)
+        xt = a * x0 + s * noise
+        v = a * noise - s * x0
+        ctx = text_encoder(ids)
+        pred = unet(xt, t.float(), ctx)
+        snr = acp[t] / (1 - acp[t])
+        w = torch.clamp(snr, max=5.0) / (snr + 1)  # min-SNR-5 weighting, v-prediction form
+        loss = (w * ((pred - v) ** 2).mean(dim=(1, 2, 3))).mean() / w.mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        ema_update(ema_unet, unet, min(args.ema, (1 + step) / (10 + step)))
+        ema_update(ema_text, text_encoder, min(args.ema, (1 + step) / (10 + step)))
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        if step % 50 == 0:
+            rate = (time.time() - t_loop) / (step - s0)
+            log(f"step {step}/{args.steps} loss {loss_avg:.4f} lr {lr:.2e} {rate:.2f}s/step eta {(args.steps - step) * rate / 60:.0f} min")
+        if time.time() - last_ckpt > args.checkpoint_every * 60:
+            save_ckpt()
+            last_ckpt = time.time()
+        if time.time() - last_export > args.export_every * 60:
+            do_export(ema_text, ema_unet, vae, scaling, step, "training")
+            last_export = time.time()
+    save_ckpt()
+    do_export(ema_text, ema_unet, vae, scaling, step, "final")
+    log(f"done in {(time.time() - t_start) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
