@@ -126,6 +126,15 @@ export interface Settlement {
   images?: ImageRow[];
 }
 
+/** One page of a key's jobs, newest first. */
+export interface JobListQuery {
+  /** Whose jobs: an API key's, or null for the jobs of open mode. */
+  keyId: string | null;
+  limit: number;
+  /** Continue after this job: only jobs older than it (created earlier, or at the same time with a smaller id). */
+  before?: { createdAt: number; id: string };
+}
+
 export interface MetadataStore {
   readonly driver: string;
 
@@ -160,6 +169,8 @@ export interface MetadataStore {
   settleJob(s: Settlement): Promise<{ settled: boolean; remaining: number | null }>;
   /** Jobs still queued or running (after a crash: the ones to fail). */
   listUnsettledJobs(): Promise<JobRow[]>;
+  /** A key's jobs, newest first (created_at descending, then id descending), at most `limit`. */
+  listJobs(q: JobListQuery): Promise<JobRow[]>;
 
   getImage(id: string): Promise<ImageRow | undefined>;
   /** Image rows created before `before`, oldest first. */

@@ -400,6 +400,22 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
       return rows.map(toJob);
     },
 
+    async listJobs(q) {
+      // Served by the jobs_key_created index (key_id, created_at), scanned backwards from the cursor: the cursor
+      // is written as `created_at <= c AND (created_at < c OR id < i)` so that created_at bounds the index range
+      // (PostgreSQL then sorts only jobs created in the same millisecond by id).
+      let query = db.selectFrom("jobs").selectAll();
+      query = q.keyId === null ? query.where("key_id", "is", null) : query.where("key_id", "=", q.keyId);
+      const before = q.before;
+      if (before) {
+        query = query
+          .where("created_at", "<=", before.createdAt)
+          .where((eb) => eb.or([eb("created_at", "<", before.createdAt), eb("id", "<", before.id)]));
+      }
+      const rows = await query.orderBy("created_at", "desc").orderBy("id", "desc").limit(q.limit).execute();
+      return rows.map(toJob);
+    },
+
     async getImage(id) {
       const r = await db.selectFrom("images").selectAll().where("id", "=", id).executeTakeFirst();
       return r ? toImage(r) : undefined;

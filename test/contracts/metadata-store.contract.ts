@@ -187,6 +187,36 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
     assert.equal((await s.admitJob(admission("j8", "k1", 1_000, T0 + 5, idem("h2")))).status, "admitted", "forgotten after purge");
   });
 
+  withStore("listJobs: one key's jobs, newest first, page after page; open mode's jobs apart", async (s) => {
+    await s.createKey(newKey("k1"));
+    await s.createKey(newKey("k2", { hash: "e".repeat(64) }));
+    // j2 and j3 share a millisecond: the id breaks the tie.
+    const times: [string, string | null, number][] = [
+      ["j1", "k1", T0 + 1],
+      ["j3", "k1", T0 + 2],
+      ["j2", "k1", T0 + 2],
+      ["j4", "k1", T0 + 3],
+      ["x1", "k2", T0 + 4],
+      ["o1", null, T0 + 5],
+      ["j5", "k1", T0 + 6],
+    ];
+    for (const [id, key, at] of times) assert.equal((await s.admitJob(admission(id, key, 10, at))).status, "admitted");
+    await s.settleJob({ jobId: "j4", status: "failed", at: T0 + 7, charged: 0, error: { code: "E_ENGINE_FAILED", message: "x" } });
+    const ids = async (q: Parameters<MetadataStore["listJobs"]>[0]) => (await s.listJobs(q)).map((j) => j.id);
+    assert.deepEqual(await ids({ keyId: "k1", limit: 10 }), ["j5", "j4", "j3", "j2", "j1"]);
+    const first = await s.listJobs({ keyId: "k1", limit: 2 });
+    assert.deepEqual(first.map((j) => j.id), ["j5", "j4"]);
+    assert.equal(first[1].status, "failed", "rows are whole job rows");
+    assert.equal(first[1].errorCode, "E_ENGINE_FAILED");
+    const last = first[first.length - 1];
+    assert.deepEqual(await ids({ keyId: "k1", limit: 2, before: { createdAt: last.createdAt, id: last.id } }), ["j3", "j2"]);
+    assert.deepEqual(await ids({ keyId: "k1", limit: 2, before: { createdAt: T0 + 2, id: "j3" } }), ["j2", "j1"]);
+    assert.deepEqual(await ids({ keyId: "k1", limit: 2, before: { createdAt: T0 + 1, id: "j1" } }), []);
+    assert.deepEqual(await ids({ keyId: "k2", limit: 10 }), ["x1"]);
+    assert.deepEqual(await ids({ keyId: null, limit: 10 }), ["o1"]);
+    assert.deepEqual(await ids({ keyId: "nobody", limit: 10 }), []);
+  });
+
   withStore("images: rows refresh on re-store, listed by age, deleted", async (s) => {
     await s.admitJob(admission("j1", null, 0));
     await s.admitJob(admission("j2", null, 0));
