@@ -124,44 +124,33 @@ export function denoiserGflop(m: BenchModel, json: Record<string, unknown>, s: D
  * same for the MMDiT (its weights are Linear and conv initializers as well); F32 weights are read as they are,
  * assumed 5.
  */
-export function sessionEstimateBytes(m: BenchModel, json: Record<string, unknown>, weights: "F16" | "F32"): number {
+export function sessionEstimateBytes(m: BenchModel, json: Record<string, unknown>, _weights: "F16" | "F32"): number {
   const params = recordBenchWeights(m, json, "F16").reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
-  return params * (weights === "F16" ? 5.5 : 5);
+  // float32 weights from the graph cache (src/graph/float32-weights.ts), whatever the stored dtype: measured 4.5
+  // bytes per parameter on the SD1.5 UNet (3.60 GiB for 859.5 M).
+  return params * 4.5;
 }
 
 /**
- * The peak while the session is being created, when it exceeds `sessionEstimateBytes`: the stored fp16 weights'
- * pages and their fp32 copies are resident at once. Measured on SD3 medium's MMDiT: 15.8 GiB peak for 2.085 G
- * parameters (8.1 bytes per parameter; 9.4 GiB once open). Undefined where not measured (UNets, F32 weights).
+ * The peak while the session is being created, when it exceeds `sessionEstimateBytes`. With the weights stored as
+ * float32 in the graph cache there is no second copy (SD1.5 UNet: 3.62 GiB peak, 3.60 GiB once open), so none.
  */
-export function sessionCreationPeakBytes(m: BenchModel, json: Record<string, unknown>, weights: "F16" | "F32"): number | undefined {
-  if (m.kind !== "mmdit" || weights !== "F16") return undefined;
-  const params = recordBenchWeights(m, json, "F16").reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
-  return params * 8.1;
+export function sessionCreationPeakBytes(_m: BenchModel, _json: Record<string, unknown>, _weights: "F16" | "F32"): number | undefined {
+  return undefined;
 }
 
 /**
- * A rough estimate of the activation memory of one call (onnxruntime's planner and arena decide the real number).
- * UNet: ~11 KB per image pixel per batch item, calibrated on this benchmark's own runs (SD1.5 512x512x2: 4.4 GiB,
- * SDXL 512x512x2: 5.5 GiB above the RSS after session creation), plus one copy of the largest attention score
- * tensor [B, heads, N, N], which grows with the square of the pixel count. MMDiT: the engine's own SD3 working
- * memory estimate (src/models/sd3/memory.ts: the joint attention scores and their softmax [B, heads, S, S], plus
- * the hidden streams).
+ * A rough estimate of the activation memory of one call (onnxruntime's planner decides the real number).
+ * UNet: attention is fused (MultiHeadAttention, flash attention on the CPU), so no score matrix is held; ~3 KB per
+ * image pixel per batch item is a provisional upper bound for the live feature maps, to be recalibrated from this
+ * benchmark's measured peaks. MMDiT: the engine's own SD3 working memory estimate (src/models/sd3/memory.ts).
  */
 export function activationEstimateBytes(m: BenchModel, json: Record<string, unknown>, s: DenoiserShape): number {
   if (m.kind === "mmdit") {
     const cfg = sd3TransformerConfigFromJson(json);
     return transformerWorkingBytes(cfg, { width: s.size, height: s.size, batch: s.batch, textTokens: m.contextLength });
   }
-  const cfg = unetConfigFromJson(json);
-  let h = s.size / 8;
-  let scores = 0;
-  for (let i = 0; i < cfg.blockOutChannels.length; i++) {
-    const attn = cfg.downBlockTypes[i] === "CrossAttnDownBlock2D";
-    if (attn) scores = Math.max(scores, s.batch * cfg.heads[i] * (h * h) ** 2 * 4);
-    h = Math.ceil(h / 2);
-  }
-  return 11_000 * s.batch * s.size * s.size + scores;
+  return 3_000 * s.batch * s.size * s.size;
 }
 
 /** Runs one model's shapes in a child process, collecting its messages; a crash marks the remaining shapes failed. */

@@ -32,10 +32,11 @@ import {
   sessionEstimateBytes,
 } from "./denoiser-run.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
+import { benchServeMemory, printServeMemory, type ServeMemoryResult } from "./serve-memory.ts";
 import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
 
 const GiB = 1024 ** 3;
-const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5"] as const;
+const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -85,7 +86,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
   process.exit(error ? 2 : 0);
 }
 
@@ -134,6 +135,7 @@ async function main(): Promise<void> {
   let samplers: Record<string, number> | undefined;
   let samplerNote: string | undefined;
   let t5: T5BenchResult | undefined;
+  let serveMemory: ServeMemoryResult | undefined;
   try {
     if (args.only.has("gemm")) {
       console.error("  gemm ...");
@@ -202,6 +204,10 @@ async function main(): Promise<void> {
       console.error("  t5 encoder fp32 vs int8 ...");
       t5 = await benchT5({ workDir, runs: args.quick ? 2 : 5, tokens: 256, threads: args.threads });
     }
+    if (args.only.has("serve-memory")) {
+      console.error("  server memory after a 1024x1024 request ...");
+      serveMemory = await benchServeMemory({ afterSeconds: args.quick ? 10 : 60 });
+    }
   } finally {
     cleanup();
   }
@@ -253,9 +259,14 @@ async function main(): Promise<void> {
     console.log("");
     printT5Bench(t5);
   }
+  if (serveMemory) {
+    console.log("");
+    printServeMemory(serveMemory);
+  }
 
   const json = {
     t5,
+    serveMemory,
     machine,
     gemm: gemm && { n: gemm.n, gflops: gemm.gflops, bestSeconds: gemm.bestSeconds, medianSeconds: gemm.medianSeconds },
     unet: denoiserRows.filter((r) => r.id !== "sd3").map(({ id: _id, ...r }) => r),

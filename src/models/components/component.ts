@@ -17,6 +17,11 @@ export interface PrepareComponentOptions {
   /** Weight variant files to use (`model.fp16.safetensors`); default: the plain files. */
   variant?: WeightVariant;
   executionProvider?: "cpu" | "cuda";
+  /**
+   * Store half-precision weights as float32 in the graph cache (src/graph/float32-weights.ts); default on for the
+   * CPU, whose graphs compute in float32: session creation then holds one copy of the weights, not two.
+   */
+  float32Weights?: boolean;
 }
 
 export interface PreparedModel<C> {
@@ -61,6 +66,7 @@ export function prepareComponent<C, O>(componentDir: string, opts: PrepareCompon
       dtype: "float32",
       executionProvider: opts.executionProvider ?? "cpu",
       options: spec.options,
+      float32Weights: opts.float32Weights ?? (opts.executionProvider ?? "cpu") === "cpu",
     },
     () => spec.build(config, createSafetensorsWeights(readSafetensorsIndex(files), componentDir), spec.options),
   );

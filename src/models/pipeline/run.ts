@@ -176,8 +176,14 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
     for (let i = 0; i < latents.length; i++) {
       if (!Number.isFinite(latents[i])) throw new EaselError("E_ENGINE_FAILED", "the sampler produced non-finite latents");
     }
-    const decoded = await parts.decode({ data: parts.scaling.toVaeInput(latents, C, plane), shape });
-    const images = decodedToImages(decoded, n, r.height, r.width);
+    // One image at a time: the VAE decoder's activations at 1024² are several GiB per image.
+    const vaeIn = parts.scaling.toVaeInput(latents, C, plane);
+    const per = C * plane;
+    const images = [];
+    for (let i = 0; i < n; i++) {
+      const decoded = await parts.decode({ data: vaeIn.slice(i * per, (i + 1) * per), shape: [1, C, h, w] });
+      images.push(...decodedToImages(decoded, 1, r.height, r.width));
+    }
     return { seed: params.seed, latents, latentShape: shape, images, warnings };
   };
 
