@@ -1,4 +1,4 @@
-import type { GenerationEvent, GenerationRequest, GenerationResult, ModelInfo } from "./types.ts";
+import type { GenerationEvent, GenerationRequest, GenerationResult, ModelInfo, Warning } from "./types.ts";
 
 /** The caller behind an API key. `keyId` null means the server runs open (no keys configured, loopback only). */
 export interface Principal {
@@ -39,6 +39,31 @@ export interface JobRecord {
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** Warnings returned with the result (empty until the job succeeded). */
+  warnings: Warning[];
+  /** The images of a succeeded job; `url` is a signed path while the image is stored, else undefined. */
+  images: JobImage[];
+  /** Time spent waiting and running (ms), each once known. */
+  timings: { queuedMs: number | null; runMs: number | null };
+}
+
+export interface JobImage {
+  id: string;
+  url?: string;
+  seed: number;
+  width: number;
+  height: number;
+  format: string;
+  mime: string;
+}
+
+/** The most jobs one page of `listJobs` holds. */
+export const JOB_PAGE_MAX = 100;
+
+/** Which page of a caller's jobs: at most `limit` (1-JOB_PAGE_MAX), newest first, after the job `after`. */
+export interface JobPage {
+  limit: number;
+  after?: string;
 }
 
 /**
@@ -54,6 +79,13 @@ export interface ImageService {
   remainingCredits(principal: Principal): Promise<number | null>;
   /** The job if it belongs to the principal; E_NOT_FOUND otherwise. */
   getJob(id: string, principal: Principal): Promise<JobRecord>;
+  /** The principal's own jobs, newest first; `after` must be one of them (E_INPUT_INVALID otherwise). */
+  listJobs(principal: Principal, page: JobPage): Promise<{ jobs: JobRecord[]; hasMore: boolean }>;
+  /**
+   * Cancels the principal's own queued or running job (E_NOT_FOUND for anyone else's) and answers the record
+   * once it has settled, or as it stands after a short wait; a finished job is answered unchanged.
+   */
+  cancelJob(id: string, principal: Principal): Promise<JobRecord>;
   /** Resolves a signed image URL token; undefined when forged, expired or deleted (the caller answers a bare 404). */
   openImage(token: string): Promise<{ bytes: Uint8Array; mime: string } | undefined>;
   listModels(): ModelInfo[];

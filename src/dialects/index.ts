@@ -1,5 +1,6 @@
 /** Every API dialect the server speaks; adding one is one folder plus one line here. */
 import type { Dialect } from "./_shared/dialect.ts";
+import { easelDialect } from "./easel/index.ts";
 import { monicaPlaygroundDialect } from "./monica-playground/index.ts";
 import { monicaSdDialect } from "./monica-sd/index.ts";
 import { openAiDialect } from "./openai/index.ts";
@@ -7,6 +8,7 @@ import { playgroundDialect } from "./playground/index.ts";
 import { segmindDialect } from "./segmind/index.ts";
 
 export const DIALECTS: readonly Dialect[] = [
+  easelDialect,
   openAiDialect,
   monicaPlaygroundDialect,
   monicaSdDialect,

@@ -8,7 +8,7 @@
 import type { Config } from "../config/index.ts";
 import { configPaths } from "../config/index.ts";
 import { EaselError, ERROR_CATALOG, type ErrorCode, invalidInput, toEaselError } from "../core/errors.ts";
-import type { ImageService, JobRecord, Principal, RequestContext } from "../core/image-service.ts";
+import { type ImageService, JOB_PAGE_MAX, type JobImage, type JobRecord, type RequestContext } from "../core/image-service.ts";
 import { checkModelLimits } from "../core/limits.ts";
 import type { GeneratedImage, GenerationRequest, GenerationResult, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
@@ -25,6 +25,8 @@ import { priceMillicredits, toCredits } from "./pricing.ts";
 /** Idempotency records are kept this long (then the same key starts a new request). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 const REPLAY_POLL_MS = 200;
+/** How long cancelJob waits for a running job to stop before answering it as it stands. */
+export const CANCEL_WAIT_MS = 5000;
 
 export type Executor = (req: GenerationRequest, model: ModelInfo) => Pick<ImageProvider, "generate">;
 
@@ -50,8 +52,6 @@ export interface JobService extends ImageService {
   recoverCrashedJobs(): Promise<{ failed: string[] }>;
   /** Deletes images (blobs and rows) older than images.retentionDays and expired idempotency records. */
   runRetention(): Promise<{ images: number; orphans: number; idempotency: number }>;
-  /** Cancels the caller's own queued or running job. */
-  cancelJob(id: string, principal: Principal): Promise<void>;
   /** Stops the queue; running and waiting jobs end cancelled. The store and blob store stay open (caller owns them). */
   close(): Promise<void>;
 }
@@ -194,6 +194,36 @@ export function createJobService(deps: JobServiceDeps): JobService {
     };
   }
 
+  /** The job as its owner sees it: signed URLs for the images still stored, timings once known. */
+  async function jobRecord(j: JobRow): Promise<JobRecord> {
+    const images: JobImage[] = [];
+    for (const s of j.result?.images ?? []) {
+      const row = await store.getImage(s.id);
+      images.push({ id: s.id, seed: s.seed, width: s.width, height: s.height, format: s.format, mime: s.mime, ...(row ? { url: signedPath(signer, s.id, ttl) } : {}) });
+    }
+    return {
+      id: j.id,
+      status: j.status,
+      dialect: j.dialect,
+      model: j.model,
+      params: j.params,
+      seed: j.seed,
+      imageIds: j.imageIds,
+      error: j.errorCode ? { code: j.errorCode, message: j.errorMessage ?? "" } : null,
+      creditsReserved: toCredits(j.creditsReserved),
+      creditsCharged: toCredits(j.creditsCharged),
+      createdAt: j.createdAt,
+      startedAt: j.startedAt,
+      finishedAt: j.finishedAt,
+      warnings: j.result?.warnings ?? [],
+      images,
+      timings: {
+        queuedMs: j.startedAt === null ? null : j.startedAt - j.createdAt,
+        runMs: j.startedAt === null || j.finishedAt === null ? null : j.finishedAt - j.startedAt,
+      },
+    };
+  }
+
   async function waitSettled(jobId: string, signal?: AbortSignal): Promise<void> {
     const local = pending.get(jobId);
     if (local) return local.done;
@@ -289,21 +319,25 @@ export function createJobService(deps: JobServiceDeps): JobService {
     async getJob(id, principal): Promise<JobRecord> {
       const j = typeof id === "string" ? await store.getJob(id) : undefined;
       if (!j || j.keyId !== principal.keyId) throw new EaselError("E_NOT_FOUND", `no job ${JSON.stringify(id)}`, { param: "id" });
-      return {
-        id: j.id,
-        status: j.status,
-        dialect: j.dialect,
-        model: j.model,
-        params: j.params,
-        seed: j.seed,
-        imageIds: j.imageIds,
-        error: j.errorCode ? { code: j.errorCode, message: j.errorMessage ?? "" } : null,
-        creditsReserved: toCredits(j.creditsReserved),
-        creditsCharged: toCredits(j.creditsCharged),
-        createdAt: j.createdAt,
-        startedAt: j.startedAt,
-        finishedAt: j.finishedAt,
-      };
+      return jobRecord(j);
+    },
+
+    async listJobs(principal, page) {
+      const { limit, after } = page;
+      if (!(Number.isInteger(limit) && limit >= 1 && limit <= JOB_PAGE_MAX)) {
+        throw invalidInput("limit", `limit must be an integer from 1 to ${JOB_PAGE_MAX}, got ${limit}`, { min: 1, max: JOB_PAGE_MAX });
+      }
+      let before: { createdAt: number; id: string } | undefined;
+      if (after !== undefined) {
+        // Another key's job id is answered like an unknown one: ids say nothing about other keys.
+        const a = typeof after === "string" ? await store.getJob(after) : undefined;
+        if (!a || a.keyId !== principal.keyId) throw invalidInput("after", `after must be the id of one of your jobs, got ${JSON.stringify(after)}`);
+        before = { createdAt: a.createdAt, id: a.id };
+      }
+      const rows = await store.listJobs({ keyId: principal.keyId, limit: limit + 1, ...(before ? { before } : {}) });
+      const jobs: JobRecord[] = [];
+      for (const r of rows.slice(0, limit)) jobs.push(await jobRecord(r));
+      return { jobs, hasMore: rows.length > limit };
     },
 
     async openImage(token) {
@@ -319,8 +353,21 @@ export function createJobService(deps: JobServiceDeps): JobService {
     findModel: (name) => models.find(name),
 
     async cancelJob(id, principal) {
-      await service.getJob(id, principal);
+      const job = await service.getJob(id, principal);
+      if (job.status !== "queued" && job.status !== "running") return job;
       await cancel(id);
+      // A running job stops at the executor's next abort check; answer once it has settled, or as it stands.
+      const stop = new AbortController();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        waitSettled(id, stop.signal).catch(() => undefined),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, CANCEL_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      stop.abort();
+      return service.getJob(id, principal);
     },
 
     async recoverCrashedJobs() {

@@ -148,6 +148,15 @@ export class FakeImageService implements ImageService {
     throw new EaselError("E_NOT_FOUND", `job ${id} not found`);
   }
 
+  /** The fake keeps no job records (getJob finds none), so every caller's list is empty. */
+  async listJobs(): Promise<{ jobs: JobRecord[]; hasMore: boolean }> {
+    return { jobs: [], hasMore: false };
+  }
+
+  async cancelJob(id: string): Promise<JobRecord> {
+    return this.getJob(id);
+  }
+
   async openImage(token: string): Promise<{ bytes: Uint8Array; mime: string } | undefined> {
     return this.files.get(token);
   }

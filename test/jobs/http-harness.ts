@@ -48,7 +48,9 @@ export interface HttpHarness {
   dispose(): Promise<void>;
 }
 
-export async function httpHarness(o: { config?: ConfigInput; openMode?: boolean; provider?: ImageProvider & { calls: number } } = {}): Promise<HttpHarness> {
+export async function httpHarness(
+  o: { config?: ConfigInput; openMode?: boolean; provider?: ImageProvider & { calls: number }; concurrency?: number } = {},
+): Promise<HttpHarness> {
   const config = testConfig(o.config);
   const paths = configPaths(config);
   const store = await openSqliteStore(paths.dbFile);
@@ -61,7 +63,7 @@ export async function httpHarness(o: { config?: ConfigInput; openMode?: boolean;
     executor: () => provider,
     models: { list: () => HTTP_MODELS, find: (n) => byName.get(n) },
     openMode: o.openMode,
-    concurrency: 2,
+    concurrency: o.concurrency ?? 2,
   });
   const app = await createApp({ config, images: svc });
   return {

@@ -1,0 +1,132 @@
+/**
+ * The job API: `GET /v1/jobs` (the caller's jobs, newest first, `limit` + `after` pages), `GET /v1/jobs/:id`,
+ * `POST /v1/jobs/:id/cancel`. A key sees and cancels only its own jobs: any other id is a 404. The key travels
+ * as `Authorization: Bearer` or `x-api-key`, so a client of any dialect reads its jobs with the key it has.
+ */
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { EaselError, invalidInput } from "../../core/errors.ts";
+import { JOB_PAGE_MAX, type JobRecord } from "../../core/image-service.ts";
+import type { DialectDeps } from "../_shared/dialect.ts";
+import { authHook, bearerKey, headerKey, imageUrl, principalOf, publicBaseUrl } from "../_shared/http.ts";
+import { DEFAULT_PAGE, errorBody, type JobObject, jobIdParams, jobList, jobObject, type ListQuery, listQuery } from "./schema.ts";
+
+export const DIALECT_ID = "easel";
+export const PREFIX = "/v1/jobs";
+
+const xApiKey = headerKey("x-api-key");
+/** Bearer when an Authorization header is sent, else x-api-key. */
+const anyKey: Parameters<typeof authHook>[1] = (req) => (req.headers.authorization ? bearerKey(req) : xApiKey(req));
+
+const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+
+function jobJson(j: JobRecord, base: string): JobObject {
+  return {
+    id: j.id,
+    status: j.status,
+    dialect: j.dialect,
+    model: j.model,
+    params: j.params,
+    seed: j.seed,
+    warnings: j.warnings,
+    error: j.error,
+    images: j.images.map((img) => ({
+      url: img.url ? imageUrl(base, img.url) : null,
+      seed: img.seed,
+      width: img.width,
+      height: img.height,
+      format: img.format,
+    })),
+    creditsReserved: j.creditsReserved,
+    creditsCharged: j.creditsCharged,
+    timings: j.timings,
+    createdAt: iso(j.createdAt)!,
+    startedAt: iso(j.startedAt),
+    finishedAt: iso(j.finishedAt),
+  };
+}
+
+/**
+ * The query, checked here rather than by Fastify's validation (attachValidation), so that a bad value is named
+ * as a bad value: the boundary's messages are written for bodies.
+ */
+function parseListQuery(query: unknown): ListQuery {
+  const r = listQuery.safeParse(query ?? {});
+  if (r.success) return r.data;
+  // Unknown query parameters are ignored, so the issue is about limit or after.
+  const param = String(r.error.issues[0].path[0]);
+  const given = JSON.stringify((query as Record<string, unknown>)[param]);
+  if (param === "limit") {
+    throw invalidInput(param, `Invalid value for 'limit': expected an integer from 1 to ${JOB_PAGE_MAX}, got ${given}.`, { min: 1, max: JOB_PAGE_MAX });
+  }
+  throw invalidInput(param, `Invalid value for '${param}': expected a job id, got ${given}.`);
+}
+
+/** Other methods on a job path: 405 with Allow, before authentication (the method is a routing matter). */
+function onlyMethod(app: FastifyInstance, url: string, allowed: "GET" | "POST"): void {
+  app.route({
+    method: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].filter((m) => m !== allowed),
+    url,
+    schema: { hide: true },
+    handler: async (req, reply) => {
+      reply.header("allow", allowed);
+      throw new EaselError("E_METHOD_NOT_ALLOWED", `Method ${req.method} is not allowed on ${url}; use ${allowed}.`);
+    },
+  });
+}
+
+export async function easelRoutes(app: FastifyInstance, deps: DialectDeps): Promise<void> {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const auth = authHook(deps.images, anyKey);
+  const security: Record<string, string[]>[] = [{ bearer: [] }, { apiKey: [] }];
+  const errors = { 400: errorBody, 401: errorBody, 404: errorBody };
+
+  r.get(
+    PREFIX,
+    {
+      onRequest: auth,
+      attachValidation: true,
+      schema: {
+        tags: ["Jobs"],
+        summary: "List your jobs, newest first",
+        security,
+        querystring: listQuery,
+        response: { 200: jobList, ...errors },
+      },
+    },
+    async (req) => {
+      const q = parseListQuery(req.query);
+      const { jobs, hasMore } = await deps.images.listJobs(principalOf(req), { limit: q.limit ?? DEFAULT_PAGE, after: q.after });
+      const base = publicBaseUrl(deps.config, req);
+      return { data: jobs.map((j) => jobJson(j, base)), hasMore, lastId: jobs.at(-1)?.id ?? null };
+    },
+  );
+
+  r.get(
+    `${PREFIX}/:id`,
+    { onRequest: auth, schema: { tags: ["Jobs"], summary: "Retrieve one of your jobs", security, params: jobIdParams, response: { 200: jobObject, ...errors } } },
+    async (req) => jobJson(await deps.images.getJob(req.params.id, principalOf(req)), publicBaseUrl(deps.config, req)),
+  );
+
+  r.post(
+    `${PREFIX}/:id/cancel`,
+    {
+      onRequest: auth,
+      schema: {
+        tags: ["Jobs"],
+        summary: "Cancel one of your queued or running jobs",
+        description:
+          "Answers the job once it has stopped (or as it stands after a few seconds). A job that already finished is " +
+          "answered unchanged.",
+        security,
+        params: jobIdParams,
+        response: { 200: jobObject, ...errors },
+      },
+    },
+    async (req) => jobJson(await deps.images.cancelJob(req.params.id, principalOf(req)), publicBaseUrl(deps.config, req)),
+  );
+
+  onlyMethod(app, PREFIX, "GET");
+  onlyMethod(app, `${PREFIX}/:id`, "GET");
+  onlyMethod(app, `${PREFIX}/:id/cancel`, "POST");
+}

@@ -1,0 +1,69 @@
+/**
+ * Easel's own job API: query, path and answer shapes. Field names follow the admin API (camelCase, ISO times);
+ * credits are in credits, durations in milliseconds.
+ */
+import { z } from "zod";
+import { JOB_PAGE_MAX } from "../../core/image-service.ts";
+
+export const DEFAULT_PAGE = 20;
+
+export const jobIdParams = z.object({
+  id: z.string().describe("A job id, as answered in the x-easel-job-id header of a generation."),
+});
+
+export const listQuery = z.object({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(JOB_PAGE_MAX)
+    .optional()
+    .describe(`Jobs per page, 1-${JOB_PAGE_MAX} (default ${DEFAULT_PAGE}).`),
+  after: z.string().min(1).optional().describe("Continue after this job: the lastId of the previous page."),
+});
+
+export type ListQuery = z.output<typeof listQuery>;
+
+const warning = z.object({ code: z.string(), message: z.string(), param: z.string().optional() });
+
+export const jobObject = z.object({
+  id: z.string(),
+  status: z.enum(["queued", "running", "succeeded", "failed", "cancelled"]),
+  dialect: z.string().describe("The API the job was asked through (openai, monica-sd, playground, segmind, ...)."),
+  model: z.string(),
+  params: z
+    .record(z.string(), z.unknown())
+    .describe("The request as Easel recorded it (canonical fields; an init image as its sha256 and size)."),
+  seed: z.number().nullable().describe("Seed of the batch, once known."),
+  warnings: z.array(warning),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  images: z
+    .array(
+      z.object({
+        url: z.string().nullable().describe("Signed, expiring URL; null when the image was not stored or was deleted."),
+        seed: z.number(),
+        width: z.number(),
+        height: z.number(),
+        format: z.string(),
+      }),
+    )
+    .describe("The images of a succeeded job."),
+  creditsReserved: z.number(),
+  creditsCharged: z.number(),
+  timings: z.object({ queuedMs: z.number().nullable(), runMs: z.number().nullable() }),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+});
+
+export type JobObject = z.output<typeof jobObject>;
+
+export const jobList = z.object({
+  data: z.array(jobObject).describe("Newest first."),
+  hasMore: z.boolean(),
+  lastId: z.string().nullable().describe("Pass as `after` for the next page."),
+});
+
+export const errorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), param: z.string().nullable() }),
+});
