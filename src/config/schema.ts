@@ -63,6 +63,28 @@ export const configSchema = z.object({
       storeB64: z.boolean().default(false),
     })
     .prefault({}),
+  queue: z
+    .object({
+      /** Jobs run at once (the local engine runs one at a time; more only helps upstream providers). */
+      concurrency: z.number().int().min(1).max(64).default(1),
+      /** Jobs waiting to start, all keys together; past it a request is refused with E_OVERLOADED (503) and Retry-After. */
+      maxQueued: z.number().int().min(0).default(100),
+      /** Longest a job may run, in seconds, before it is stopped and answered E_TIMEOUT (504); 0 = no limit. */
+      jobTimeoutSeconds: z.number().nonnegative().default(1800),
+    })
+    .prefault({}),
+  /** Per-key limits that apply to every key (open mode counts as one key). */
+  limits: z
+    .object({
+      /** Jobs one key may have waiting to start; past it a request is refused with E_RATE_LIMITED (429) and Retry-After. */
+      maxQueuedPerKey: z.number().int().min(0).default(10),
+      /**
+       * Share of the queue's turns by key id (default 1). While several keys wait, turns follow work done (images x
+       * pixels x steps): a key with priority 2 gets twice the work of a key with 1.
+       */
+      priorities: z.record(z.string(), z.number().positive().max(1000)).default({}),
+    })
+    .prefault({}),
   pricing: z
     .object({
       default: price.prefault({ perImage: 1 }),

@@ -13,7 +13,7 @@ import { checkModelLimits } from "../core/limits.ts";
 import type { GeneratedImage, GenerationRequest, GenerationResult, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { createMemoryQueue } from "../queue/memory.ts";
-import type { JobQueue } from "../queue/queue.ts";
+import type { JobQueue, QueueAddOptions } from "../queue/queue.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { encodeImage } from "../storage/image-codec.ts";
 import type { JobRow, MetadataStore } from "../storage/metadata-store.ts";
@@ -38,7 +38,7 @@ export interface JobServiceDeps {
   models: { list(): ModelInfo[]; find(name: string): ModelInfo | undefined };
   /** Serve without keys while the store has none (decided at start-up by decideOpenMode). */
   openMode?: boolean;
-  /** Jobs run at once (default 1: one local engine). */
+  /** Jobs run at once (default: config.queue.concurrency). */
   concurrency?: number;
   queue?: JobQueue<{ jobId: string }>;
   /** URL signing secret; default: read or created in the data directory. */
@@ -78,6 +78,29 @@ function replayable(job: JobRow): boolean {
  * Everything that can be checked before admission is: the model's limits (core/limits.ts, the same check the
  * pipeline makes) and the output format. A refused request leaves no job row, ledger entry or rate-limit use.
  */
+/**
+ * How the queue treats the job: the key is its fairness group, its share comes from limits.priorities, its cost is
+ * its work (megapixel-steps, so a key sending 10-image jobs and a key sending 1-image jobs get equal work done),
+ * its run time is bounded by queue.jobTimeoutSeconds.
+ */
+function queueOptions(config: Config, req: GenerationRequest, model: ModelInfo, keyId: string | null): QueueAddOptions {
+  const steps = req.steps ?? model.defaults.steps;
+  return {
+    group: keyId ?? "",
+    priority: keyId === null ? 1 : (config.limits.priorities[keyId] ?? 1),
+    cost: Math.max(1e-6, (req.n * req.width * req.height * steps) / 1e6),
+    maxWaitingInGroup: config.limits.maxQueuedPerKey,
+    ...(config.queue.jobTimeoutSeconds > 0 ? { timeoutMs: config.queue.jobTimeoutSeconds * 1000 } : {}),
+  };
+}
+
+const cancelledError = () => new EaselError("E_CANCELLED", "The request was cancelled.");
+
+/** Why a job whose signal was aborted stopped: the queue's reason (E_TIMEOUT, E_CANCELLED), else a cancellation. */
+function abortReason(signal: AbortSignal): EaselError {
+  return signal.reason instanceof EaselError ? signal.reason : cancelledError();
+}
+
 function checkRequest(req: GenerationRequest, model: ModelInfo): void {
   checkModelLimits(req, model.defaults, model.limits, req.initImage !== undefined);
   if (!req.output || !["png", "jpeg", "webp"].includes(req.output.format)) {
@@ -90,7 +113,9 @@ export function createJobService(deps: JobServiceDeps): JobService {
   const now = deps.clock ?? Date.now;
   const random = deps.random ?? defaultRandom;
   const signer: UrlSigner = createUrlSigner(deps.urlSecret ?? loadOrCreateUrlSecret(configPaths(config).dataDir), now);
-  const queue = deps.queue ?? createMemoryQueue<{ jobId: string }>({ concurrency: deps.concurrency ?? 1 });
+  const queue =
+    deps.queue ??
+    createMemoryQueue<{ jobId: string }>({ concurrency: deps.concurrency ?? config.queue.concurrency, maxWaiting: config.queue.maxQueued });
   const pending = new Map<string, Pending>();
   const ttl = config.images.urlTtlSeconds;
 
@@ -102,11 +127,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
     }
   };
 
-  async function settleFailure(jobId: string, e: unknown, cancelled: boolean): Promise<void> {
-    const err = cancelled ? new EaselError("E_CANCELLED", "The request was cancelled.") : toEaselError(e);
+  async function settleFailure(jobId: string, err: EaselError): Promise<void> {
     await store.settleJob({
       jobId,
-      status: cancelled || err.code === "E_CANCELLED" ? "cancelled" : "failed",
+      status: err.code === "E_CANCELLED" ? "cancelled" : "failed",
       at: now(),
       charged: 0,
       error: { code: err.code, message: err.message },
@@ -156,7 +180,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
         images: rows,
       });
     } catch (e) {
-      await settleFailure(jobId, e, signal.aborted).catch(() => undefined);
+      await settleFailure(jobId, signal.aborted ? abortReason(signal) : toEaselError(e)).catch(() => undefined);
     } finally {
       p.finish();
     }
@@ -238,7 +262,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
   async function cancel(jobId: string): Promise<void> {
     const outcome = await queue.cancel(jobId);
     if (outcome === "removed") {
-      await settleFailure(jobId, undefined, true);
+      await settleFailure(jobId, cancelledError());
       pending.get(jobId)?.finish();
     }
   }
@@ -251,6 +275,9 @@ export function createJobService(deps: JobServiceDeps): JobService {
       if (!model) throw new EaselError("E_MODEL_NOT_FOUND", `model ${JSON.stringify(req.model)} is not installed`, { param: "model" });
       checkRequest(req, model);
       ctx.signal?.throwIfAborted();
+      const qopts = queueOptions(config, req, model, ctx.principal.keyId);
+      // Refused here, a full queue leaves nothing behind: no job row, reservation or rate-limit use.
+      await queue.checkCapacity(qopts);
       const cost = priceMillicredits(config, model, req);
       const jobId = `job_${Buffer.from(random(12)).toString("hex")}`;
       const { warnings: _translated, ...rest } = req;
@@ -294,14 +321,14 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const onAbort = () => void cancel(jobId).catch(() => undefined);
       ctx.signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        const { position } = await queue.add(jobId, { jobId });
+        const { position } = await queue.add(jobId, { jobId }, qopts);
         emit(ctx, { type: "queued", jobId, position });
         await done;
         return await resultOf(jobId, entry.images);
       } catch (e) {
-        // The queue refused the job: it never ran, so release its reservation.
+        // The queue refused the job (a bound reached since checkCapacity): it never ran, so release its reservation.
         if (!(await store.getJob(jobId).then((j) => j && j.status !== "queued" && j.status !== "running"))) {
-          await settleFailure(jobId, e, false).catch(() => undefined);
+          await settleFailure(jobId, toEaselError(e)).catch(() => undefined);
         }
         throw e;
       } finally {
@@ -413,7 +440,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       await queue.close();
       for (const id of waiting) {
         const j = await store.getJob(id);
-        if (j && (j.status === "queued" || j.status === "running")) await settleFailure(id, undefined, true).catch(() => undefined);
+        if (j && (j.status === "queued" || j.status === "running")) await settleFailure(id, cancelledError()).catch(() => undefined);
         pending.get(id)?.finish();
       }
     },

@@ -2,25 +2,59 @@
  * The job queue contract. Payloads are plain JSON-serialisable data so that a Redis-backed driver (BullMQ) can
  * carry them between processes; the in-process driver is memory.ts. Delivery is at-most-once per process: the
  * durable record of a job is its row in the metadata store, which is written before `add`.
+ *
+ * Scheduling is fair across groups (Easel's group is the API key): every job names its group, jobs of one group
+ * start in the order they were added, and groups take turns in proportion to their priority and to the size of
+ * their jobs, so one group's flood never makes another group's job wait behind all of it. Everything a driver
+ * needs for that (group, priority, cost, time limit, the group's bound) travels with the job.
  */
 export interface QueueJob<P> {
   id: string;
   payload: P;
-  /** Aborted by `cancel(id)` or `close()` while the handler runs. */
+  group: string;
+  /**
+   * Aborted by `cancel(id)` or `close()` (reason: an E_CANCELLED EaselError) or when the job has run for its
+   * `timeoutMs` (reason: an E_TIMEOUT EaselError) while the handler runs.
+   */
   signal: AbortSignal;
 }
 
 export type CancelOutcome = "removed" | "aborted" | "unknown";
 
+export interface QueueAddOptions {
+  /** Fairness group (Easel: the API key id, "" in open mode). */
+  group: string;
+  /** The group's share of turns while other groups wait too (> 0, default 1): priority 2 gets twice the work of 1. */
+  priority?: number;
+  /** Relative amount of work in the job (> 0, default 1): groups take turns by work done, not by job count. */
+  cost?: number;
+  /** Longest the handler may run (ms); then the job's signal aborts with E_TIMEOUT. Unset: no limit. */
+  timeoutMs?: number;
+  /** Most jobs of this group that may wait (not yet started) at once; `add` past it throws E_RATE_LIMITED. */
+  maxWaitingInGroup?: number;
+}
+
+export interface QueueLimits {
+  /** Most jobs waiting (not yet started) in the whole queue; `add` past it throws E_OVERLOADED. */
+  maxWaiting?: number;
+}
+
 export interface JobQueue<P> {
   readonly driver: string;
-  /** Enqueues; resolves with how many jobs wait ahead of this one (0 = next to start). */
-  add(id: string, payload: P): Promise<{ position: number }>;
+  /**
+   * Enqueues; resolves with how many waiting jobs start before this one (0 = next to start). Past a bound it
+   * throws, adding nothing: E_OVERLOADED (the whole queue) or E_RATE_LIMITED (the group), each with
+   * `details.retryAfterSeconds`, an estimate of when a place frees up.
+   */
+  add(id: string, payload: P, opts: QueueAddOptions): Promise<{ position: number }>;
+  /** Throws exactly what `add` would throw now for a job with these options, without adding anything. */
+  checkCapacity(opts: QueueAddOptions): Promise<void>;
   /** Registers the one handler; jobs start (up to the queue's concurrency) once it is set. */
   process(handler: (job: QueueJob<P>) => Promise<void>): void;
   /** A waiting job is removed (its handler never runs); a running one has its signal aborted. */
   cancel(id: string): Promise<CancelOutcome>;
-  stats(): Promise<{ waiting: number; active: number }>;
+  /** Jobs waiting and running; with `group`, also that group's waiting jobs. */
+  stats(group?: string): Promise<{ waiting: number; active: number; groupWaiting?: number }>;
   /** Stops starting jobs, aborts the running ones and waits for their handlers to return. */
   close(): Promise<void>;
 }
