@@ -10,7 +10,7 @@ import { configPaths } from "../config/index.ts";
 import { EaselError, ERROR_CATALOG, type ErrorCode, invalidInput, toEaselError } from "../core/errors.ts";
 import { type ImageService, JOB_PAGE_MAX, type JobImage, type JobRecord, type RequestContext } from "../core/image-service.ts";
 import { checkModelLimits } from "../core/limits.ts";
-import type { GeneratedImage, GenerationRequest, GenerationResult, ModelInfo, Warning } from "../core/types.ts";
+import type { GeneratedImage, GenerationEvent, GenerationRequest, GenerationResult, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { createMemoryQueue } from "../queue/memory.ts";
 import type { JobQueue, QueueAddOptions } from "../queue/queue.ts";
@@ -64,6 +64,8 @@ interface Pending {
   finish: () => void;
   /** The encoded images of this run, by id (needed when they were not stored). */
   images: Map<string, GeneratedImage>;
+  /** Resolves once every event taken so far has been delivered, in the order taken. */
+  events: Promise<void>;
 }
 
 /** Client errors (4xx) are answered again on replay; server errors and cancellations let the client retry. */
@@ -141,18 +143,28 @@ export function createJobService(deps: JobServiceDeps): JobService {
     const p = pending.get(jobId);
     if (!p) return;
     const { req, model, ctx } = p;
+    // Previews are encoded concurrently but delivered in the order taken, each before the job's answer: a frame
+    // whose encode finishes late must neither overtake an earlier one nor be dropped after completion.
+    const deliver = (event: Promise<GenerationEvent | undefined>) => {
+      p.events = Promise.all([p.events, event]).then(([, e]) => {
+        if (e) emit(ctx, e);
+      });
+    };
     try {
       if (!(await store.markJobRunning(jobId, now()))) return;
       const warnings: Warning[] = [];
       const res = await executor(req, model).generate(req, {
         signal,
         onEvent: (e) => {
-          if (e.type === "progress") emit(ctx, { type: "progress", jobId, step: e.step, totalSteps: e.totalSteps });
+          if (e.type === "progress") deliver(Promise.resolve({ type: "progress", jobId, step: e.step, totalSteps: e.totalSteps }));
           else {
-            // Previews are encoded for the client and never stored.
-            encodeImage(e.image, { format: req.output.format, quality: req.output.quality })
-              .then((enc) => emit(ctx, { type: "preview", jobId, index: e.index, step: e.step, image: toGenerated(enc, e.image.seed) }))
-              .catch(() => undefined);
+            // Previews are encoded for the client and never stored; one that fails to encode is skipped.
+            deliver(
+              encodeImage(e.image, { format: req.output.format, quality: req.output.quality }).then(
+                (enc): GenerationEvent => ({ type: "preview", jobId, index: e.index, step: e.step, image: toGenerated(enc, e.image.seed) }),
+                () => undefined,
+              ),
+            );
           }
         },
       });
@@ -182,6 +194,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
     } catch (e) {
       await settleFailure(jobId, signal.aborted ? abortReason(signal) : toEaselError(e)).catch(() => undefined);
     } finally {
+      await p.events;
       p.finish();
     }
   }
@@ -316,16 +329,22 @@ export function createJobService(deps: JobServiceDeps): JobService {
       }
       let finish!: () => void;
       const done = new Promise<void>((r) => (finish = r));
-      const entry: Pending = { req, model, ctx, done, finish, images: new Map() };
+      // The queued event is the first of the job's events, whenever its run starts.
+      let announce!: (position: number | undefined) => void;
+      const queued = new Promise<number | undefined>((r) => (announce = r)).then((position) => {
+        if (position !== undefined) emit(ctx, { type: "queued", jobId, position });
+      });
+      const entry: Pending = { req, model, ctx, done, finish, images: new Map(), events: queued };
       pending.set(jobId, entry);
       const onAbort = () => void cancel(jobId).catch(() => undefined);
       ctx.signal?.addEventListener("abort", onAbort, { once: true });
       try {
         const { position } = await queue.add(jobId, { jobId }, qopts);
-        emit(ctx, { type: "queued", jobId, position });
+        announce(position);
         await done;
         return await resultOf(jobId, entry.images);
       } catch (e) {
+        announce(undefined);
         // The queue refused the job (a bound reached since checkCapacity): it never ran, so release its reservation.
         if (!(await store.getJob(jobId).then((j) => j && j.status !== "queued" && j.status !== "running"))) {
           await settleFailure(jobId, toEaselError(e)).catch(() => undefined);
