@@ -114,7 +114,8 @@ export class FakeImageService implements ImageService {
       created: Math.floor(Date.now() / 1000),
       seed,
       images,
-      warnings: [],
+      // As the job service: the request's warnings (the dialect's and the sampler's) come back with the result.
+      warnings: [...(req.warnings ?? [])],
       creditsCharged: req.n,
       remainingCredits: keyId === null ? undefined : (this.balances.get(keyId) ?? undefined),
     };

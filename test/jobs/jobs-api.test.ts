@@ -19,7 +19,7 @@ interface JobJson {
   model: string;
   params: Record<string, unknown>;
   seed: number | null;
-  warnings: { code: string }[];
+  warnings: { code: string; param?: string }[];
   error: { code: string; message: string } | null;
   images: { url: string | null; seed: number; width: number; height: number; format: string }[];
   creditsReserved: number;
@@ -272,6 +272,26 @@ describe("the job API, with keys", () => {
     const again = await h.app.inject({ method: "POST", url: `/v1/jobs/${doneId}/cancel`, headers: { authorization: `Bearer ${alice}` } });
     assert.equal(again.statusCode, 200);
     assert.equal(json<JobJson>(again).status, "succeeded", "a finished job is answered as it ended");
+  });
+
+  test("the dialect's own warnings are in the job record too, and once in the header", async () => {
+    const res = await generate(alice, "warned", { quality: "hd", style: "vivid" });
+    assert.equal(res.statusCode, 200, res.body);
+    const header = JSON.parse(String(res.headers["x-easel-warnings"])) as { code: string; param?: string }[];
+    assert.deepEqual(header.map((w) => w.param), ["quality", "style"]);
+    const job = json<JobJson>(await get(`/v1/jobs/${res.headers["x-easel-job-id"]}`, alice));
+    assert.deepEqual(job.warnings.map((w) => [w.code, w.param]), [["W_IGNORED", "quality"], ["W_IGNORED", "style"]]);
+
+    const sd = await h.app.inject({
+      method: "POST",
+      url: "/v1/image/gen/sd",
+      payload: { model: "sdxl", prompt: "warned", size: "1024x1024", num_inference_steps: 1, output_quality: 50 },
+      headers: { authorization: `Bearer ${alice}` },
+    });
+    assert.equal(sd.statusCode, 200, sd.body);
+    assert.equal(JSON.parse(String(sd.headers["x-easel-warnings"])).length, 1);
+    const sdJob = json<JobJson>(await get(`/v1/jobs/${sd.headers["x-easel-job-id"]}`, alice));
+    assert.deepEqual(sdJob.warnings.map((w) => w.param), ["output_quality"]);
   });
 
   test("a failed job records its error", async () => {

@@ -31,10 +31,12 @@ export async function monicaSdRoutes(app: FastifyInstance, deps: DialectDeps): P
     },
     async (req, reply) => {
       const { req: gen, warnings } = translate(req.body, deps.images);
-      const result = await deps.images.generate(gen, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "url" }));
+      // The dialect's own warnings travel with the request, so the job record keeps them (and replays answer them).
+      const withWarnings = warnings.length === 0 ? gen : { ...gen, warnings: [...warnings, ...(gen.warnings ?? [])] };
+      const result = await deps.images.generate(withWarnings, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "url" }));
       const base = publicBaseUrl(deps.config, req);
       return reply
-        .headers(resultHeaders(result, warnings))
+        .headers(resultHeaders(result))
         .send({ data: result.images.map((img) => ({ url: imageUrl(base, img.url), seed: img.seed })) });
     },
   );

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { EaselError, toEaselError } from "../../core/errors.ts";
-import type { GenerationEvent, GenerationResult, ModelInfo } from "../../core/types.ts";
+import type { GenerationEvent, GenerationRequest, GenerationResult, ModelInfo } from "../../core/types.ts";
 import type { DialectDeps } from "../_shared/dialect.ts";
 import {
   authHook,
@@ -29,6 +29,11 @@ export const GENERATION_PATHS = ["/v1/images/generations", "/api/llm/images/gene
 /** Seconds since the epoch, whichever unit the service used. */
 function seconds(t: number): number {
   return Math.floor(t > 1e11 ? t / 1000 : t);
+}
+
+/** The request carrying the dialect's own warnings too, so the job record keeps them (and replays answer them). */
+function withWarnings(t: Translated): GenerationRequest {
+  return t.warnings.length === 0 ? t.req : { ...t.req, warnings: [...t.warnings, ...(t.req.warnings ?? [])] };
 }
 
 function streamQuality(q: GenerationBody["quality"]): "low" | "medium" | "high" | "auto" {
@@ -99,7 +104,7 @@ async function streamGeneration(
   };
   let result: GenerationResult;
   try {
-    result = await deps.images.generate(t.req, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "bytes", onEvent }));
+    result = await deps.images.generate(withWarnings(t), requestContext(req, reply, { dialect: DIALECT_ID, delivery: "bytes", onEvent }));
   } catch (err) {
     if (!started) throw err;
     const shaped = openAiError(toEaselError(err));
@@ -148,10 +153,10 @@ export async function openAiRoutes(app: FastifyInstance, deps: DialectDeps): Pro
           await streamGeneration(req, reply, deps, t, body);
           return reply;
         }
-        const result = await deps.images.generate(t.req, requestContext(req, reply, { dialect: DIALECT_ID, delivery: t.delivery }));
+        const result = await deps.images.generate(withWarnings(t), requestContext(req, reply, { dialect: DIALECT_ID, delivery: t.delivery }));
         const base = publicBaseUrl(deps.config, req);
         const out = jsonResponse(t, body, result, base);
-        return reply.headers(resultHeaders(result, t.warnings)).send(out);
+        return reply.headers(resultHeaders(result)).send(out);
       },
     );
     methodNotAllowed(app, url, "POST");
