@@ -26,8 +26,12 @@ export interface BlobStore {
 }
 
 /** Keys are 1-200 characters of [A-Za-z0-9._-], not starting with a dot (safe as a file name and S3 key). */
+export function isBlobKey(key: string): boolean {
+  return /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/.test(key);
+}
+
 export function assertBlobKey(key: string): void {
-  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/.test(key)) {
+  if (!isBlobKey(key)) {
     throw new EaselError("E_INPUT_INVALID", `invalid blob key ${JSON.stringify(key)}: 1-200 of [A-Za-z0-9._-]`, {
       param: "key",
     });
