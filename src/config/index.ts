@@ -9,6 +9,9 @@ import { type Config, type ConfigInput, configSchema } from "./schema.ts";
 
 export type { Config, ConfigInput } from "./schema.ts";
 
+/** One storage.s3 setting as a layer: the bucket may come from another layer, and the merged whole is validated. */
+const s3Layer = (s3: Partial<NonNullable<NonNullable<ConfigInput["storage"]>["s3"]>>) => ({ storage: { s3 } }) as ConfigInput;
+
 /** Environment variables understood, and where each lands in the config. */
 const ENV_KEYS: Record<string, (v: string) => ConfigInput> = {
   EASEL_DATA_DIR: (v) => ({ dataDir: v }),
@@ -21,6 +24,11 @@ const ENV_KEYS: Record<string, (v: string) => ConfigInput> = {
   EASEL_EXECUTION_PROVIDER: (v) => ({ engine: { executionProvider: v as "cpu" } }),
   EASEL_THREADS: (v) => ({ engine: { intraOpThreads: Number(v) } }),
   EASEL_CACHE_DIR: (v) => ({ engine: { cacheDir: v } }),
+  EASEL_S3_BUCKET: (v) => s3Layer({ bucket: v }),
+  EASEL_S3_ENDPOINT: (v) => s3Layer({ endpoint: v }),
+  EASEL_S3_REGION: (v) => s3Layer({ region: v }),
+  EASEL_S3_FORCE_PATH_STYLE: (v) => s3Layer({ forcePathStyle: v === "1" || v === "true" }),
+  EASEL_S3_PREFIX: (v) => s3Layer({ prefix: v }),
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -18,6 +18,9 @@ const modelEntry = z.object({
   aliases: z.array(z.string()).default([]),
 });
 
+/** An S3 key prefix: folder names joined by "/" (no empty, "." or ".." segment), an optional trailing "/". */
+const S3_PREFIX = /^(?!(.*\/)?\.\.?(\/|$))[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/;
+
 export const configSchema = z.object({
   dataDir: z.string().default(join(homedir(), ".easel")),
   server: z
@@ -61,6 +64,32 @@ export const configSchema = z.object({
       retentionDays: z.number().nonnegative().default(30),
       /** Also store images that were returned as base64. */
       storeB64: z.boolean().default(false),
+    })
+    .prefault({}),
+  storage: z
+    .object({
+      /**
+       * Image bytes in an S3-compatible bucket instead of <dataDir>/images (every node of a scaled-out deployment
+       * must see the same bytes). Credentials: the AWS SDK's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
+       * profiles, instance roles). The bucket, or the prefix inside it, belongs to Easel: retention deletes old
+       * objects there that no image row names.
+       */
+      s3: z
+        .object({
+          bucket: z.string({ error: "storage.s3.bucket (EASEL_S3_BUCKET) is required when any storage.s3 setting is given" }).min(1),
+          /** Base URL of an S3-compatible service (MinIO, Ceph RGW, R2, ...); unset: AWS S3 in `region`. */
+          endpoint: z.string().url().optional(),
+          /** Signing region (on AWS, the bucket's region); S3-compatible services mostly accept any. */
+          region: z.string().min(1).default("us-east-1"),
+          /** <endpoint>/<bucket> addressing instead of <bucket>.<endpoint>: most self-hosted services need it. */
+          forcePathStyle: z.boolean().default(false),
+          /** Key prefix, a "folder" such as `easel/images`, when the bucket is shared. */
+          prefix: z
+            .string()
+            .regex(S3_PREFIX, "prefix must be folder names of [A-Za-z0-9._-] (not . or ..) joined by /")
+            .optional(),
+        })
+        .optional(),
     })
     .prefault({}),
   queue: z
