@@ -17,6 +17,7 @@ import { createLocalProvider } from "../providers/local/index.ts";
 import { startServer as listen } from "../server/serve.ts";
 import { createFsBlobStore } from "../storage/fs-blob-store.ts";
 import type { MetadataStore } from "../storage/metadata-store.ts";
+import { openS3BlobStore } from "../storage/s3-blob-store.ts";
 import { openSqliteStore } from "../storage/sqlite.ts";
 
 export interface EaselServer {
@@ -51,6 +52,9 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
   try {
     const open = decideOpenMode(config, (await store.countKeys()) > 0);
     if (open.error) throw new EaselError("E_FORBIDDEN", open.error);
+    // Image bytes: the S3-compatible bucket when one is configured (probed now: a bad one fails the start).
+    const s3 = config.storage.s3 ? await openS3BlobStore(config.storage.s3) : undefined;
+    if (s3) cleanup.push(async () => s3.close());
     const registry = await discoverModels({
       modelsDir: paths.modelsDir,
       entries: config.models.entries,
@@ -61,7 +65,7 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     const jobs = createJobService({
       config,
       store,
-      blobs: createFsBlobStore(paths.imagesDir),
+      blobs: s3 ?? createFsBlobStore(paths.imagesDir),
       executor: () => local,
       models: { list: () => registry.list(), find: (name) => registry.find(name)?.info },
       openMode: open.open,
