@@ -36,6 +36,23 @@ export interface ModelLimits {
   maxSequenceLength: number;
   /** img2img, with its start-step rule and diffusers' default strength; false when the family has none. */
   img2img: false | { rule: Img2ImgRule; defaultStrength: number };
+  /**
+   * What a request costs in memory on this machine, where the family has a memory model: the weights held while
+   * the model is loaded, the activations per output pixel per image in the network's batch, and the machine's
+   * memory. A request that cannot fit even with guidance run as two calls is refused with the figure it needs.
+   */
+  memory?: MemoryModel;
+}
+
+export interface MemoryModel {
+  weightBytes: number;
+  activationBytesPerPixel: number;
+  machineBytes: number;
+}
+
+/** Memory a denoising call needs for `batch` images of width x height (weights included). */
+export function requestBytes(m: MemoryModel, width: number, height: number, batch: number): number {
+  return m.weightBytes + m.activationBytesPerPixel * width * height * batch;
 }
 
 export interface ModelDefaultValues {
@@ -92,6 +109,19 @@ export function checkModelLimits(req: LimitedRequest, defaults: ModelDefaultValu
       throw invalidInput(name, `${name} must be a multiple of ${limits.sizeMultiple} for this model, got ${v}`, {
         multipleOf: limits.sizeMultiple,
       });
+    }
+  }
+  if (limits.memory) {
+    const [w, h] = [req.width ?? defaults.width, req.height ?? defaults.height];
+    // The smallest batch the pipeline can run: one call per guidance half.
+    const need = requestBytes(limits.memory, w, h, req.n);
+    if (need > limits.memory.machineBytes) {
+      const gib = (b: number) => (b / 1024 ** 3).toFixed(1);
+      throw invalidInput(
+        "width",
+        `a ${w}x${h} request for ${req.n} image(s) needs about ${gib(need)} GiB of memory with this model; this server has ${gib(limits.memory.machineBytes)} GiB`,
+        { neededBytes: Math.round(need), machineBytes: limits.memory.machineBytes },
+      );
     }
   }
   const steps = req.steps ?? defaults.steps;

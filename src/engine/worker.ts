@@ -38,7 +38,7 @@ async function handle(msg: ToWorker): Promise<void> {
     if (msg.type === "describe") {
       const ckpt = loadCheckpoint(msg.modelDir);
       const f = familyFor(ckpt);
-      post({ type: "described", id: msg.id, family: f.id, kind: f.kind(ckpt), limits: f.limits(ckpt), defaults: f.defaults(ckpt), aliases: f.aliases(ckpt) });
+      post({ type: "described", id: msg.id, family: f.id, kind: f.kind(ckpt), limits: f.limits(ckpt, init.runtime), defaults: f.defaults(ckpt), aliases: f.aliases(ckpt) });
     } else if (msg.type === "run") {
       const flag = new Int32Array(msg.cancel);
       const pipe = await pipelineFor(msg.modelDir);

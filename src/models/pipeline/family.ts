@@ -110,7 +110,8 @@ export interface ModelFamily {
   /** Checks beyond presence (e.g. a pair of components that come together); throws E_CHECKPOINT_INVALID. */
   validate?(ckpt: Checkpoint): void;
   kind(ckpt: Checkpoint): ModelKind;
-  limits(ckpt: Checkpoint): ModelLimits;
+  /** What requests the model accepts; `rt` gives the machine's memory to families with a memory model. */
+  limits(ckpt: Checkpoint, rt?: Pick<RuntimeOptions, "memory">): ModelLimits;
   defaults(ckpt: Checkpoint): ModelDefaults;
   /** Public names a checkpoint of this family answers to besides its folder name (e.g. "sdxl"). */
   aliases(ckpt: Checkpoint): string[];

@@ -1,5 +1,8 @@
 /** Limits every family starts from; a family's index.ts states what differs (core/limits.ts checks requests). */
-import type { ModelLimits } from "../../core/limits.ts";
+import { totalmem } from "node:os";
+import type { MemoryModel, ModelLimits } from "../../core/limits.ts";
+import type { Checkpoint } from "../../checkpoint/checkpoint.ts";
+import type { RuntimeOptions } from "./family.ts";
 
 /** Images per request and steps: what one worker is allowed to spend on one request. */
 export const MAX_IMAGES = 16;
@@ -21,5 +24,41 @@ export function unetLimits(o: { maxClipSkip: number; prompt2: boolean; img2imgSt
     maxClipSkip: o.maxClipSkip,
     maxSequenceLength: 0,
     img2img: { rule: "truncate", defaultStrength: o.img2imgStrength },
+  };
+}
+
+/** Resident bytes per parameter of a loaded component: float32 weights from the graph cache plus onnxruntime's own
+ * (measured on the SD1.5 UNet: 3.60 GiB for 859.5 M parameters). */
+export const RESIDENT_BYTES_PER_PARAM = 4.5;
+
+/**
+ * Activation bytes per output pixel per image in a UNet call's batch (fused attention, no score matrices held),
+ * calibrated with `npm run bench -- --only sdxl`: see bench/denoiser-run.ts activationEstimateBytes.
+ */
+export const UNET_ACTIVATION_BYTES_PER_PIXEL = 3_000;
+
+/** Memory kept free for the process itself and the system. */
+export const MEMORY_RESERVE_BYTES = 1024 ** 3;
+
+/** The machine's memory as the plans see it: RuntimeOptions.memory in tests, else os.totalmem(), less the reserve. */
+export function machineBytes(rt?: Pick<RuntimeOptions, "memory">): number {
+  return (rt?.memory?.totalBytes ?? totalmem()) - (rt?.memory?.reserveBytes ?? MEMORY_RESERVE_BYTES);
+}
+
+/** Parameters of the named components of a checkpoint, from the safetensors headers. */
+export function componentParams(ckpt: Checkpoint, names: readonly string[]): number {
+  let n = 0;
+  for (const name of names) {
+    for (const e of ckpt.components[name]?.weights.values() ?? []) n += e.shape.reduce((a, b) => a * b, 1);
+  }
+  return n;
+}
+
+/** A UNet pipeline's memory model: every listed component resident, UNet activations per pixel. */
+export function unetMemory(ckpt: Checkpoint, components: readonly string[], rt?: Pick<RuntimeOptions, "memory">): MemoryModel {
+  return {
+    weightBytes: componentParams(ckpt, components) * RESIDENT_BYTES_PER_PARAM,
+    activationBytesPerPixel: UNET_ACTIVATION_BYTES_PER_PIXEL,
+    machineBytes: machineBytes(rt),
   };
 }

@@ -5,7 +5,7 @@
  * denoiser (network + classifier-free guidance) and its VAE; nothing here knows which network it runs.
  */
 import { EaselError, invalidInput } from "../../core/errors.ts";
-import { checkModelLimits, img2imgStartStep, type ModelLimits } from "../../core/limits.ts";
+import { checkModelLimits, img2imgStartStep, type ModelLimits, requestBytes } from "../../core/limits.ts";
 import type { Warning } from "../../core/types.ts";
 import type { HostTensor, ModelSession } from "../../runtime/session.ts";
 import { addNoise, planSampling, runSampling } from "../../samplers/index.ts";
@@ -28,6 +28,11 @@ export interface DenoiseContext {
   /** [n, C, h, w] */
   shape: number[];
   doCfg: boolean;
+  /**
+   * Run classifier-free guidance as two batch-n calls (unconditional, then conditional) instead of one batch-2n
+   * call, when the memory plan says the larger batch does not fit. The same numbers either way.
+   */
+  splitCfg?: boolean;
   guidanceScale: number;
   guidanceRescale: number;
 }
@@ -69,21 +74,47 @@ export function cfgBatch(neg: Float32Array | undefined, pos: Float32Array, n: nu
   return out;
 }
 
+/**
+ * Which rows of the CFG-batched conditioning a network call gets: all of them (one batch-2n call, or no guidance),
+ * or one half ([0, n) unconditional, [n, 2n) conditional) when guidance runs as two calls.
+ */
+export type CfgRows = "all" | "uncond" | "cond";
+
 /** Classifier-free guidance over a network that takes the CFG batch [uncond, cond]: the latents go in twice. */
-export function guidedDenoiser(ctx: DenoiseContext, net: (x: Float32Array, t: number, batch: number) => Promise<Float32Array>): Denoiser {
+export function guidedDenoiser(
+  ctx: DenoiseContext,
+  net: (x: Float32Array, t: number, batch: number, rows: CfgRows) => Promise<Float32Array>,
+): Denoiser {
   return async (x, t) => {
-    if (!ctx.doCfg) return net(x, t, ctx.n);
-    const raw = await net(repeatBatch(x, 2), t, 2 * ctx.n);
+    if (!ctx.doCfg) return net(x, t, ctx.n, "all");
+    let raw: Float32Array;
+    if (ctx.splitCfg) {
+      const uncond = await net(x, t, ctx.n, "uncond");
+      const cond = await net(x, t, ctx.n, "cond");
+      raw = new Float32Array(uncond.length * 2);
+      raw.set(uncond);
+      raw.set(cond, uncond.length);
+    } else raw = await net(repeatBatch(x, 2), t, 2 * ctx.n, "all");
     const { guided, cond } = applyGuidance(raw, ctx.n, ctx.guidanceScale);
     return rescaleGuidance(guided, cond, ctx.n, ctx.guidanceRescale);
   };
 }
 
+/** The rows of a [2n, ...] CFG-batched tensor a call needs (see CfgRows). */
+export function cfgRows(t: HostTensor, rows: CfgRows): HostTensor {
+  if (rows === "all") return t;
+  const half = t.shape[0] / 2;
+  const per = t.data.length / t.shape[0];
+  const start = rows === "uncond" ? 0 : half * per;
+  return { data: t.data.slice(start, start + half * per) as HostTensor["data"], shape: [half, ...t.shape.slice(1)] };
+}
+
 /** The UNet denoiser: `sample`, `timestep` and the conditioning's inputs in, `output` out, guidance applied. */
 export function unetDenoiser(unet: ModelSession, output: string, cond: Conditioning, ctx: DenoiseContext): Denoiser {
   const [, C, h, w] = ctx.shape;
-  return guidedDenoiser(ctx, async (x, t, batch) => {
-    const feeds = { sample: { data: x, shape: [batch, C, h, w] }, timestep: { data: new Float32Array(batch).fill(t), shape: [batch] }, ...cond.inputs };
+  return guidedDenoiser(ctx, async (x, t, batch, rows) => {
+    const inputs = Object.fromEntries(Object.entries(cond.inputs).map(([k, v]) => [k, cfgRows(v, rows)]));
+    const feeds = { sample: { data: x, shape: [batch, C, h, w] }, timestep: { data: new Float32Array(batch).fill(t), shape: [batch] }, ...inputs };
     return (await unet.run(feeds, [output]))[output].data as Float32Array;
   });
 }
@@ -160,15 +191,22 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   const gen = new TorchGenerator(params.seed);
   const stepNoise = params.stepNoise ? new ReplayNoise(params.stepNoise, n * C * plane) : gen;
 
+  const doCfg = r.guidanceScale > 1;
+  const mem = parts.limits.memory;
   const ctx: DenoiseContext = {
     n,
     width: r.width,
     height: r.height,
     shape,
-    doCfg: r.guidanceScale > 1,
+    doCfg,
+    // Guidance as two calls when the batch-2n call would not fit in memory (the limits check made sure batch n does).
+    splitCfg: doCfg && mem !== undefined && requestBytes(mem, r.width, r.height, 2 * n) > mem.machineBytes,
     guidanceScale: r.guidanceScale,
     guidanceRescale: r.guidanceRescale,
   };
+  if (ctx.splitCfg) {
+    warnings.push({ code: "W_MEMORY_PLAN", message: "classifier-free guidance ran as two calls per step to fit this machine's memory (same result, slower)" });
+  }
   const prepared = await parts.prepare(params, ctx);
   warnings.push(...prepared.warnings);
 

@@ -8,6 +8,8 @@ import { expectClose, readRefFloat32 } from "../../../test/helpers/tensors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
 import { EaselError } from "../../core/errors.ts";
 import type { LoadedPipeline } from "../pipeline/family.ts";
+import { requestBytes } from "../../core/limits.ts";
+import { sd15Limits } from "./config.ts";
 import { loadSd15 } from "./pipeline.ts";
 
 const MODEL = "test/fixtures/models/sd15";
@@ -130,6 +132,35 @@ describe("StableDiffusionPipeline parity (micro sd15 checkpoint)", () => {
       [{ steps: 0 }, "steps"],
     ] as const) {
       await assert.rejects(pipe.run({ prompt: "x", n: 1, width: 64, height: 64, seed: 1, ...p }), (e: unknown) => e instanceof EaselError && e.param === param);
+    }
+  });
+});
+
+describe("memory plan (micro sd15 checkpoint)", () => {
+  const ckpt = loadCheckpoint(MODEL);
+  const cacheDir = mkdtempSync(join(tmpdir(), "easel-sd15-mem-"));
+  const model = sd15Limits(ckpt).memory!;
+  const params = { prompt: "a cat", negativePrompt: "blur", n: 2, width: 64, height: 64, steps: 3, seed: 11, guidanceScale: 6 };
+
+  test("guidance runs as two calls when only batch n fits, with the same numbers; a request that fits nowhere is refused with its figure", async () => {
+    const plain = await loadSd15(ckpt, { executionProvider: "cpu", intraOpThreads: 1, cacheDir });
+    // Room for batch n = 2 at 64x64 but not for the CFG batch of 4.
+    const totalBytes = requestBytes(model, 64, 64, 3) + 1024 ** 3;
+    const tight = await loadSd15(ckpt, { executionProvider: "cpu", intraOpThreads: 1, cacheDir, memory: { totalBytes, freeBytes: totalBytes } });
+    try {
+      const [stepsA, stepsB]: number[][] = [[], []];
+      const a = await plain.run(params, { onStep: (s) => stepsA.push(s) });
+      const b = await tight.run(params, { onStep: (s) => stepsB.push(s) });
+      expectClose(b.latents, a.latents, { atol: 1e-5 });
+      assert.deepEqual(stepsB, stepsA, "progress counts denoiser steps, however many network calls each takes");
+      assert.ok(b.warnings.some((w) => w.code === "W_MEMORY_PLAN"), "guidance was split");
+      assert.ok(!a.warnings.some((w) => w.code === "W_MEMORY_PLAN"));
+      await assert.rejects(
+        tight.run({ ...params, width: 128, height: 128 }),
+        (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && /needs about .* GiB of memory/.test(e.message),
+      );
+    } finally {
+      await Promise.all([plain.release(), tight.release()]);
     }
   });
 });

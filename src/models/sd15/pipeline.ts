@@ -46,7 +46,7 @@ export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<Lo
     return (all.data as Float32Array).slice(index * per, (index + 1) * per);
   }
 
-  const limits = sd15Limits(ckpt);
+  const limits = sd15Limits(ckpt, rt);
   const scaling = latentScaling(decoder.config);
 
   return {

@@ -4,9 +4,9 @@
  * (Euler ancestral, trailing spacing, sample_size 64).
  */
 import type { ModelLimits } from "../../core/limits.ts";
-import type { Checkpoint, ModelDefaults } from "../pipeline/family.ts";
+import type { Checkpoint, ModelDefaults, RuntimeOptions } from "../pipeline/family.ts";
 import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
-import { unetLimits } from "../pipeline/limits.ts";
+import { unetLimits, unetMemory } from "../pipeline/limits.ts";
 
 /** SDXL-Turbo ships a trailing-spacing scheduler and is distilled for 1-4 steps without guidance. */
 export function isSdxlTurbo(ckpt: Checkpoint): boolean {
@@ -30,8 +30,9 @@ export function sdxlDefaults(ckpt: Checkpoint): ModelDefaults {
 export const SDXL_IMG2IMG_STRENGTH = 0.3;
 
 /** SDXL, SDXL-Turbo and Playground v2.5 (the same pipeline): clip_skip is not implemented for the two-encoder stack. */
-export function sdxlLimits(): ModelLimits {
-  return unetLimits({ maxClipSkip: 0, prompt2: true, img2imgStrength: SDXL_IMG2IMG_STRENGTH });
+export function sdxlLimits(ckpt?: Checkpoint, rt?: Pick<RuntimeOptions, "memory">): ModelLimits {
+  const limits = unetLimits({ maxClipSkip: 0, prompt2: true, img2imgStrength: SDXL_IMG2IMG_STRENGTH });
+  return ckpt ? { ...limits, memory: unetMemory(ckpt, ["text_encoder", "text_encoder_2", "unet", "vae"], rt) } : limits;
 }
 
 /** An SDXL pipeline class; Playground v2.5 (EDM scheduler or latents_mean/std in the VAE) is its own family. */

@@ -209,10 +209,10 @@ export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spe
 
 /** SDXL / SDXL-Turbo: this pipeline with the family's defaults and previews. */
 export function loadSdxl(ckpt: Checkpoint, rt: RuntimeOptions): Promise<LoadedPipeline> {
-  return loadSdxlPipeline(ckpt, rt, { family: "sdxl", defaults: sdxlDefaults(ckpt), limits: sdxlLimits(), previewFactors: SDXL_PREVIEW });
+  return loadSdxlPipeline(ckpt, rt, { family: "sdxl", defaults: sdxlDefaults(ckpt), limits: sdxlLimits(ckpt, rt), previewFactors: SDXL_PREVIEW });
 }
 
 /** Playground v2.5: this pipeline; EDM sampling and latent statistics come from its configs. */
 export function loadPlayground(ckpt: Checkpoint, rt: RuntimeOptions): Promise<LoadedPipeline> {
-  return loadSdxlPipeline(ckpt, rt, { family: "playground", defaults: playgroundDefaults(ckpt), limits: sdxlLimits(), previewFactors: PLAYGROUND_PREVIEW });
+  return loadSdxlPipeline(ckpt, rt, { family: "playground", defaults: playgroundDefaults(ckpt), limits: sdxlLimits(ckpt, rt), previewFactors: PLAYGROUND_PREVIEW });
 }
