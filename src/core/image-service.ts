@@ -86,8 +86,11 @@ export interface ImageService {
    * once it has settled, or as it stands after a short wait; a finished job is answered unchanged.
    */
   cancelJob(id: string, principal: Principal): Promise<JobRecord>;
-  /** Resolves a signed image URL token; undefined when forged, expired or deleted (the caller answers a bare 404). */
-  openImage(token: string): Promise<{ bytes: Uint8Array; mime: string } | undefined>;
+  /**
+   * Resolves a signed image URL token; undefined when forged, expired or deleted (the caller answers a bare 404).
+   * `expiresAt` (ms since the epoch) is when the token stops opening the image.
+   */
+  openImage(token: string): Promise<{ bytes: Uint8Array; mime: string; expiresAt: number } | undefined>;
   listModels(): ModelInfo[];
   /** Resolves a public model name or alias; undefined when not installed. */
   findModel(name: string): ModelInfo | undefined;

@@ -387,12 +387,12 @@ export function createJobService(deps: JobServiceDeps): JobService {
     },
 
     async openImage(token) {
-      const id = signer.verify(token);
-      if (!id) return undefined;
-      const row = await store.getImage(id);
+      const signed = signer.verify(token);
+      if (!signed) return undefined;
+      const row = await store.getImage(signed.id);
       if (!row) return undefined;
-      const bytes = await blobs.get(id);
-      return bytes ? { bytes, mime: row.mime } : undefined;
+      const bytes = await blobs.get(signed.id);
+      return bytes ? { bytes, mime: row.mime, expiresAt: signed.expiresAt } : undefined;
     },
 
     listModels: () => models.list(),

@@ -34,8 +34,11 @@ export function loadOrCreateUrlSecret(dir: string): Buffer {
 export interface UrlSigner {
   /** A token for `id` valid for `ttlSeconds` from now. */
   sign(id: string, ttlSeconds: number): { token: string; expiresAt: number };
-  /** The image id, or undefined when the token is malformed, forged or expired. */
-  verify(token: string): string | undefined;
+  /**
+   * The image id and when the token expires (ms since the epoch), or undefined when the token is malformed,
+   * forged, expired or not in its one canonical spelling.
+   */
+  verify(token: string): { id: string; expiresAt: number } | undefined;
 }
 
 export function createUrlSigner(secret: Uint8Array, now: () => number = Date.now): UrlSigner {
@@ -52,8 +55,12 @@ export function createUrlSigner(secret: Uint8Array, now: () => number = Date.now
       const expected = mac(`${m[1]}.${m[2]}`);
       const given = Buffer.from(m[3], "base64url");
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-      if (Number(m[2]) * 1000 <= now()) return undefined;
-      return m[1];
+      // 43 characters carry 258 bits for 256: the decoder ignores the last character's low 2 bits, so four
+      // spellings decode to the same MAC. Only the one the signer writes is a valid URL.
+      if (given.toString("base64url") !== m[3]) return undefined;
+      const expiresAt = Number(m[2]) * 1000;
+      if (expiresAt <= now()) return undefined;
+      return { id: m[1], expiresAt };
     },
   };
 }

@@ -22,6 +22,8 @@ export interface FakeOptions {
   gate?: () => Promise<void>;
   /** Throw this from generate() after the checks (to test mid-stream failures). */
   failWith?: EaselError;
+  /** Life of a stored image's URL token (default 3600 s). */
+  fileTtlSeconds?: number;
 }
 
 export interface GenerateCall {
@@ -57,7 +59,7 @@ export class FakeImageService implements ImageService {
   readonly charges: { keyId: string | null; credits: number }[] = [];
   readonly authAttempts: (string | undefined)[] = [];
   private readonly balances = new Map<string, number | null>();
-  private readonly files = new Map<string, { bytes: Uint8Array; mime: string }>();
+  private readonly files = new Map<string, { bytes: Uint8Array; mime: string; expiresAt: number }>();
   private readonly models: ModelInfo[];
   private jobs = 0;
 
@@ -101,7 +103,8 @@ export class FakeImageService implements ImageService {
       const img = await this.encode(req, seed + i, req.width, req.height, i);
       if ((ctx.delivery ?? "url") === "url") {
         const token = randomBytes(24).toString("base64url");
-        this.files.set(token, { bytes: img.bytes, mime: img.mime });
+        const expiresAt = Date.now() + (this.opts.fileTtlSeconds ?? 3600) * 1000;
+        this.files.set(token, { bytes: img.bytes, mime: img.mime, expiresAt });
         img.url = `/v1/files/${token}`;
       }
       images.push(img);
@@ -158,8 +161,9 @@ export class FakeImageService implements ImageService {
     return this.getJob(id);
   }
 
-  async openImage(token: string): Promise<{ bytes: Uint8Array; mime: string } | undefined> {
-    return this.files.get(token);
+  async openImage(token: string): Promise<{ bytes: Uint8Array; mime: string; expiresAt: number } | undefined> {
+    const file = this.files.get(token);
+    return file && file.expiresAt > Date.now() ? file : undefined;
   }
 
   listModels(): ModelInfo[] {
