@@ -84,7 +84,7 @@ export const externalBody = z.object({
   guidance_scale: z.number().min(0).max(30).nullish().describe("Default 3 for Playground_v2.5, 7 for the others."),
   scheduler: z.enum(SCHEDULERS).nullish().describe("Default DPMPP_2M_K."),
   seed: z.number().int().min(SEED_MIN).max(SEED_MAX).nullish().describe("0 < seed < 2^16; missing = random."),
-  init_image: z.string().min(1).nullish().describe("Base64 image (png, jpeg, webp, gif, tiff) for img2img."),
+  init_image: z.string().min(1).nullish().describe("Base64 PNG, JPEG or WebP image (at most 4096x4096 pixels) for img2img."),
   strength: numeric(z.number().min(0).max(1)).nullish().describe("img2img: 0 keeps init_image, 1 replaces it."),
   expand_prompt: z.boolean().nullish().describe("Not supported yet: true is rejected."),
   verify_prompt_safety: z.boolean().nullish().describe("Not supported yet: true is rejected."),

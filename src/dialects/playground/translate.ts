@@ -1,8 +1,8 @@
 /** Playground external API request -> GenerationRequest (base64 PNG answers, optional img2img). */
-import sharp from "sharp";
 import { EaselError, invalidInput } from "../../core/errors.ts";
 import type { ImageService } from "../../core/image-service.ts";
 import type { GenerationRequest } from "../../core/types.ts";
+import { decodeBase64InitImage } from "../_shared/init-image.ts";
 import { resolveModel } from "../_shared/models.ts";
 import { resolveSchedulerName, schedulerFields } from "../_shared/sampler-names.ts";
 import type { ExternalBody } from "./schema.ts";
@@ -36,20 +36,6 @@ function side(param: string, v: number, multiple: number, model: string): number
   return v;
 }
 
-/** Decodes base64 (a `data:` URL prefix is tolerated) and checks the bytes are an image sharp can read. */
-async function decodeInitImage(s: string): Promise<Uint8Array> {
-  const b64 = s.replace(/^data:[^,]*;base64,/, "").replace(/\s+/g, "");
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(b64)) throw invalidInput("init_image", "init_image must be base64");
-  const bytes = Buffer.from(b64, "base64");
-  try {
-    const meta = await sharp(bytes).metadata();
-    if (!meta.width || !meta.height) throw new Error("no size");
-  } catch {
-    throw invalidInput("init_image", "init_image is not a readable image (png, jpeg, webp, gif, tiff)");
-  }
-  return new Uint8Array(bytes);
-}
-
 export async function translate(body: ExternalBody, images: ImageService): Promise<GenerationRequest> {
   rejectUnsupported(body);
   const filterModel = body.filter_model ?? DEFAULTS.filterModel;
@@ -60,7 +46,7 @@ export async function translate(body: ExternalBody, images: ImageService): Promi
   if (body.strength != null && !body.init_image) {
     throw invalidInput("strength", "strength only applies with init_image (img2img)");
   }
-  const initImage = body.init_image ? await decodeInitImage(body.init_image) : undefined;
+  const initImage = body.init_image ? await decodeBase64InitImage(body.init_image) : undefined;
   return {
     model: info.id,
     prompt: body.prompt,

@@ -1,6 +1,7 @@
 /** The local executor: runs a request on the in-process engine (worker thread) from a checkpoint directory. */
 import sharp from "sharp";
 import { EaselError } from "../../core/errors.ts";
+import { INPUT_IMAGE_FORMATS, MAX_INPUT_IMAGE_PIXELS, sniffImageFormat } from "../../core/image-format.ts";
 import type { GenerationRequest } from "../../core/types.ts";
 import type { Engine } from "../../engine/engine.ts";
 import { toPipelineParams } from "../../models/pipeline/request.ts";
@@ -16,13 +17,23 @@ export interface LocalProviderOptions {
 
 const MAX_SEED = 2 ** 32 - 1;
 
-/** Decodes an init image to CHW RGB in [-1, 1] at width x height (diffusers resizes with Lanczos). */
+/**
+ * Decodes an init image to CHW RGB in [-1, 1] at width x height (diffusers resizes with Lanczos). Only PNG, JPEG
+ * and WebP reach the decoder, and only up to MAX_INPUT_IMAGE_PIXELS, whoever submitted the job.
+ */
 export async function decodeInitImage(bytes: Uint8Array, width: number, height: number) {
+  if (!sniffImageFormat(bytes)) {
+    throw new EaselError("E_INPUT_INVALID", `init_image must be a ${INPUT_IMAGE_FORMATS} image`, { param: "init_image" });
+  }
   let raw: Buffer;
   try {
-    raw = await sharp(bytes).removeAlpha().resize(width, height, { fit: "fill", kernel: "lanczos3" }).raw().toBuffer();
+    raw = await sharp(bytes, { limitInputPixels: MAX_INPUT_IMAGE_PIXELS })
+      .removeAlpha()
+      .resize(width, height, { fit: "fill", kernel: "lanczos3" })
+      .raw()
+      .toBuffer();
   } catch (e) {
-    throw new EaselError("E_INPUT_INVALID", "init_image is not a readable PNG, JPEG or WebP image", { param: "init_image", cause: e });
+    throw new EaselError("E_INPUT_INVALID", `init_image is not a readable ${INPUT_IMAGE_FORMATS} image`, { param: "init_image", cause: e });
   }
   const plane = width * height;
   const data = new Float32Array(3 * plane);
