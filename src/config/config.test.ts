@@ -26,3 +26,19 @@ test("bad values are rejected with the path named", () => {
   );
   assert.throws(() => loadConfig({ file: "/nonexistent/easel.json", env: {} }), /cannot read config file/);
 });
+
+test("HTTP limits: defaults, the proxy and CORS from the environment, a headers timeout past the request's refused", () => {
+  const c = loadConfig({ env: {} });
+  assert.deepEqual(
+    [c.server.jsonBodyLimitBytes, c.server.imageBodyLimitBytes, c.server.requestTimeoutMs, c.server.headersTimeoutMs],
+    [512 * 1024, 25 * 1024 * 1024, 60_000, 10_000],
+  );
+  assert.deepEqual([c.server.keepAliveTimeoutMs, c.server.maxConnections, c.server.trustProxy, c.server.corsOrigins], [5_000, 1024, false, []]);
+  const env = loadConfig({ env: { EASEL_TRUST_PROXY: "1", EASEL_CORS_ORIGINS: "https://a.example, https://b.example" } });
+  assert.equal(env.server.trustProxy, true);
+  assert.deepEqual(env.server.corsOrigins, ["https://a.example", "https://b.example"]);
+  assert.throws(
+    () => loadConfig({ env: {}, flags: { server: { requestTimeoutMs: 1000, headersTimeoutMs: 2000 } } }),
+    (e: unknown) => e instanceof EaselError && e.param === "server.headersTimeoutMs",
+  );
+});

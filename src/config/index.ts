@@ -19,6 +19,8 @@ const ENV_KEYS: Record<string, (v: string) => ConfigInput> = {
   EASEL_PORT: (v) => ({ server: { port: Number(v) } }),
   EASEL_PUBLIC_BASE_URL: (v) => ({ server: { publicBaseUrl: v } }),
   EASEL_ALLOW_OPEN: (v) => ({ server: { allowOpen: v === "1" || v === "true" } }),
+  EASEL_TRUST_PROXY: (v) => ({ server: { trustProxy: v === "1" || v === "true" } }),
+  EASEL_CORS_ORIGINS: (v) => ({ server: { corsOrigins: v.split(",").map((o) => o.trim()).filter(Boolean) } }),
   EASEL_ADMIN_KEY: (v) => ({ server: { adminKey: v } }),
   EASEL_MODELS_DIR: (v) => ({ models: { dir: v } }),
   EASEL_EXECUTION_PROVIDER: (v) => ({ engine: { executionProvider: v as "cpu" } }),

@@ -27,13 +27,38 @@ export const configSchema = z.object({
     .object({
       host: z.string().default("127.0.0.1"),
       port: z.number().int().min(0).max(65535).default(8080),
-      /** Base of the image URLs handed to clients; defaults to http://host:port. */
+      /**
+       * Base of the image URLs handed to clients. Unset: the address the client connected to (never its Host
+       * header), or the proxy's X-Forwarded-Proto/-Host when trustProxy is on.
+       */
       publicBaseUrl: z.string().url().optional(),
+      /** Trust X-Forwarded-* headers (client address, image URL scheme and host): only behind a reverse proxy. */
+      trustProxy: z.boolean().default(false),
       /** Serve without API keys on a non-loopback address. Off: such a server refuses to start open. */
       allowOpen: z.boolean().default(false),
       /** Guards the admin API (`/admin/...`); unset disables it. */
       adminKey: z.string().min(16).optional(),
-      bodyLimitBytes: z.number().int().positive().default(25 * 1024 * 1024),
+      /** Largest request body on JSON-only routes (every route without an uploaded image). */
+      jsonBodyLimitBytes: z.number().int().positive().default(512 * 1024),
+      /** Largest request body on routes that take an uploaded image (Playground `init_image`). */
+      imageBodyLimitBytes: z.number().int().positive().default(25 * 1024 * 1024),
+      /** Whole request (headers and body) must arrive within this; a slower client gets 408 and is disconnected. */
+      requestTimeoutMs: z.number().int().positive().default(60_000),
+      /** Request headers must arrive within this (also bounds a connection that sends nothing). */
+      headersTimeoutMs: z.number().int().positive().default(10_000),
+      /** An idle keep-alive connection is closed after this. */
+      keepAliveTimeoutMs: z.number().int().positive().default(5_000),
+      /** Open connections at most; connections past it are closed at once. */
+      maxConnections: z.number().int().positive().default(1024),
+      /**
+       * Cross-origin browser access (CORS): allowed origins ("https://app.example.com", or "*" for any). Empty (the
+       * default): no CORS headers, and OPTIONS is answered 405 like any other method a route does not take.
+       */
+      corsOrigins: z.array(z.string().min(1)).default([]),
+    })
+    .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, {
+      message: "headersTimeoutMs must not exceed requestTimeoutMs",
+      path: ["headersTimeoutMs"],
     })
     .prefault({}),
   models: z

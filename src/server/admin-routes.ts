@@ -49,9 +49,12 @@ export async function adminRoutes(app: FastifyInstance, deps: { config: Config; 
         return reply.code(okStatus).send(out);
       } catch (e) {
         const err = toEaselError(e);
+        // Easel's own error shape and header; a caller without the admin key gets no further time on the connection.
+        if (err.code === "E_AUTH_MISSING" || err.code === "E_AUTH_INVALID") reply.header("connection", "close");
         return reply
           .code(err.status)
-          .send({ error: { code: err.code, message: err.message, ...(err.param ? { param: err.param } : {}) } });
+          .header("x-easel-error-code", err.code)
+          .send({ error: { code: err.code, message: err.message, param: err.param ?? null } });
       }
     };
 

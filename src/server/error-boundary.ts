@@ -62,6 +62,14 @@ export function boundaryError(err: unknown, body?: unknown): EaselError {
   if (isEaselError(err)) return err;
   const f = err as Partial<FastifyError> | undefined;
   if (f && Array.isArray(f.validation)) return validationError(f.validation as ValidationIssue[], body);
+  if (f?.code === "FST_ERR_BAD_URL") {
+    return new EaselError("E_INPUT_INVALID", "The request path is not valid: malformed percent-encoding.", {
+      details: { reason: "invalid_value" },
+    });
+  }
+  if (f?.code === "FST_ERR_MAX_PARAM_LENGTH") {
+    return new EaselError("E_NOT_FOUND", "The request path names nothing on this server (a path segment is too long).");
+  }
   if (f?.code === "FST_ERR_CTP_BODY_TOO_LARGE" || f?.statusCode === 413) {
     return new EaselError("E_PAYLOAD_TOO_LARGE", "The request body is larger than this server accepts.");
   }

@@ -56,7 +56,7 @@ describe("server", async () => {
   });
 
   test("a body over the limit is 413 in the dialect's shape", async () => {
-    const { app, images } = await makeApp({}, { server: { bodyLimitBytes: 1024 } });
+    const { app, images } = await makeApp({}, { server: { imageBodyLimitBytes: 1024 } });
     const res = await app.inject({ method: "POST", url: "/api/models/external/v1", payload: { prompt: "p".repeat(4096) }, headers: AUTH });
     assert.equal(res.statusCode, 413);
     assert.equal(res.json().code, "PAYLOAD_TOO_LARGE");

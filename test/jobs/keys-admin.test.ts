@@ -68,8 +68,13 @@ test("admin HTTP API: guarded by the admin key, same operations as the CLI", asy
   await adminRoutes(app, { config, keys: createKeyAdmin({ store }) });
   const auth = { authorization: "Bearer admin-secret-0123456789" };
   try {
-    assert.equal((await app.inject({ method: "GET", url: "/admin/keys" })).statusCode, 401);
-    assert.equal((await app.inject({ method: "GET", url: "/admin/keys", headers: { authorization: "Bearer wrong" } })).statusCode, 401);
+    for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: "admin-secret-0123456789" }]) {
+      const refused = await app.inject({ method: "GET", url: "/admin/keys", headers });
+      assert.equal(refused.statusCode, 401);
+      assert.match(String(refused.headers["x-easel-error-code"]), /^E_AUTH_(MISSING|INVALID)$/);
+      assert.equal(refused.headers.connection, "close");
+      assert.deepEqual(Object.keys(refused.json().error).sort(), ["code", "message", "param"]);
+    }
     const created = await app.inject({ method: "POST", url: "/admin/keys", headers: auth, payload: { name: "svc", credits: 5 } });
     assert.equal(created.statusCode, 201);
     const k = created.json();

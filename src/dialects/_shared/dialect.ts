@@ -2,10 +2,22 @@
  * What every API dialect provides to the server: its routes, its error body, and the URL prefixes whose
  * unknown paths it answers. The server composes dialects; dialects never import each other.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { IncomingHttpHeaders } from "node:http";
+import type { FastifyInstance } from "fastify";
 import type { Config } from "../../config/index.ts";
 import type { EaselError } from "../../core/errors.ts";
-import type { ImageService } from "../../core/image-service.ts";
+import type { ImageService, Principal } from "../../core/image-service.ts";
+
+/**
+ * What a dialect reads of a request to claim it or to add its headers: a FastifyRequest, or the request line and
+ * headers of a request the HTTP parser rejected (headers too large, a timeout) before Fastify saw it.
+ */
+export interface RequestHead {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  easelPrincipal?: Principal;
+}
 
 export interface DialectDeps {
   images: ImageService;
@@ -27,9 +39,9 @@ export interface Dialect {
   /** Paths under these prefixes that match no route are answered in this dialect's 404 shape. */
   prefixes: string[];
   /** Claims an unmatched request under a prefix shared with another dialect (e.g. Segmind's x-api-key under /v1/). */
-  claims?(req: FastifyRequest): boolean;
+  claims?(req: RequestHead): boolean;
   register(app: FastifyInstance, deps: DialectDeps): Promise<void>;
   errorReply(e: EaselError): ErrorReply;
   /** Headers on every response of this dialect, errors included (Segmind's x-remaining-credits). */
-  commonHeaders?(req: FastifyRequest, deps: DialectDeps): Promise<Record<string, string>>;
+  commonHeaders?(req: RequestHead, deps: DialectDeps): Promise<Record<string, string>>;
 }

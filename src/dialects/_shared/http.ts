@@ -1,4 +1,6 @@
 /** HTTP plumbing every dialect uses the same way: API keys, the request context, image URLs, Easel headers. */
+import type { IncomingHttpHeaders } from "node:http";
+import type { Socket } from "node:net";
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from "fastify";
 import type { Config } from "../../config/index.ts";
 import { EaselError } from "../../core/errors.ts";
@@ -12,15 +14,28 @@ declare module "fastify" {
   }
 }
 
-/** The token of `Authorization: Bearer <token>`; a header in another form is passed on whole (and fails). */
-export function bearerKey(req: FastifyRequest): string | undefined {
-  const h = req.headers.authorization;
-  if (h === undefined || h === "") return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(h);
-  return m ? m[1].trim() : h;
+/** The parts of a request that key lookups read (also available for requests the HTTP parser rejected). */
+export interface HeadersOnly {
+  headers: IncomingHttpHeaders;
 }
 
-export function headerKey(name: string): (req: FastifyRequest) => string | undefined {
+/**
+ * The token of `Authorization: Bearer <token>`. A header in another form (a bare key, `Basic ...`) is refused:
+ * accepting a key without its scheme would make the scheme optional.
+ */
+export function bearerKey(req: HeadersOnly): string | undefined {
+  const h = req.headers.authorization;
+  if (h === undefined || h === "") return undefined;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
+  if (!m) {
+    throw new EaselError("E_AUTH_INVALID", "The Authorization header must be 'Bearer <API key>'.", {
+      details: { reason: "authorization_scheme" },
+    });
+  }
+  return m[1];
+}
+
+export function headerKey(name: string): (req: HeadersOnly) => string | undefined {
   return (req) => {
     const v = req.headers[name];
     const s = Array.isArray(v) ? v[0] : v;
@@ -29,7 +44,7 @@ export function headerKey(name: string): (req: FastifyRequest) => string | undef
 }
 
 /** onRequest hook: authenticate before the body is even parsed, so a bad key never costs a body read. */
-export function authHook(images: ImageService, key: (req: FastifyRequest) => string | undefined): onRequestAsyncHookHandler {
+export function authHook(images: ImageService, key: (req: HeadersOnly) => string | undefined): onRequestAsyncHookHandler {
   return async (req) => {
     req.easelPrincipal = await images.authenticate(key(req));
   };
@@ -62,11 +77,32 @@ export function requestContext(
   };
 }
 
-/** Base of the image URLs handed out: the configured public URL, else the scheme and Host the client used. */
+/** A host name, IPv4 or bracketed IPv6 address, with an optional port: nothing that could change a URL's path. */
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/** The entry the nearest proxy added: the last of a repeated or comma-separated forwarding header. */
+function nearestProxyValue(v: string | string[] | undefined): string | undefined {
+  const last = Array.isArray(v) ? v[v.length - 1] : v;
+  return last?.split(",").at(-1)?.trim() || undefined;
+}
+
+/**
+ * Base of the image URLs handed out: the configured public URL; else, when the operator trusts a proxy, the
+ * proxy's X-Forwarded-Proto and X-Forwarded-Host; else the address and port the client connected to. Never the
+ * client's Host header: a client could otherwise make the server hand out links to another host.
+ */
 export function publicBaseUrl(config: Config, req: FastifyRequest): string {
   const configured = config.server.publicBaseUrl;
   if (configured) return configured.replace(/\/+$/, "");
-  return `${req.protocol}://${req.host}`;
+  if (config.server.trustProxy) {
+    const host = nearestProxyValue(req.headers["x-forwarded-host"]);
+    const proto = nearestProxyValue(req.headers["x-forwarded-proto"])?.toLowerCase() ?? "http";
+    if (host && HOST_RE.test(host) && (proto === "http" || proto === "https")) return `${proto}://${host}`;
+  }
+  const socket = req.raw.socket as Partial<Socket> | undefined;
+  const address = socket?.localAddress || config.server.host;
+  const port = socket?.localPort || config.server.port;
+  return `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
 }
 
 /** Absolute URL of a stored image; a result without one means the service did not store it, which is a bug. */
@@ -105,7 +141,8 @@ export function b64(bytes: Uint8Array): string {
 /** Other methods on a known path: 405 in the dialect's shape (the server's error handler renders it). */
 export function methodNotAllowed(app: FastifyInstance, url: string, allowed: string): void {
   app.route({
-    method: ["GET", "PUT", "PATCH", "DELETE"].filter((m) => m !== allowed),
+    // OPTIONS too: with CORS configured, the CORS hook answers preflights before this handler runs.
+    method: ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"].filter((m) => m !== allowed),
     url,
     schema: { hide: true },
     handler: async (req, reply) => {

@@ -34,10 +34,14 @@ function shape(e: EaselError): Shape {
       return { status: 404, type: "invalid_request_error", code: null };
     case "E_METHOD_NOT_ALLOWED":
       return { status: 405, type: "invalid_request_error", code: "method_not_allowed" };
+    case "E_REQUEST_TIMEOUT":
+      return { status: 408, type: "invalid_request_error", code: "request_timeout" };
     case "E_IDEMPOTENCY_CONFLICT":
       return { status: 409, type: "invalid_request_error", code: "idempotency_conflict" };
     case "E_PAYLOAD_TOO_LARGE":
       return { status: 413, type: "invalid_request_error", code: "payload_too_large" };
+    case "E_HEADERS_TOO_LARGE":
+      return { status: 431, type: "invalid_request_error", code: "headers_too_large" };
     case "E_RATE_LIMITED":
       return { status: 429, type: "requests", code: "rate_limit_exceeded" };
     case "E_CANCELLED":

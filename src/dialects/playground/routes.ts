@@ -14,6 +14,8 @@ export async function playgroundRoutes(app: FastifyInstance, deps: DialectDeps):
     PATH,
     {
       onRequest: authHook(deps.images, bearerKey),
+      // init_image is uploaded as base64 inside the JSON body: the one dialect route allowed a large body.
+      bodyLimit: deps.config.server.imageBodyLimitBytes,
       schema: {
         tags: ["Playground"],
         summary: "Image generation (Playground AI external API)",

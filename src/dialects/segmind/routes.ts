@@ -2,9 +2,9 @@
  * Segmind `POST /v1/playground-v2.5`: `x-api-key`, raw image/jpeg (base64: false) or `{image, images, seed}`
  * JSON (base64: true), and `x-remaining-credits` on every response.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import type { DialectDeps } from "../_shared/dialect.ts";
+import type { DialectDeps, RequestHead } from "../_shared/dialect.ts";
 import { authHook, b64, headerKey, methodNotAllowed, principalOf, requestContext, resultHeaders } from "../_shared/http.ts";
 import { segmindBody } from "./schema.ts";
 import { translate } from "./translate.ts";
@@ -19,7 +19,7 @@ function creditsValue(n: number | null): string {
 }
 
 /** For responses where the route's own hook may not have run (404, 405, 401): "0" when the key is not valid. */
-export async function remainingCreditsHeader(req: FastifyRequest, deps: DialectDeps): Promise<Record<string, string>> {
+export async function remainingCreditsHeader(req: RequestHead, deps: DialectDeps): Promise<Record<string, string>> {
   let principal = req.easelPrincipal;
   if (!principal) {
     try {
