@@ -104,3 +104,33 @@ export interface ModelInfo {
   limits: ModelLimits;
   created: number;
 }
+
+/** One try of one upstream call, or of a local model, while the gateway served a job. */
+export interface RouteAttempt {
+  /** The registered model name this try served (the requested model or one of its fallbacks). */
+  model: string;
+  /** "local" or the configured provider id. */
+  provider: string;
+  upstreamModel?: string;
+  /** Which upstream call of a fanned-out request (0 when the request took one call). */
+  call: number;
+  /** 1 for a call's first try, 2 for its first retry, ... */
+  attempt: number;
+  outcome: "ok" | "failed" | "skipped";
+  /** The upstream's HTTP status, when it answered. */
+  status?: number;
+  /** Why it failed or was skipped: connection, timeout, server, rate_limited, out_of_credits, circuit_open, ... */
+  reason?: string;
+  ms: number;
+}
+
+/** How the gateway served a job, recorded with it (never a key or an upstream URL). */
+export interface RouteRecord {
+  /** Where the images came from. */
+  target: { model: string; provider: string; providerType?: string; upstreamModel?: string };
+  /** True when the target is a fallback of the requested model. */
+  fallback: boolean;
+  attempts: RouteAttempt[];
+  /** Time spent in the gateway, from the first try to the answer. */
+  latencyMs: number;
+}

@@ -3,7 +3,7 @@
  * (providers/<id>). The job service calls `generate` once per job, passes an AbortSignal for cancellation and
  * receives progress and preview frames through `onEvent`.
  */
-import type { GenerationRequest, Warning } from "../core/types.ts";
+import type { GenerationRequest, RouteRecord, Warning } from "../core/types.ts";
 
 /** A decoded image as produced by a local pipeline. */
 export interface RawImage {
@@ -30,6 +30,8 @@ export interface ProviderResult {
   seed: number;
   images: (RawImage | EncodedUpstreamImage)[];
   warnings: Warning[];
+  /** How the gateway served the job (upstream targets, fallbacks); recorded with the job. */
+  route?: RouteRecord;
 }
 
 export interface ProviderGenerateOptions {
@@ -40,6 +42,11 @@ export interface ProviderGenerateOptions {
 
 export interface ImageProvider {
   id: string;
+  /**
+   * Checks a request against what this executor can do, before the job is admitted: throws an EaselError (400)
+   * naming the field it cannot honour. Executors that take whatever their model's limits allow leave it out.
+   */
+  check?(req: GenerationRequest): void;
   generate(req: GenerationRequest, opts: ProviderGenerateOptions): Promise<ProviderResult>;
 }
 
