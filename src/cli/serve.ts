@@ -10,6 +10,8 @@ import { type Config, configPaths, loadConfig } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
 import { discoverModels, type ModelRegistry } from "../gateway/registry.ts";
+import { createGateway, type Gateway } from "../gateway/route.ts";
+import { createUpstreams } from "../gateway/upstreams.ts";
 import { createKeyAdmin } from "../jobs/api-keys.ts";
 import { createJobService, type JobService } from "../jobs/job-service.ts";
 import { decideOpenMode } from "../jobs/open-mode.ts";
@@ -25,6 +27,8 @@ export interface EaselServer {
   url: string;
   registry: ModelRegistry;
   jobs: JobService;
+  /** Routing to upstream providers (circuit states). */
+  gateway: Gateway;
   close(): Promise<void>;
 }
 
@@ -55,18 +59,22 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     // Image bytes: the S3-compatible bucket when one is configured (probed now: a bad one fails the start).
     const s3 = config.storage.s3 ? await openS3BlobStore(config.storage.s3) : undefined;
     if (s3) cleanup.push(async () => s3.close());
+    const upstreams = createUpstreams(config.providers);
+    cleanup.push(() => upstreams.close());
     const registry = await discoverModels({
       modelsDir: paths.modelsDir,
       entries: config.models.entries,
       describe: (dir) => engine.describe(dir),
+      describeUpstream: (provider, model) => upstreams.describe(provider, model),
       onSkip: (dir, e) => log(`skipping ${dir}: ${(e as Error).message}`),
     });
     const local = createLocalProvider({ engine, modelDir: (model) => registry.require(model, paths.modelsDir).dir });
+    const gateway = createGateway({ registry, local, upstreams, log });
     const jobs = createJobService({
       config,
       store,
       blobs: s3 ?? createFsBlobStore(paths.imagesDir),
-      executor: () => local,
+      executor: (req, model) => gateway.executor(req, model),
       models: { list: () => registry.list(), find: (name) => registry.find(name)?.info },
       openMode: open.open,
     });
@@ -82,12 +90,14 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     const address = http.url;
     const models = registry.list();
     log(`easel listening on ${address} (${open.open ? "open: no API keys, loopback only" : "API keys required"})`);
-    log(models.length > 0 ? `models: ${models.map((m) => `${m.id} [${m.family}]`).join(", ")}` : `no models found in ${paths.modelsDir}`);
+    const where = (m: (typeof models)[number]) => (m.backend === "local" ? m.family : `${m.family} via ${m.backend}`);
+    log(models.length > 0 ? `models: ${models.map((m) => `${m.id} [${where(m)}]`).join(", ")}` : `no models found in ${paths.modelsDir}`);
     return {
       app: http.app,
       url: address,
       registry,
       jobs,
+      gateway,
       async close() {
         for (const c of cleanup) await c().catch(() => undefined);
       },

@@ -65,6 +65,17 @@ export interface LoadConfigOptions {
   flags?: ConfigInput;
 }
 
+/**
+ * Provider keys given as `{env: NAME}` are read from the environment here; one whose variable is unset stays
+ * `{env: NAME}`, and the server refuses to start with it (the gateway says which variable is missing).
+ */
+function withProviderKeys<C extends { providers: Record<string, { apiKey?: string | { env: string } }> }>(c: C, env: Record<string, string | undefined>): C {
+  for (const p of Object.values(c.providers)) {
+    if (typeof p.apiKey === "object" && env[p.apiKey.env]) p.apiKey = env[p.apiKey.env];
+  }
+  return c;
+}
+
 export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const env = opts.env ?? process.env;
   const layers: ConfigInput[] = [];
@@ -98,7 +109,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       param: where,
     });
   }
-  return deepFreeze(parsed.data);
+  return deepFreeze(withProviderKeys(parsed.data, env));
 }
 
 /** Paths derived from the config, in one place. */

@@ -10,12 +10,80 @@ const price = z.object({
   referenceSteps: z.number().int().positive().default(30),
 });
 
-/** A public model name mapped to a local checkpoint directory or to an upstream provider's model. */
-const modelEntry = z.object({
-  path: z.string().optional(),
-  provider: z.string().optional(),
-  upstreamModel: z.string().optional(),
-  aliases: z.array(z.string()).default([]),
+/** One of several equivalent upstream targets of a model, chosen by weight (load balancing). */
+const upstreamTarget = z.object({
+  /** A key of `providers`. */
+  provider: z.string().min(1),
+  /** The model name on that provider; default: the entry's own name. */
+  upstreamModel: z.string().min(1).optional(),
+  weight: z.number().positive().default(1),
+});
+
+/**
+ * A public model name mapped to a local checkpoint directory (`path`), to an upstream provider's model (`provider`
+ * + `upstreamModel`), or to several equivalent upstream targets (`targets`, weighted). `fallbacks` lists other
+ * registered model names, local or remote, tried in order when every target failed for a reason another one may
+ * not have (unreachable, 5xx, timeouts, rate limits, an upstream out of credits, an open circuit).
+ */
+const modelEntry = z
+  .object({
+    path: z.string().optional(),
+    provider: z.string().min(1).optional(),
+    upstreamModel: z.string().min(1).optional(),
+    targets: z.array(upstreamTarget).min(1).optional(),
+    fallbacks: z.array(z.string().min(1)).default([]),
+    /** How scheduler names are read for an upstream model (vp, edm, flow); default: the provider's table. */
+    kind: z.enum(["vp", "edm", "flow"]).optional(),
+    aliases: z.array(z.string()).default([]),
+  })
+  .refine((e) => [e.path, e.provider, e.targets].filter((x) => x !== undefined).length === 1, {
+    message: "give exactly one of path, provider or targets",
+  })
+  .refine((e) => e.upstreamModel === undefined || e.provider !== undefined, {
+    message: "upstreamModel goes with provider",
+    path: ["upstreamModel"],
+  });
+
+/** An API key given in the config, or the environment variable that holds it. */
+const secret = z.union([z.string().min(1), z.strictObject({ env: z.string().min(1) })]);
+
+/** An upstream provider requests can be routed to (models.entries.<name>.provider). */
+const upstreamProvider = z.object({
+  type: z.enum(["openai", "segmind", "monica", "playground"]),
+  /** Where its API lives: openai "https://api.openai.com/v1", segmind "https://api.segmind.com", monica
+   * "https://openapi.monica.im", playground "https://playground.com" (or another Easel's address). */
+  baseUrl: z
+    .string()
+    .url()
+    .refine((u) => /^https?:\/\//i.test(u), { message: "baseUrl must be an http(s) URL" }),
+  apiKey: secret.optional(),
+  /** openai type: the upstream is another Easel, which also takes negative_prompt, seed, steps, scheduler, ... */
+  easelExtensions: z.boolean().default(false),
+  timeouts: z
+    .object({
+      /** A connection not accepted within this fails at once (and is retried). */
+      connectMs: z.number().int().positive().default(5_000),
+      /** One request, from sending it to the last byte of its answer. */
+      totalMs: z.number().int().positive().default(300_000),
+    })
+    .prefault({}),
+  /** Retries of connection errors, timeouts, 429 and 5xx answers: exponential backoff with full jitter. */
+  retries: z
+    .object({
+      max: z.number().int().min(0).max(10).default(2),
+      baseDelayMs: z.number().int().min(0).default(250),
+      maxDelayMs: z.number().int().min(0).default(10_000),
+      /** A Retry-After longer than this is not waited for: the request fails over instead. */
+      maxRetryAfterMs: z.number().int().min(0).default(30_000),
+    })
+    .prefault({}),
+  /** After failureThreshold failures in a row the provider is skipped for resetMs, then one probe request is let through. */
+  breaker: z
+    .object({
+      failureThreshold: z.number().int().min(1).default(5),
+      resetMs: z.number().int().positive().default(30_000),
+    })
+    .prefault({}),
 });
 
 /** An S3 key prefix: folder names joined by "/" (no empty, "." or ".." segment), an optional trailing "/". */
@@ -68,6 +136,8 @@ export const configSchema = z.object({
       entries: z.record(z.string(), modelEntry).default({}),
     })
     .prefault({}),
+  /** Upstream providers by id (the id names them in model entries, warnings and job records). */
+  providers: z.record(z.string(), upstreamProvider).default({}),
   engine: z
     .object({
       executionProvider: z.enum(["cpu", "cuda"]).default("cpu"),

@@ -1,4 +1,4 @@
-import type { GenerationEvent, GenerationRequest, GenerationResult, ModelInfo, Warning } from "./types.ts";
+import type { GenerationEvent, GenerationRequest, GenerationResult, ModelInfo, RouteRecord, Warning } from "./types.ts";
 
 /** The caller behind an API key. `keyId` null means the server runs open (no keys configured, loopback only). */
 export interface Principal {
@@ -45,6 +45,8 @@ export interface JobRecord {
   images: JobImage[];
   /** Time spent waiting and running (ms), each once known. */
   timings: { queuedMs: number | null; runMs: number | null };
+  /** How the gateway served a job of an upstream model or with fallbacks: provider, upstream model, attempts, latency. */
+  route?: RouteRecord;
 }
 
 export interface JobImage {

@@ -7,6 +7,8 @@ import { after, before, describe, test } from "node:test";
 import { familyKind, familyLimits } from "../../test/helpers/models.ts";
 import { EaselError } from "../core/errors.ts";
 import type { ModelDescription } from "../engine/engine.ts";
+import { describeOpenAiModel } from "../providers/openai/models.ts";
+import { describeSegmindModel } from "../providers/segmind/models.ts";
 import { type DiscoverOptions, discoverModels, ModelRegistry } from "./registry.ts";
 
 const SD15: ModelDescription = {
@@ -121,18 +123,76 @@ describe("discoverModels", () => {
     );
   });
 
-  test("a provider entry is refused with E_NOT_SUPPORTED; an entry without a path is E_INPUT_INVALID", async () => {
+  test("an entry without a path, provider or targets is E_INPUT_INVALID; without describeUpstream a provider entry is E_NOT_SUPPORTED", async () => {
     await assert.rejects(
       discoverModels(opts({ entries: { "dall-e-3": { provider: "openai", aliases: [] } } })),
-      (e: unknown) =>
-        e instanceof EaselError &&
-        e.code === "E_NOT_SUPPORTED" &&
-        e.param === "models.entries.dall-e-3.provider" &&
-        e.message.includes("openai"),
+      (e: unknown) => e instanceof EaselError && e.code === "E_NOT_SUPPORTED" && e.param === "models.entries.dall-e-3.provider",
     );
     await assert.rejects(
       discoverModels(opts({ entries: { empty: { aliases: [] } } })),
       (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && e.param === "models.entries.empty",
+    );
+  });
+
+  const describeUpstream = (provider: string, upstreamModel: string) => {
+    if (provider === "segmind") return { providerType: "segmind", spec: describeSegmindModel(upstreamModel, { id: provider }) };
+    if (provider === "openai") return { providerType: "openai", spec: describeOpenAiModel(upstreamModel, { id: provider, easelExtensions: false }) };
+    throw new EaselError("E_INPUT_INVALID", `provider "${provider}" is not configured`);
+  };
+
+  test("upstream entries: the provider type's spec, backend = provider id, targets, kind override, fallbacks", async () => {
+    const reg = await discoverModels(
+      opts({
+        describeUpstream,
+        entries: {
+          "pg25-remote": { provider: "segmind", upstreamModel: "playground-v2.5", fallbacks: ["playground-local"], aliases: ["pg-r"] },
+          "gpt-image-1": { provider: "openai", aliases: [] },
+          balanced: {
+            targets: [
+              { provider: "openai", upstreamModel: "gpt-image-1", weight: 3 },
+              { provider: "openai", upstreamModel: "gpt-image-1-mini", weight: 1 },
+            ],
+            kind: "flow",
+            aliases: [],
+          },
+        },
+      }),
+    );
+    const pg = reg.find("pg-r");
+    assert.ok(pg?.backend === "upstream");
+    assert.equal(pg.info.id, "pg25-remote");
+    assert.equal(pg.info.backend, "segmind");
+    assert.equal(pg.info.kind, "edm");
+    assert.deepEqual(pg.info.defaults, { width: 1024, height: 1024, steps: 25, guidanceScale: 3 });
+    assert.deepEqual(pg.targets, [{ provider: "segmind", providerType: "segmind", upstreamModel: "playground-v2.5", weight: 1 }]);
+    assert.deepEqual(pg.fallbacks, ["playground-local"]);
+    const gpt = reg.find("gpt-image-1");
+    assert.ok(gpt?.backend === "upstream");
+    assert.equal(gpt.targets[0].upstreamModel, "gpt-image-1", "upstreamModel defaults to the entry's name");
+    assert.equal(gpt.info.limits.maxSize, 1536);
+    const balanced = reg.find("balanced");
+    assert.ok(balanced?.backend === "upstream");
+    assert.equal(balanced.info.kind, "flow");
+    assert.deepEqual(balanced.targets.map((t) => [t.upstreamModel, t.weight]), [["gpt-image-1", 3], ["gpt-image-1-mini", 1]]);
+    assert.ok(reg.find("playground-local")?.backend === "local", "local folders are still registered beside upstream models");
+  });
+
+  test("an unknown provider, an unknown upstream model or a fallback that is not registered stops discovery, naming the entry", async () => {
+    await assert.rejects(
+      discoverModels(opts({ describeUpstream, entries: { x: { provider: "nowhere", aliases: [] } } })),
+      (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && e.param === "models.entries.x.provider" && /nowhere/.test(e.message),
+    );
+    await assert.rejects(
+      discoverModels(opts({ describeUpstream, entries: { x: { provider: "segmind", upstreamModel: "sdxl-mystery", aliases: [] } } })),
+      (e: unknown) => e instanceof EaselError && e.param === "models.entries.x.provider" && /sdxl-mystery/.test(e.message),
+    );
+    await assert.rejects(
+      discoverModels(opts({ describeUpstream, entries: { x: { provider: "segmind", upstreamModel: "playground-v2.5", fallbacks: ["nope"], aliases: [] } } })),
+      (e: unknown) => e instanceof EaselError && e.param === "models.entries.x.fallbacks.0" && /"nope"/.test(e.message),
+    );
+    await assert.rejects(
+      discoverModels(opts({ describeUpstream, entries: { x: { provider: "segmind", upstreamModel: "playground-v2.5", fallbacks: ["x"], aliases: [] } } })),
+      (e: unknown) => e instanceof EaselError && /itself/.test(e.message),
     );
   });
 

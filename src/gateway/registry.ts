@@ -1,21 +1,44 @@
 /**
  * The model registry: public model names (and aliases) -> where they run. Local checkpoints come from the models
  * directory (every diffusers folder, registered under its folder name and its family's aliases) and from
- * `models.entries` in the config (a name mapped to a checkpoint path).
+ * `models.entries` in the config (a name mapped to a checkpoint path). Upstream models come from entries that name a
+ * provider (or weighted `targets`); what they accept is the provider type's table (providers/<type>/models.ts).
+ * Any entry may list `fallbacks`: other registered names, tried in order when its own targets fail.
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { EaselError } from "../core/errors.ts";
+import type { ModelKind } from "../core/limits.ts";
 import type { ModelInfo } from "../core/types.ts";
 import type { ModelDescription } from "../engine/engine.ts";
+import type { UpstreamModelSpec } from "../providers/index.ts";
 
 export interface LocalModel {
   info: ModelInfo;
   backend: "local";
   dir: string;
+  /** Other registered model names tried, in order, when this one fails. */
+  fallbacks?: readonly string[];
 }
 
-export type RegisteredModel = LocalModel;
+/** One upstream that serves a model: a configured provider and the model's name there. */
+export interface UpstreamTarget {
+  provider: string;
+  providerType: string;
+  upstreamModel: string;
+  weight: number;
+}
+
+export interface UpstreamModel {
+  info: ModelInfo;
+  backend: "upstream";
+  /** Equivalent targets, one chosen per request by weight; the others are tried when it fails. */
+  targets: readonly UpstreamTarget[];
+  fallbacks: readonly string[];
+  dir?: undefined;
+}
+
+export type RegisteredModel = LocalModel | UpstreamModel;
 
 export class ModelRegistry {
   private readonly byName = new Map<string, RegisteredModel>();
@@ -41,10 +64,11 @@ export class ModelRegistry {
     return this.byName.get(name) ?? this.byLowerName.get(name.toLowerCase());
   }
 
-  /** Like find, but a missing model is an E_MODEL_NOT_FOUND that says how to install it. */
-  require(name: string, modelsDir: string): RegisteredModel {
+  /** Like find, for a local checkpoint: a missing model is an E_MODEL_NOT_FOUND that says how to install it. */
+  require(name: string, modelsDir: string): LocalModel {
     const m = this.find(name);
-    if (m) return m;
+    if (m?.backend === "local") return m;
+    if (m) throw new EaselError("E_INTERNAL", `model "${name}" is served by provider "${m.info.backend}", not by a local checkpoint`);
     throw new EaselError(
       "E_MODEL_NOT_FOUND",
       `model "${name}" is not installed. Put its diffusers folder (with model_index.json) in ${modelsDir} ` +
@@ -54,19 +78,36 @@ export class ModelRegistry {
   }
 }
 
+/** A `models.entries` value (config/schema.ts). */
+export interface ModelEntry {
+  path?: string;
+  provider?: string;
+  upstreamModel?: string;
+  targets?: readonly { provider: string; upstreamModel?: string; weight: number }[];
+  fallbacks?: readonly string[];
+  kind?: ModelKind;
+  aliases: readonly string[];
+}
+
 export interface DiscoverOptions {
   modelsDir: string;
-  entries: Readonly<Record<string, { path?: string; provider?: string; aliases: readonly string[] }>>;
+  entries: Readonly<Record<string, ModelEntry>>;
   describe: (dir: string) => Promise<ModelDescription>;
+  /**
+   * What an upstream model accepts: its provider's type and spec. Throws E_INPUT_INVALID for a provider that is
+   * not configured or a model its type does not know. Without it, entries that name a provider are refused.
+   */
+  describeUpstream?: (provider: string, upstreamModel: string) => { providerType: string; spec: UpstreamModelSpec };
   now?: () => number;
   /** Called for each folder that could not be loaded (the server keeps going without it). */
   onSkip?: (dir: string, error: unknown) => void;
 }
 
-function info(id: string, dir: string, d: ModelDescription, extraAliases: readonly string[], created: number): LocalModel {
+function info(id: string, dir: string, d: ModelDescription, extraAliases: readonly string[], created: number, fallbacks: readonly string[] = []): LocalModel {
   return {
     backend: "local",
     dir,
+    ...(fallbacks.length > 0 ? { fallbacks } : {}),
     info: {
       id,
       family: d.family,
@@ -86,21 +127,71 @@ function info(id: string, dir: string, d: ModelDescription, extraAliases: readon
   };
 }
 
+function upstreamModel(id: string, entry: ModelEntry, opts: DiscoverOptions, created: number): UpstreamModel {
+  const where = `models.entries.${id}`;
+  if (!opts.describeUpstream) {
+    throw new EaselError("E_NOT_SUPPORTED", `${where}: upstream providers are not available here`, { param: `${where}.provider` });
+  }
+  const wanted = entry.targets ?? [{ provider: entry.provider as string, upstreamModel: entry.upstreamModel, weight: 1 }];
+  const targets: UpstreamTarget[] = [];
+  let spec: UpstreamModelSpec | undefined;
+  for (const [i, t] of wanted.entries()) {
+    const upstreamModel = t.upstreamModel ?? id;
+    let d: { providerType: string; spec: UpstreamModelSpec };
+    try {
+      d = opts.describeUpstream(t.provider, upstreamModel);
+    } catch (e) {
+      const param = entry.targets ? `${where}.targets.${i}` : `${where}.provider`;
+      throw new EaselError("E_INPUT_INVALID", `${where}: ${(e as Error).message}`, { param, cause: e });
+    }
+    spec ??= d.spec;
+    targets.push({ provider: t.provider, providerType: d.providerType, upstreamModel, weight: t.weight });
+  }
+  const s = spec as UpstreamModelSpec;
+  return {
+    backend: "upstream",
+    targets,
+    fallbacks: entry.fallbacks ?? [],
+    info: {
+      id,
+      family: s.family,
+      kind: entry.kind ?? s.kind,
+      backend: targets[0].provider,
+      aliases: entry.aliases.filter((a) => a !== id),
+      defaults: { ...s.defaults },
+      limits: s.limits,
+      created,
+    },
+  };
+}
+
+/** Every fallback names another registered model. */
+function checkFallbacks(registry: ModelRegistry): void {
+  for (const m of registry.models) {
+    for (const [i, name] of (m.fallbacks ?? []).entries()) {
+      const f = registry.find(name);
+      if (!f || f === m) {
+        const why = f ? "is the model itself" : "is not a registered model";
+        throw new EaselError("E_INPUT_INVALID", `models.entries.${m.info.id}.fallbacks: "${name}" ${why}`, {
+          param: `models.entries.${m.info.id}.fallbacks.${i}`,
+        });
+      }
+    }
+  }
+}
+
 export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegistry> {
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
   const found: RegisteredModel[] = [];
   for (const [id, entry] of Object.entries(opts.entries)) {
-    if (entry.provider) {
-      throw new EaselError(
-        "E_NOT_SUPPORTED",
-        `models.entries.${id}: upstream provider "${entry.provider}" is not available in this version of Easel`,
-        { param: `models.entries.${id}.provider` },
-      );
+    if (entry.provider || entry.targets) {
+      found.push(upstreamModel(id, entry, opts, now()));
+      continue;
     }
     if (!entry.path) throw new EaselError("E_INPUT_INVALID", `models.entries.${id} needs a path`, { param: `models.entries.${id}` });
     // Absolute, normalised paths: the folder scan below compares against them, and the engine caches by path.
     const dir = resolve(opts.modelsDir, entry.path);
-    found.push(info(id, dir, await opts.describe(dir), entry.aliases, now()));
+    found.push(info(id, dir, await opts.describe(dir), entry.aliases, now(), entry.fallbacks));
   }
   if (existsSync(opts.modelsDir)) {
     for (const name of readdirSync(opts.modelsDir).sort()) {
@@ -114,5 +205,7 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
       }
     }
   }
-  return new ModelRegistry(found);
+  const registry = new ModelRegistry(found);
+  checkFallbacks(registry);
+  return registry;
 }

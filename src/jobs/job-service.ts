@@ -28,7 +28,7 @@ const REPLAY_POLL_MS = 200;
 /** How long cancelJob waits for a running job to stop before answering it as it stands. */
 export const CANCEL_WAIT_MS = 5000;
 
-export type Executor = (req: GenerationRequest, model: ModelInfo) => Pick<ImageProvider, "generate">;
+export type Executor = (req: GenerationRequest, model: ModelInfo) => Pick<ImageProvider, "generate" | "check">;
 
 export interface JobServiceDeps {
   config: Config;
@@ -188,7 +188,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
         at: now(),
         charged,
         seed: res.seed,
-        result: { seed: res.seed, images: images.map(toStored), warnings },
+        result: { seed: res.seed, images: images.map(toStored), warnings, ...(res.route ? { route: res.route } : {}) },
         images: rows,
       });
     } catch (e) {
@@ -253,6 +253,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       startedAt: j.startedAt,
       finishedAt: j.finishedAt,
       warnings: j.result?.warnings ?? [],
+      ...(j.result?.route ? { route: j.result.route } : {}),
       images,
       timings: {
         queuedMs: j.startedAt === null ? null : j.startedAt - j.createdAt,
@@ -287,6 +288,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const model = models.find(req.model);
       if (!model) throw new EaselError("E_MODEL_NOT_FOUND", `model ${JSON.stringify(req.model)} is not installed`, { param: "model" });
       checkRequest(req, model);
+      // The executor's own check (an upstream target's sizes, seeds, ...), also before admission.
+      executor(req, model).check?.(req);
       ctx.signal?.throwIfAborted();
       const qopts = queueOptions(config, req, model, ctx.principal.keyId);
       // Refused here, a full queue leaves nothing behind: no job row, reservation or rate-limit use.

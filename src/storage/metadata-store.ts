@@ -6,7 +6,7 @@
  * Credits are integers in thousandths of a credit ("millicredits", CREDIT_SCALE) so that ledger sums never drift.
  * Times are milliseconds since the epoch.
  */
-import type { Warning } from "../core/types.ts";
+import type { RouteRecord, Warning } from "../core/types.ts";
 
 /** One credit is 1000 millicredits: prices are rounded to 0.001 credit. */
 export const CREDIT_SCALE = 1000;
@@ -59,6 +59,8 @@ export interface StoredResult {
   seed: number;
   images: StoredImage[];
   warnings: Warning[];
+  /** How the gateway served the job: provider, upstream model, attempts, latency, final target. */
+  route?: RouteRecord;
 }
 
 export interface JobRow {

@@ -40,6 +40,7 @@ function jobJson(j: JobRecord, base: string): JobObject {
     creditsReserved: j.creditsReserved,
     creditsCharged: j.creditsCharged,
     timings: j.timings,
+    ...(j.route ? { route: j.route } : {}),
     createdAt: iso(j.createdAt)!,
     startedAt: iso(j.startedAt),
     finishedAt: iso(j.finishedAt),

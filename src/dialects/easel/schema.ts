@@ -26,6 +26,26 @@ export type ListQuery = z.output<typeof listQuery>;
 
 const warning = z.object({ code: z.string(), message: z.string(), param: z.string().optional() });
 
+/** How the gateway served a job (core/types.ts RouteRecord): present for upstream models and models with fallbacks. */
+const route = z.object({
+  target: z.object({ model: z.string(), provider: z.string(), providerType: z.string().optional(), upstreamModel: z.string().optional() }),
+  fallback: z.boolean(),
+  attempts: z.array(
+    z.object({
+      model: z.string(),
+      provider: z.string(),
+      upstreamModel: z.string().optional(),
+      call: z.number(),
+      attempt: z.number(),
+      outcome: z.enum(["ok", "failed", "skipped"]),
+      status: z.number().optional(),
+      reason: z.string().optional(),
+      ms: z.number(),
+    }),
+  ),
+  latencyMs: z.number(),
+});
+
 export const jobObject = z.object({
   id: z.string(),
   status: z.enum(["queued", "running", "succeeded", "failed", "cancelled"]),
@@ -51,6 +71,7 @@ export const jobObject = z.object({
   creditsReserved: z.number(),
   creditsCharged: z.number(),
   timings: z.object({ queuedMs: z.number().nullable(), runMs: z.number().nullable() }),
+  route: route.optional().describe("Upstream models: the provider, upstream model, every attempt, latency and final target."),
   createdAt: z.string(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),

@@ -40,8 +40,9 @@ function streamQuality(q: GenerationBody["quality"]): "low" | "medium" | "high" 
   return q === "low" || q === "medium" || q === "high" ? q : "auto";
 }
 
+/** OpenAI's model object, plus where the model runs: `backend` "local" or the upstream provider's id. */
 function modelObject(m: ModelInfo) {
-  return { id: m.id, object: "model", created: seconds(m.created), owned_by: m.backend === "local" ? "easel" : m.backend };
+  return { id: m.id, object: "model", created: seconds(m.created), owned_by: m.backend === "local" ? "easel" : m.backend, backend: m.backend };
 }
 
 function jsonResponse(t: Translated, body: GenerationBody, result: GenerationResult, base: string) {
@@ -60,7 +61,11 @@ function jsonResponse(t: Translated, body: GenerationBody, result: GenerationRes
   };
 }
 
-/** Writes the SSE stream; the HTTP status is only committed once the first event is ready. */
+/**
+ * Writes the SSE stream; the HTTP status is only committed once the first event is ready: a progress event (written
+ * as an SSE comment, `: progress <step>/<total>`, which clients skip; it keeps a slow upstream's stream alive) or a
+ * partial image.
+ */
 async function streamGeneration(
   req: FastifyRequest,
   reply: FastifyReply,
@@ -92,6 +97,11 @@ async function streamGeneration(
     if (!raw.writableEnded) raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   const onEvent = (e: GenerationEvent) => {
+    if (e.type === "progress") {
+      start();
+      if (!raw.writableEnded) raw.write(`: progress ${e.step}/${e.totalSteps}\n\n`);
+      return;
+    }
     if (e.type !== "preview") return;
     start();
     send("image_generation.partial_image", {
