@@ -19,6 +19,7 @@ import { encodeImage } from "../storage/image-codec.ts";
 import type { JobRow, MetadataStore } from "../storage/metadata-store.ts";
 import { createUrlSigner, loadOrCreateUrlSecret, type UrlSigner } from "../storage/url-signer.ts";
 import { authenticateKey, defaultRandom, type RandomBytes } from "./api-keys.ts";
+import { instanceMayBeAlive, newInstanceId } from "./instance.ts";
 import { canonicalJson, encodeOne, recordedParams, sha256Hex, signedPath, storeImages, toGenerated, toStored } from "./job-output.ts";
 import { priceMillicredits, toCredits } from "./pricing.ts";
 
@@ -45,11 +46,22 @@ export interface JobServiceDeps {
   urlSecret?: Uint8Array;
   clock?: () => number;
   random?: RandomBytes;
+  /** This server instance, recorded as the owner of the jobs it admits and runs (default: a new instance id). */
+  instanceId?: string;
+  /**
+   * Whether another instance may still hold its jobs (default instanceMayBeAlive: checked on this host, assumed on
+   * others). A server that holds its data directory's lock over SQLite knows every other owner is gone.
+   */
+  ownerAlive?: (owner: string) => boolean;
 }
 
 export interface JobService extends ImageService {
   /** Fails jobs left queued or running by a previous process and releases their reservations. Call before serving. */
-  recoverCrashedJobs(): Promise<{ failed: string[] }>;
+  /**
+   * Fails the queued and running jobs whose owner instance is gone (a crashed or killed server) and releases their
+   * reservations; jobs of instances that may still run are kept. Call before serving.
+   */
+  recoverCrashedJobs(): Promise<{ failed: string[]; kept: string[] }>;
   /** Deletes images (blobs and rows) older than images.retentionDays and expired idempotency records. */
   runRetention(): Promise<{ images: number; orphans: number; idempotency: number }>;
   /** Stops the queue; running and waiting jobs end cancelled. The store and blob store stay open (caller owns them). */
@@ -114,6 +126,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
   const { config, store, blobs, executor, models } = deps;
   const now = deps.clock ?? Date.now;
   const random = deps.random ?? defaultRandom;
+  const instanceId = deps.instanceId ?? newInstanceId();
+  const ownerAlive = deps.ownerAlive ?? ((owner: string) => instanceMayBeAlive(owner));
   const signer: UrlSigner = createUrlSigner(deps.urlSecret ?? loadOrCreateUrlSecret(configPaths(config).dataDir), now);
   const queue =
     deps.queue ??
@@ -151,7 +165,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       });
     };
     try {
-      if (!(await store.markJobRunning(jobId, now()))) return;
+      if (!(await store.markJobRunning(jobId, now(), instanceId))) return;
       const warnings: Warning[] = [];
       const res = await executor(req, model).generate(req, {
         signal,
@@ -299,7 +313,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const { warnings: _translated, ...rest } = req;
       const canonical = { ...rest, model: model.id };
       const admit = await store.admitJob({
-        job: { id: jobId, keyId: ctx.principal.keyId, dialect: ctx.dialect, model: model.id, params: recordedParams(canonical) },
+        job: { id: jobId, keyId: ctx.principal.keyId, dialect: ctx.dialect, model: model.id, params: recordedParams(canonical), owner: instanceId },
         cost,
         now: now(),
         ...(ctx.idempotencyKey === undefined
@@ -421,8 +435,13 @@ export function createJobService(deps: JobServiceDeps): JobService {
 
     async recoverCrashedJobs() {
       const failed: string[] = [];
+      const kept: string[] = [];
       for (const job of await store.listUnsettledJobs()) {
         if (pending.has(job.id)) continue;
+        if (job.owner !== null && job.owner !== instanceId && ownerAlive(job.owner)) {
+          kept.push(job.id);
+          continue;
+        }
         const r = await store.settleJob({
           jobId: job.id,
           status: "failed",
@@ -432,7 +451,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
         });
         if (r.settled) failed.push(job.id);
       }
-      return { failed };
+      return { failed, kept };
     },
 
     async runRetention() {

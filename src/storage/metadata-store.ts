@@ -81,6 +81,11 @@ export interface JobRow {
   imageIds: string[];
   result: StoredResult | null;
   idempotencyKey: string | null;
+  /**
+   * The server instance that holds the job: the one that admitted it into its queue, then the one running it.
+   * Crash recovery fails only jobs whose owner is gone. Null on jobs recorded before owners were.
+   */
+  owner: string | null;
 }
 
 export interface ImageRow {
@@ -95,7 +100,7 @@ export interface ImageRow {
 }
 
 export interface Admission {
-  job: { id: string; keyId: string | null; dialect: string; model: string; params: Record<string, unknown> };
+  job: { id: string; keyId: string | null; dialect: string; model: string; params: Record<string, unknown>; owner?: string };
   /** Millicredits to reserve (ignored for unmetered keys and open mode). */
   cost: number;
   now: number;
@@ -162,14 +167,14 @@ export interface MetadataStore {
    */
   admitJob(a: Admission): Promise<AdmitResult>;
   getJob(id: string): Promise<JobRow | undefined>;
-  /** queued -> running; false when the job is no longer queued (cancelled or settled). */
-  markJobRunning(id: string, at: number): Promise<boolean>;
+  /** queued -> running, recording `owner` (when given) as the job's owner; false when the job is no longer queued. */
+  markJobRunning(id: string, at: number, owner?: string): Promise<boolean>;
   /**
    * Settles a queued or running job exactly once: status, result, ledger (release the reservation, charge
    * what was used), image rows. Returns settled false, changing nothing, when it was already settled.
    */
   settleJob(s: Settlement): Promise<{ settled: boolean; remaining: number | null }>;
-  /** Jobs still queued or running (after a crash: the ones to fail). */
+  /** Jobs still queued or running (after a crash: the ones to fail, when their owner is gone). */
   listUnsettledJobs(): Promise<JobRow[]>;
   /** A key's jobs, newest first (created_at descending, then id descending), at most `limit`. */
   listJobs(q: JobListQuery): Promise<JobRow[]>;

@@ -46,6 +46,7 @@ export interface Database {
     image_ids: string;
     result: string | null;
     idempotency_key: string | null;
+    owner: string | null;
   };
   images: {
     id: string;
@@ -142,6 +143,15 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
         for (const t of ["idempotency_keys", "images", "jobs", "credit_ledger", "api_keys"]) {
           await db.schema.dropTable(t).ifExists().execute();
         }
+      },
+    },
+    // The server instance holding a job (crash recovery fails only jobs whose owner is gone).
+    "002_job_owner": {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable("jobs").addColumn("owner", "text").execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable("jobs").dropColumn("owner").execute();
       },
     },
   };

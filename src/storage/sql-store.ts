@@ -62,6 +62,7 @@ function toJob(r: JobRowT): JobRow {
     imageIds: JSON.parse(r.image_ids) as string[],
     result: r.result === null ? null : (JSON.parse(r.result) as StoredResult),
     idempotencyKey: r.idempotency_key,
+    owner: r.owner,
   };
 }
 
@@ -204,6 +205,7 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
         image_ids: "[]",
         result: null,
         idempotency_key: a.idempotency?.key ?? null,
+        owner: a.job.owner ?? null,
       })
       .execute();
     if (metered && key && a.cost > 0) await appendLedger(trx, key.id, a.job.id, "reserve", -a.cost, null, a.now);
@@ -337,10 +339,10 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
       return r ? toJob(r) : undefined;
     },
 
-    async markJobRunning(id, at) {
+    async markJobRunning(id, at, owner) {
       const r = await db
         .updateTable("jobs")
-        .set({ status: "running", started_at: at })
+        .set({ status: "running", started_at: at, ...(owner === undefined ? {} : { owner }) })
         .where("id", "=", id)
         .where("status", "=", "queued")
         .executeTakeFirst();

@@ -108,6 +108,21 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
     assert.deepEqual(await s.getImage(img.id), img);
   });
 
+  withStore("job owner: recorded at admission, replaced when marked running, listed with unsettled jobs", async (s) => {
+    await s.admitJob(admission("j1", null, 0, T0, { job: { id: "j1", keyId: null, dialect: "openai", model: "sd15", params: {}, owner: "inst_a" } }));
+    await s.admitJob(admission("j2", null, 0));
+    assert.equal((await s.getJob("j1"))?.owner, "inst_a");
+    assert.equal((await s.getJob("j2"))?.owner, null, "no owner given");
+    assert.equal(await s.markJobRunning("j1", T0 + 1, "inst_b"), true);
+    assert.equal(await s.markJobRunning("j2", T0 + 1), true);
+    assert.deepEqual(
+      (await s.listUnsettledJobs()).map((j) => [j.id, j.status, j.owner]),
+      [["j1", "running", "inst_b"], ["j2", "running", null]],
+    );
+    await s.settleJob({ jobId: "j1", status: "succeeded", at: T0 + 2, charged: 0 });
+    assert.equal((await s.getJob("j1"))?.owner, "inst_b", "the owner stays on the settled record");
+  });
+
   withStore("failure and cancellation release the reservation", async (s) => {
     await s.createKey(newKey("k1"));
     await s.admitJob(admission("j1", "k1", 4_000));

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -10,9 +10,10 @@ import { createFsBlobStore } from "../../src/storage/fs-blob-store.ts";
 import { openSqliteStore } from "../../src/storage/sqlite.ts";
 import { models, solidProvider, testConfig } from "./helpers.ts";
 
-test("a process killed mid-generation leaves a job that restart marks failed, with its reservation released", async () => {
+test("a job of a live process is kept by recovery; once that process is killed, restart marks it failed and releases its reservation", async () => {
   const config = testConfig();
   const paths = configPaths(config);
+  let spawned: ChildProcess | undefined;
   try {
     let store = await openSqliteStore(paths.dbFile);
     const admin = createKeyAdmin({ store });
@@ -23,6 +24,7 @@ test("a process killed mid-generation leaves a job that restart marks failed, wi
     const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./crash-child.ts", import.meta.url)), paths.dataDir, info.id], {
       stdio: ["ignore", "pipe", "inherit"],
     });
+    spawned = child;
     const jobId = await new Promise<string>((resolve, reject) => {
       let out = "";
       child.stdout.on("data", (d) => {
@@ -32,18 +34,24 @@ test("a process killed mid-generation leaves a job that restart marks failed, wi
       });
       child.on("exit", (code) => reject(new Error(`child exited early with ${code}: ${out}`)));
     });
+    store = await openSqliteStore(paths.dbFile);
+    const owner = (await store.getJob(jobId))?.owner;
+    assert.match(owner ?? "", new RegExp(`^inst_[0-9a-f]+@.+:${child.pid}:`), "the running job names its owner");
+    const svc = createJobService({ config, store, blobs: createFsBlobStore(paths.imagesDir), executor: () => solidProvider(), models });
+    assert.deepEqual(await svc.recoverCrashedJobs(), { failed: [], kept: [jobId] }, "the owner still runs: its job is left alone");
+    assert.equal((await store.getJob(jobId))?.status, "running");
+
     const exited = new Promise((r) => child.on("exit", r));
     child.kill("SIGKILL");
     await exited;
 
-    store = await openSqliteStore(paths.dbFile);
     const before = await store.getJob(jobId);
     assert.equal(before?.status, "running", "the dead process left its job running");
     assert.equal(await store.balance(info.id), 7_000, "3 credits were reserved");
 
-    const svc = createJobService({ config, store, blobs: createFsBlobStore(paths.imagesDir), executor: () => solidProvider(), models });
-    const { failed } = await svc.recoverCrashedJobs();
+    const { failed, kept } = await svc.recoverCrashedJobs();
     assert.deepEqual(failed, [jobId]);
+    assert.deepEqual(kept, []);
     const job = await store.getJob(jobId);
     assert.equal(job?.status, "failed");
     assert.equal(job?.errorCode, "E_INTERNAL");
@@ -60,6 +68,8 @@ test("a process killed mid-generation leaves a job that restart marks failed, wi
     await svc.close();
     await store.close();
   } finally {
+    // A failed assertion must not leave the child running (it would keep this test process alive).
+    if (spawned && spawned.exitCode === null && spawned.signalCode === null) spawned.kill("SIGKILL");
     rmSync(paths.dataDir, { recursive: true, force: true });
   }
 });
