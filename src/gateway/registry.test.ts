@@ -169,7 +169,7 @@ describe("discoverModels", () => {
     const gpt = reg.find("gpt-image-1");
     assert.ok(gpt?.backend === "upstream");
     assert.equal(gpt.targets[0].upstreamModel, "gpt-image-1", "upstreamModel defaults to the entry's name");
-    assert.equal(gpt.info.limits.maxSize, 1536);
+    assert.equal(gpt.info.limits.maxImages, 10);
     const balanced = reg.find("balanced");
     assert.ok(balanced?.backend === "upstream");
     assert.equal(balanced.info.kind, "flow");

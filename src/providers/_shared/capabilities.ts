@@ -134,21 +134,15 @@ export function transcodeWarning(asked: ImageFormat, got: string, provider: stri
   return adapted("output_format", `provider "${provider}" answered ${got}; the image was transcoded to ${asked}`);
 }
 
-function gcd(a: number, b: number): number {
-  return b === 0 ? a : gcd(b, a % b);
-}
-
 /**
  * The coarse limits the job service checks before admission (core/limits.ts); planRequest then checks the exact
- * capabilities. n is open up to OpenAI's 10 whatever one call makes (fan-out), and what only an Easel upstream takes
- * is accepted only from an Easel upstream, whose own answer then checks the value.
+ * capabilities (also before admission, through the gateway's check). n is open up to OpenAI's 10 whatever one
+ * call makes (fan-out), and what only an Easel upstream takes is accepted only from an Easel upstream, whose own
+ * answer then checks the value.
  */
 export function upstreamLimits(caps: Capabilities): ModelLimits {
-  let sizes: { multiple: number; min: number; max: number };
-  if ("list" in caps.sizes) {
-    const sides = caps.sizes.list.flatMap((s) => s.split("x").map(Number));
-    sizes = { multiple: sides.reduce(gcd), min: Math.min(...sides), max: Math.max(...sides) };
-  } else sizes = caps.sizes;
+  // A list of sizes is checked whole by planRequest, whose answer names the sizes the upstream renders.
+  const sizes = "list" in caps.sizes ? { multiple: 8, min: 64, max: 2048 } : caps.sizes;
   return {
     sizeMultiple: sizes.multiple,
     minSize: sizes.min,

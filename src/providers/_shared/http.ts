@@ -71,8 +71,10 @@ export function createUpstreamHttp(o: UpstreamHttpOptions): UpstreamHttp {
   return {
     async exchange(url, init, signal, read) {
       signal.throwIfAborted();
-      const deadline = AbortSignal.timeout(o.totalTimeoutMs);
-      const both = AbortSignal.any([signal, deadline]);
+      // A timer of its own rather than AbortSignal.timeout, whose unref'd timer would not keep a process waiting.
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(new DOMException("deadline", "TimeoutError")), o.totalTimeoutMs);
+      const both = AbortSignal.any([signal, deadline.signal]);
       try {
         const res = await doFetch(url, { ...init, signal: both, dispatcher: agent });
         try {
@@ -83,11 +85,13 @@ export function createUpstreamHttp(o: UpstreamHttpOptions): UpstreamHttp {
         }
       } catch (e) {
         if (signal.aborted) throw signal.reason;
-        if (deadline.aborted) {
+        if (deadline.signal.aborted) {
           throw new UpstreamError("timeout", `provider "${o.provider}" did not answer within ${o.totalTimeoutMs} ms`, { cause: e });
         }
         if (e instanceof UpstreamError) throw e;
         throw networkError(o.provider, e, o.connectTimeoutMs);
+      } finally {
+        clearTimeout(timer);
       }
     },
     close: () => agent.close(),
