@@ -78,6 +78,8 @@ interface Pending {
   images: Map<string, GeneratedImage>;
   /** Resolves once every event taken so far has been delivered, in the order taken. */
   events: Promise<void>;
+  /** Why this run failed, as thrown: its param and details (Retry-After, an upstream's field) reach the client. */
+  error?: EaselError;
 }
 
 /** Client errors (4xx) are answered again on replay; server errors and cancellations let the client retry. */
@@ -206,7 +208,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
         images: rows,
       });
     } catch (e) {
-      await settleFailure(jobId, signal.aborted ? abortReason(signal) : toEaselError(e)).catch(() => undefined);
+      p.error = signal.aborted ? abortReason(signal) : toEaselError(e);
+      await settleFailure(jobId, p.error).catch(() => undefined);
     } finally {
       await p.events;
       p.finish();
@@ -359,6 +362,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
         const { position } = await queue.add(jobId, { jobId }, qopts);
         announce(position);
         await done;
+        // The row keeps the code and message (replays answer those); the first answer keeps the error whole.
+        if (entry.error) throw entry.error;
         return await resultOf(jobId, entry.images);
       } catch (e) {
         announce(undefined);
