@@ -4,6 +4,7 @@ import { Command } from "commander";
 import { configPaths, loadConfig } from "../config/index.ts";
 import { Engine } from "../engine/engine.ts";
 import { discoverModels } from "../gateway/registry.ts";
+import { createUpstreams } from "../gateway/upstreams.ts";
 
 export function modelsCommand(): Command {
   const models = new Command("models").description("inspect installed models");
@@ -21,11 +22,13 @@ export function modelsCommand(): Command {
       });
       const paths = configPaths(config);
       const engine = new Engine({ executionProvider: "cpu", intraOpThreads: cpus().length, cacheDir: paths.cacheDir });
+      const upstreams = createUpstreams(config.providers);
       try {
         const registry = await discoverModels({
           modelsDir: paths.modelsDir,
           entries: config.models.entries,
           describe: (dir) => engine.describe(dir),
+          describeUpstream: (provider, model) => upstreams.describe(provider, model),
           onSkip: (dir, e) => console.error(`skipping ${dir}: ${(e as Error).message}`),
         });
         const list = registry.list();
@@ -34,10 +37,12 @@ export function modelsCommand(): Command {
         else {
           for (const m of list) {
             const d = m.defaults;
-            console.log(`${m.id}\t${m.family}\t${d.width}x${d.height}, ${d.steps} steps, guidance ${d.guidanceScale}\taliases: ${m.aliases.join(", ")}`);
+            const where = m.backend === "local" ? m.family : `${m.family} via ${m.backend}`;
+            console.log(`${m.id}\t${where}\t${d.width}x${d.height}, ${d.steps} steps, guidance ${d.guidanceScale}\taliases: ${m.aliases.join(", ")}`);
           }
         }
       } finally {
+        await upstreams.close();
         await engine.close();
       }
     });
