@@ -1,7 +1,8 @@
 /**
  * BlobStore on a local directory. Objects live at <root>/<k0k1>/<key> (two-character fan-out keeps directories
  * small); writes go to a temporary file that is fsynced and renamed into place, so a crash never leaves a
- * partial object under its final name.
+ * partial object under its final name. Objects are created 0600 and directories 0700 (images are the users'
+ * own: only the server's account reads them).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
@@ -20,9 +21,9 @@ export function createFsBlobStore(root: string): BlobStore {
     async put(key, bytes) {
       assertBlobKey(key);
       const dir = dirOf(key);
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir, { recursive: true, mode: 0o700 });
       const tmp = join(dir, `.${key}.${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
-      const fh = await open(tmp, "w", 0o644);
+      const fh = await open(tmp, "w", 0o600);
       try {
         await fh.writeFile(bytes);
         await fh.sync();

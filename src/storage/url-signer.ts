@@ -18,7 +18,7 @@ export function loadOrCreateUrlSecret(dir: string): Buffer {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32);
   try {
     // "wx": when two processes start together, the first writer wins and the other reads its secret.
