@@ -3,7 +3,7 @@
  * model registry, job service and HTTP app — and its orderly start and stop.
  */
 import { mkdirSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, hostname } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
 import type { FastifyInstance } from "fastify";
 import { type Config, configPaths, loadConfig } from "../config/index.ts";
@@ -13,10 +13,12 @@ import { discoverModels, type ModelRegistry } from "../gateway/registry.ts";
 import { createGateway, type Gateway } from "../gateway/route.ts";
 import { createUpstreams } from "../gateway/upstreams.ts";
 import { createKeyAdmin } from "../jobs/api-keys.ts";
+import { newInstanceId } from "../jobs/instance.ts";
 import { createJobService, type JobService } from "../jobs/job-service.ts";
 import { decideOpenMode } from "../jobs/open-mode.ts";
 import { createLocalProvider } from "../providers/local/index.ts";
 import { startServer as listen } from "../server/serve.ts";
+import { lockDataDir } from "../storage/data-dir-lock.ts";
 import { createFsBlobStore } from "../storage/fs-blob-store.ts";
 import type { MetadataStore } from "../storage/metadata-store.ts";
 import { openS3BlobStore } from "../storage/s3-blob-store.ts";
@@ -44,8 +46,18 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
   const { config } = opts;
   const log = opts.log ?? ((l: string) => console.error(l));
   const paths = configPaths(config);
-  mkdirSync(paths.dataDir, { recursive: true });
-  const store: MetadataStore = await openSqliteStore(paths.dbFile);
+  mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 });
+  const instanceId = newInstanceId();
+  // One server per data directory (a second one's crash recovery would fail this one's running jobs, and both
+  // would run jobs from one SQLite file): refused here, naming the server that holds it.
+  const lock = lockDataDir(paths.dataDir, { instance: instanceId, pid: process.pid, host: hostname(), startedAt: new Date().toISOString() });
+  let store: MetadataStore;
+  try {
+    store = await openSqliteStore(paths.dbFile);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   const engine = new Engine({
     executionProvider: config.engine.executionProvider,
     intraOpThreads: config.engine.intraOpThreads || cpus().length,
@@ -77,6 +89,10 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       executor: (req, model) => gateway.executor(req, model),
       models: { list: () => registry.list(), find: (name) => registry.find(name)?.info },
       openMode: open.open,
+      instanceId,
+      // Holding the data directory's lock over its SQLite file, this is the only server using it: every other
+      // owner of an unsettled job is gone (a host name that changed, as in a new container, included).
+      ownerAlive: () => false,
     });
     cleanup.unshift(() => jobs.close());
     const recovered = await jobs.recoverCrashedJobs();
@@ -88,6 +104,7 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     const http = await listen({ config, images: jobs, keys: createKeyAdmin({ store }), logger: opts.logger ?? false });
     cleanup.unshift(() => http.close());
     const address = http.url;
+    lock.setUrl(address);
     const models = registry.list();
     log(`easel listening on ${address} (${open.open ? "open: no API keys, loopback only" : "API keys required"})`);
     const where = (m: (typeof models)[number]) => (m.backend === "local" ? m.family : `${m.family} via ${m.backend}`);
@@ -100,10 +117,12 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       gateway,
       async close() {
         for (const c of cleanup) await c().catch(() => undefined);
+        lock.release();
       },
     };
   } catch (e) {
     for (const c of cleanup) await c().catch(() => undefined);
+    lock.release();
     throw e;
   }
 }
