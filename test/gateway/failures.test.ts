@@ -41,6 +41,7 @@ before(async () => {
       pg: { type: "playground", baseUrl: up.url, apiKey: up.keys.gw },
       "seg-wrong-url": { type: "segmind", baseUrl: `${up.url}/nothing-here`, apiKey: up.keys.gw },
       down: oa(await closedPort(), up.keys.gw),
+      "down-too": oa(await closedPort(), up.keys.gw, { breaker: { failureThreshold: 2, resetMs: 60_000 } }),
       flaky: oa(pFlaky.url, up.keys.gw, { retries: { max: 0 }, breaker: { failureThreshold: 2, resetMs: 500 } }),
       slow: oa(pSlow.url, up.keys.gw, { retries: { max: 0 }, timeouts: { totalMs: 300 } }),
     },
@@ -59,6 +60,12 @@ before(async () => {
         "pg-404": { provider: "pg", upstreamModel: "Playground_v3" },
         "mon-sdxl": { provider: "mon", upstreamModel: "sdxl" },
         "down-fb": { provider: "down", upstreamModel: "sd15", fallbacks: ["sd15"] },
+        balanced: {
+          targets: [
+            { provider: "down-too", upstreamModel: "sd15", weight: 1 },
+            { provider: "oa", upstreamModel: "sd15", weight: 1 },
+          ],
+        },
         flaky: { provider: "flaky", upstreamModel: "sd15" },
         slow: { provider: "slow", upstreamModel: "sd15" },
       },
@@ -265,6 +272,24 @@ describe("fallback to a local model when the upstream is down", () => {
     assert.equal(j.creditsCharged, charged, "one charge, at the requested model's price");
     const afterList = (await (await fetch(`${gw.url}/v1/jobs?limit=100`, { headers: bearer(gw.key) })).json()) as { data: unknown[] };
     assert.equal(afterList.data.length, before.data.length + 1, "one job for the request, whoever served it");
+  });
+});
+
+describe("weighted targets", () => {
+  test("equivalent targets: a down one is passed over for the other (no fallback warning), then skipped once its circuit opens", async () => {
+    const down: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const a = await gen({ model: "balanced" });
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+      assert.ok(!warningsOf(a.res).some((w) => w.code === "W_FALLBACK"));
+      const j = await job(a.res.headers.get("x-easel-job-id"));
+      assert.equal(j.route.target.provider, "oa");
+      assert.equal(j.route.fallback, false);
+      down.push(...j.route.attempts.filter((x) => x.provider === "down-too").map((x) => String(x.outcome)));
+    }
+    // Tried first in about half of the requests: failed until two failures opened its circuit, skipped after.
+    assert.ok(down.filter((o) => o === "failed").length <= 2, down.join(","));
+    assert.equal(gw.server.gateway.circuit("down-too"), down.length > 0 ? "open" : "closed");
   });
 });
 
