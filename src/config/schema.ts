@@ -202,6 +202,10 @@ export const configSchema = z.object({
     .object({
       /** Jobs one key may have waiting to start; past it a request is refused with E_RATE_LIMITED (429) and Retry-After. */
       maxQueuedPerKey: z.number().int().min(0).default(10),
+      /** Requests per minute for keys created without a rate limit of their own; unset: no limit. */
+      requestsPerMinute: z.number().int().min(1).max(1_000_000).optional(),
+      /** Jobs queued or running at once for keys created without a limit of their own; unset: no limit. */
+      maxConcurrent: z.number().int().min(1).max(1_000_000).optional(),
       /**
        * Share of the queue's turns by key id (default 1). While several keys wait, turns follow work done (images x
        * pixels x steps): a key with priority 2 gets twice the work of a key with 1.

@@ -319,6 +319,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
         job: { id: jobId, keyId: ctx.principal.keyId, dialect: ctx.dialect, model: model.id, params: recordedParams(canonical), owner: instanceId },
         cost,
         now: now(),
+        defaultLimits: {
+          ...(config.limits.requestsPerMinute === undefined ? {} : { requestsPerMinute: config.limits.requestsPerMinute }),
+          ...(config.limits.maxConcurrent === undefined ? {} : { maxConcurrent: config.limits.maxConcurrent }),
+        },
         ...(ctx.idempotencyKey === undefined
           ? {}
           : { idempotency: { key: ctx.idempotencyKey, bodyHash: sha256Hex(canonicalJson({ dialect: ctx.dialect, req: canonical })), replayable } }),

@@ -104,6 +104,8 @@ export interface Admission {
   /** Millicredits to reserve (ignored for unmetered keys and open mode). */
   cost: number;
   now: number;
+  /** Limits for keys that have none of their own (the server's configured defaults). */
+  defaultLimits?: { requestsPerMinute?: number; maxConcurrent?: number };
   idempotency?: {
     key: string;
     bodyHash: string;

@@ -150,7 +150,7 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
     }
 
     if (key) {
-      const perMin = numOrNull(key.rate_limit_per_min);
+      const perMin = numOrNull(key.rate_limit_per_min) ?? a.defaultLimits?.requestsPerMinute ?? null;
       if (perMin !== null) {
         const recent = await trx
           .selectFrom("jobs")
@@ -165,7 +165,7 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
           return { status: "rate_limited", limit: "requests_per_minute", retryAfterMs: freeing + WINDOW_MS - a.now };
         }
       }
-      const maxConc = numOrNull(key.max_concurrent);
+      const maxConc = numOrNull(key.max_concurrent) ?? a.defaultLimits?.maxConcurrent ?? null;
       if (maxConc !== null) {
         const r = await trx
           .selectFrom("jobs")

@@ -182,6 +182,25 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
     assert.equal((await s.admitJob(admission("c4", "k2", 0))).status, "admitted");
   });
 
+  withStore("default limits apply to keys without their own; a key's own limit wins", async (s) => {
+    const defaultLimits = { requestsPerMinute: 2, maxConcurrent: 1 };
+    await s.createKey(newKey("plain"));
+    await s.createKey(newKey("own", { hash: "d".repeat(64), rateLimitPerMinute: 3, maxConcurrent: 5 }));
+    const admit = (id: string, key: string | null, at: number) => s.admitJob(admission(id, key, 0, at, { defaultLimits }));
+    assert.equal((await admit("p1", "plain", T0)).status, "admitted");
+    const busy = await admit("p2", "plain", T0 + 1);
+    assert.equal(busy.status === "rate_limited" && busy.limit, "concurrent_jobs", "the default concurrency limit (1)");
+    await s.settleJob({ jobId: "p1", status: "succeeded", at: T0 + 2, charged: 0 });
+    assert.equal((await admit("p3", "plain", T0 + 3)).status, "admitted");
+    await s.settleJob({ jobId: "p3", status: "succeeded", at: T0 + 4, charged: 0 });
+    const perMin = await admit("p4", "plain", T0 + 5);
+    assert.equal(perMin.status === "rate_limited" && perMin.limit, "requests_per_minute", "the default window (2 per minute)");
+    for (let i = 0; i < 3; i++) assert.equal((await admit(`o${i}`, "own", T0 + i)).status, "admitted", "own limits: 3/min, 5 at once");
+    assert.equal((await admit("o3", "own", T0 + 10)).status, "rate_limited");
+    assert.equal((await admit("open1", null, T0)).status, "admitted", "open mode has no key limits");
+    assert.equal((await admit("open2", null, T0)).status, "admitted");
+  });
+
   withStore("idempotency: replay, conflict, retry after a server error, purge", async (s) => {
     await s.createKey(newKey("k1"));
     const idem = (bodyHash: string) => ({ idempotency: { key: "abc", bodyHash, replayable: (j: { status: string }) => j.status === "succeeded" } });

@@ -144,3 +144,19 @@ test("a job past queue.jobTimeoutSeconds is cancelled in its executor and settle
     await h.dispose();
   }
 });
+
+test("limits.requestsPerMinute applies to keys created without a rate limit of their own (maxConcurrent likewise, in the store contract)", async () => {
+  const h = await harness({ provider: solidProvider(), config: testConfig({ limits: { requestsPerMinute: 1, maxConcurrent: 1 } }) });
+  try {
+    const plain = await h.svc.authenticate((await h.admin.create({ name: "plain" })).key);
+    const own = await h.svc.authenticate((await h.admin.create({ name: "own", rateLimitPerMinute: 5 })).key);
+    await h.svc.generate(request(), { dialect: "openai", principal: plain });
+    const err = await h.svc.generate(request(), { dialect: "openai", principal: plain }).catch((e) => e);
+    assert.equal(err.code, "E_RATE_LIMITED");
+    assert.equal(err.details.limit, "requests_per_minute");
+    assert.ok(err.details.retryAfterSeconds >= 1);
+    for (let i = 0; i < 3; i++) await h.svc.generate(request(), { dialect: "openai", principal: own });
+  } finally {
+    await h.dispose();
+  }
+});
