@@ -132,7 +132,7 @@ def train_vae(vae, imgs, steps, batch, path, seed):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % 50 == 0 or step == steps - 1:
+        if step % 20 == 0 or step == steps - 1:
             log(f"vae step {step}/{steps} rec {rec.item():.4f} kl {kl.item():.2f} lr {lr:.2e} ({time.time() - t0:.0f}s)")
     torch.save(vae.state_dict(), path)
 
@@ -147,6 +147,56 @@ def encode_all(vae, imgs, path):
     lat = torch.cat(out)
     torch.save(lat, path)
     return lat
+
+
+def finetune_decoder(vae, lat_raw, imgs, steps, batch, path, seed, deadline=None, save_every=300.0):
+    """Decoder-only fine-tuning on the cached (frozen-encoder) latents: the latent space the UNet learns is unchanged.
+    Pixels that differ from the background (the top-left pixel) weigh 5x: small objects' shape and colour matter more
+    than the flat background. 8x8 latent crops -> 64x64 image crops."""
+    if os.path.exists(path):
+        ck = torch.load(path)
+        if ck.get("done") or deadline is None:
+            vae.load_state_dict(ck["vae"])
+            log(f"decoder fine-tune: loaded {path} (step {ck['step']})")
+            if ck.get("done"):
+                return
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.0)
+    g = torch.Generator().manual_seed(seed)
+    t0 = last = time.time()
+    avg = None
+    step = 0
+    for step in range(steps):
+        if deadline and time.time() > deadline:
+            break
+        frac = step / steps if deadline is None else max(step / steps, (time.time() - t0) / max(1.0, deadline - t0))
+        lr = 3e-4 * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        idx = torch.randint(0, len(imgs), (batch,), generator=g)
+        ox, oy = [int(i) for i in torch.randint(0, 9, (2,), generator=g)]
+        z = lat_raw[idx][:, :, oy:oy + 8, ox:ox + 8]
+        x = to_tensor(imgs[idx.numpy()])
+        bgc = x[:, :, :1, :1]
+        x = x[:, :, 8 * oy:8 * oy + 64, 8 * ox:8 * ox + 64]
+        w = 1.0 + 4.0 * ((x - bgc).abs().amax(dim=1, keepdim=True) > 0.02).float()
+        y = vae.decode(z)
+        loss = (w * ((y - x) ** 2 + 0.5 * (y - x).abs())).mean() / w.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        avg = loss.item() if avg is None else 0.95 * avg + 0.05 * loss.item()
+        if step % 50 == 0:
+            log(f"decoder step {step}/{steps} loss {avg:.4f} lr {lr:.2e} ({time.time() - t0:.0f}s)")
+        if time.time() - last > save_every:
+            torch.save({"vae": vae.state_dict(), "step": step, "done": False}, path)
+            last = time.time()
+    for p in params:
+        p.requires_grad_(False)
+    torch.save({"vae": vae.state_dict(), "step": step, "done": True}, path)
+    log(f"decoder fine-tune done at step {step}")
 
 
 @torch.no_grad()
@@ -180,6 +230,7 @@ def main():
     ap.add_argument("--scenes", type=int, default=24000)
     ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--vae-batch", type=int, default=16)
+    ap.add_argument("--decoder-steps", type=int, default=1500, help="decoder-only fine-tuning steps (0: none)")
     ap.add_argument("--steps", type=int, default=4500)
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--lr", type=float, default=5e-4)
@@ -242,6 +293,9 @@ def main():
         p.requires_grad_(False)
     ex.fp16_roundtrip(vae)
     lat = encode_all(vae, imgs, os.path.join(args.runs, "latents.pt"))
+    if args.decoder_steps:
+        finetune_decoder(vae, lat, imgs, args.decoder_steps, args.vae_batch, os.path.join(args.runs, "vae_decoder.pt"), args.seed + 4)
+        ex.fp16_roundtrip(vae)
     mean = lat.mean(dim=(0, 2, 3))
     bake_latent_mean(vae, mean)
     lat = lat - mean[None, :, None, None]
