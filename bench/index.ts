@@ -8,7 +8,8 @@
  *   (bench/denoiser-run.ts): seconds per call (median after a warm-up), peak RSS, achieved GFLOP/s from the
  *   analytic count (bench/flops.ts) and its ratio to the GEMM peak. `--quick` runs SD3 with 2 of its 24 layers;
  * - samplers: bench/samplers.ts's per-step overhead, as a ratio to one SD1.5 UNet call;
- * - t5: bench/t5.ts, a mid-size T5 encoder fp32 vs weight-only int8 (encode time for 256 tokens, peak RSS).
+ * - t5: bench/t5.ts, a mid-size T5 encoder fp32 vs weight-only int8 (encode time for 256 tokens, peak RSS);
+ * - gateway: bench/gateway.ts, the latency a gateway adds per proxied request (p50/p99) at a steady rate on loopback.
  * Prints a table, then one JSON line starting with `BENCH_JSON `. Random weights go to a temporary directory
  * (fp16 safetensors written tensor by tensor), deleted at the end.
  */
@@ -31,12 +32,13 @@ import {
   sessionCreationPeakBytes,
   sessionEstimateBytes,
 } from "./denoiser-run.ts";
+import { benchGateway, type GatewayBenchResult, printGatewayBench } from "./gateway.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
 import { benchServeMemory, printServeMemory, type ServeMemoryResult } from "./serve-memory.ts";
 import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
 
 const GiB = 1024 ** 3;
-const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory"] as const;
+const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -86,7 +88,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
   process.exit(error ? 2 : 0);
 }
 
@@ -136,6 +138,7 @@ async function main(): Promise<void> {
   let samplerNote: string | undefined;
   let t5: T5BenchResult | undefined;
   let serveMemory: ServeMemoryResult | undefined;
+  let gateway: GatewayBenchResult | undefined;
   try {
     if (args.only.has("gemm")) {
       console.error("  gemm ...");
@@ -208,6 +211,7 @@ async function main(): Promise<void> {
       console.error("  server memory after a 1024x1024 request ...");
       serveMemory = await benchServeMemory({ afterSeconds: args.quick ? 10 : 60 });
     }
+    if (args.only.has("gateway")) gateway = await benchGateway({ quick: args.quick, log: (l) => console.error(l) });
   } finally {
     cleanup();
   }
@@ -263,10 +267,15 @@ async function main(): Promise<void> {
     console.log("");
     printServeMemory(serveMemory);
   }
+  if (gateway) {
+    console.log("");
+    printGatewayBench(gateway, printTable);
+  }
 
   const json = {
     t5,
     serveMemory,
+    gateway,
     machine,
     gemm: gemm && { n: gemm.n, gflops: gemm.gflops, bestSeconds: gemm.bestSeconds, medianSeconds: gemm.medianSeconds },
     unet: denoiserRows.filter((r) => r.id !== "sd3").map(({ id: _id, ...r }) => r),
