@@ -127,8 +127,8 @@ export function denoiserGflop(m: BenchModel, json: Record<string, unknown>, s: D
 export function sessionEstimateBytes(m: BenchModel, json: Record<string, unknown>, _weights: "F16" | "F32"): number {
   const params = recordBenchWeights(m, json, "F16").reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
   // float32 weights from the graph cache (src/graph/float32-weights.ts), whatever the stored dtype: measured 4.5
-  // bytes per parameter on the SD1.5 UNet (3.60 GiB for 859.5 M).
-  return params * 4.5;
+  // bytes per parameter on the SD1.5 UNet (3.63 GiB for 859.5 M) and 5.1 on SDXL's (12.19 GiB for 2567.5 M).
+  return params * 5.1;
 }
 
 /**
@@ -141,16 +141,16 @@ export function sessionCreationPeakBytes(_m: BenchModel, _json: Record<string, u
 
 /**
  * A rough estimate of the activation memory of one call (onnxruntime's planner decides the real number).
- * UNet: attention is fused (MultiHeadAttention, flash attention on the CPU), so no score matrix is held; ~3 KB per
- * image pixel per batch item is a provisional upper bound for the live feature maps, to be recalibrated from this
- * benchmark's measured peaks. MMDiT: the engine's own SD3 working memory estimate (src/models/sd3/memory.ts).
+ * UNet: attention is fused (MultiHeadAttention, flash attention on the CPU), so no score matrix is held: measured
+ * 1.2 KB per image pixel per batch item on SD1.5 at 512², 0.23 KB on SDXL at 1024² (peak RSS above the open
+ * session); 1.5 KB is used. MMDiT: the engine's own SD3 working memory estimate (src/models/sd3/memory.ts).
  */
 export function activationEstimateBytes(m: BenchModel, json: Record<string, unknown>, s: DenoiserShape): number {
   if (m.kind === "mmdit") {
     const cfg = sd3TransformerConfigFromJson(json);
     return transformerWorkingBytes(cfg, { width: s.size, height: s.size, batch: s.batch, textTokens: m.contextLength });
   }
-  return 3_000 * s.batch * s.size * s.size;
+  return 1_500 * s.batch * s.size * s.size;
 }
 
 /** Runs one model's shapes in a child process, collecting its messages; a crash marks the remaining shapes failed. */

@@ -27,15 +27,20 @@ export function unetLimits(o: { maxClipSkip: number; prompt2: boolean; img2imgSt
   };
 }
 
-/** Resident bytes per parameter of a loaded component: float32 weights from the graph cache plus onnxruntime's own
- * (measured on the SD1.5 UNet: 3.60 GiB for 859.5 M parameters). */
-export const RESIDENT_BYTES_PER_PARAM = 4.5;
+/**
+ * Resident bytes per parameter of a loaded component: float32 weights from the graph cache plus onnxruntime's own
+ * (`npm run bench -- --only sd15,sdxl`: 3.63 GiB for the SD1.5 UNet's 859.5 M parameters, 4.5 bytes; 12.19 GiB for
+ * SDXL's 2567.5 M, 5.1 bytes; the larger is used).
+ */
+export const RESIDENT_BYTES_PER_PARAM = 5.1;
 
 /**
- * Activation bytes per output pixel per image in a UNet call's batch (fused attention, no score matrices held),
- * calibrated with `npm run bench -- --only sdxl`: see bench/denoiser-run.ts activationEstimateBytes.
+ * Activation bytes per output pixel per image in a UNet call's batch (fused attention, no score matrices held).
+ * Measured peak above the open session (`npm run bench -- --only sd15,sdxl`): SD1.5 512² batch 2 0.60 GiB
+ * (1.2 KB per pixel), SDXL 512² batch 2 0.14 GiB, SDXL 1024² batch 2 0.45 GiB (0.23 KB); with a margin over the
+ * largest.
  */
-export const UNET_ACTIVATION_BYTES_PER_PIXEL = 3_000;
+export const UNET_ACTIVATION_BYTES_PER_PIXEL = 1_500;
 
 /** Memory kept free for the process itself and the system. */
 export const MEMORY_RESERVE_BYTES = 1024 ** 3;
