@@ -177,6 +177,19 @@ describe("discoverModels", () => {
     assert.ok(reg.find("playground-local")?.backend === "local", "local folders are still registered beside upstream models");
   });
 
+  test("an upstream entry named like a folder keeps the name; the folder is skipped with a reason, not listed twice", async () => {
+    const skipped: string[] = [];
+    const reg = await discoverModels(
+      opts({
+        describeUpstream,
+        entries: { "my-sd15": { provider: "openai", upstreamModel: "sd15", aliases: [] } },
+        onSkip: (dir, e) => skipped.push(`${basename(dir)}: ${(e as Error).message}`),
+      }),
+    );
+    assert.deepEqual(reg.list().map((m) => `${m.id}:${m.backend}`), ["my-sd15:openai", "playground-local:local"]);
+    assert.ok(skipped.some((s) => s.startsWith("my-sd15: models.entries.my-sd15 already uses the name")), skipped.join("\n"));
+  });
+
   test("an unknown provider, an unknown upstream model or a fallback that is not registered stops discovery, naming the entry", async () => {
     await assert.rejects(
       discoverModels(opts({ describeUpstream, entries: { x: { provider: "nowhere", aliases: [] } } })),

@@ -198,6 +198,11 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
       const dir = resolve(opts.modelsDir, name);
       if (!statSync(dir).isDirectory() || !existsSync(join(dir, "model_index.json"))) continue;
       if (found.some((m) => m.dir === dir)) continue;
+      if (found.some((m) => m.info.id === name)) {
+        // Two models under one id would list twice and answer as one: the config's entry keeps the name.
+        opts.onSkip?.(dir, new EaselError("E_INPUT_INVALID", `models.entries.${name} already uses the name "${name}"; this folder is not served`));
+        continue;
+      }
       try {
         found.push(info(name, dir, await opts.describe(dir), [], now()));
       } catch (e) {
