@@ -8,6 +8,7 @@ import { test } from "node:test";
 import sharp from "sharp";
 import { familyLimits } from "../../test/helpers/models.ts";
 import type { GenerationRequest, ModelInfo } from "../core/types.ts";
+import { UpstreamError } from "../providers/_shared/errors.ts";
 import type { UpstreamClient } from "../providers/index.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { ModelRegistry, type UpstreamModel } from "./registry.ts";
@@ -38,7 +39,7 @@ const model: UpstreamModel = {
 const req: GenerationRequest = { model: "balanced", prompt: "x", n: 1, width: 8, height: 8, output: { format: "png" } };
 const noLocal: ImageProvider = { id: "local", generate: () => Promise.reject(new Error("no local model here")) };
 
-function upstreams(call: UpstreamClient["call"]): Upstreams & { calls: string[] } {
+function upstreams(call: UpstreamClient["call"], maxRetries = 0): Upstreams & { calls: string[] } {
   const calls: string[] = [];
   const client = (id: string): UpstreamClient => ({
     settings: { id, type: "openai", baseUrl: "http://x", easelExtensions: false, connectTimeoutMs: 1, totalTimeoutMs: 1 },
@@ -55,7 +56,7 @@ function upstreams(call: UpstreamClient["call"]): Upstreams & { calls: string[] 
       throw new Error("unused");
     },
     client,
-    policy: () => ({ retries: { max: 0, baseDelayMs: 0, maxDelayMs: 0, maxRetryAfterMs: 0 }, breaker: { failureThreshold: 1, resetMs: 60_000 } }),
+    policy: () => ({ retries: { max: maxRetries, baseDelayMs: 0, maxDelayMs: 0, maxRetryAfterMs: 0 }, breaker: { failureThreshold: 1, resetMs: 60_000 } }),
     close: async () => {},
   };
 }
@@ -91,4 +92,16 @@ test("a call cancelled by the client is not a provider failure: the circuit stay
   await assert.rejects(run, /client gone/);
   assert.deepEqual(u.calls, ["a"], "no failover after a cancellation");
   assert.equal(gw.circuit("a"), "closed");
+});
+
+test("a target that failed after its partial images reached the client is neither retried nor failed over", async () => {
+  const u = upstreams(async (_r, _m, _c, o) => {
+    o.onEvent?.({ type: "preview", index: 0, step: 1, image: { width: 1, height: 1, rgb: new Uint8Array(3), seed: 1 } });
+    throw new UpstreamError("server", 'provider "a" failed while streaming: boom');
+  }, 2);
+  const gw = createGateway({ registry: new ModelRegistry([model]), local: noLocal, upstreams: u, random: () => 0 });
+  const previews: number[] = [];
+  await assert.rejects(gw.executor(req, info).generate(req, { onEvent: (e) => e.type === "preview" && previews.push(e.index) }), /failed while streaming/);
+  assert.deepEqual(u.calls, ["a"]);
+  assert.deepEqual(previews, [0]);
 });

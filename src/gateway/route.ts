@@ -218,11 +218,20 @@ export function createGateway(o: GatewayOptions): Gateway {
     return c.target === "local" ? `"${c.model.info.id}" (local)` : `provider "${c.target.provider}" (model "${c.target.upstreamModel}")`;
   }
 
-  async function route(m: RegisteredModel, req: GenerationRequest, opts: ProviderGenerateOptions): Promise<ProviderResult> {
+  async function route(m: RegisteredModel, req: GenerationRequest, given: ProviderGenerateOptions): Promise<ProviderResult> {
     const started = clock();
     const attempts: RouteAttempt[] = [];
     const failures: string[] = [];
     let last: unknown;
+    // Once a partial image reached the client, another target's images would follow a different set: no failover.
+    let previewed = false;
+    const opts: ProviderGenerateOptions = {
+      ...given,
+      onEvent: (e) => {
+        if (e.type === "preview") previewed = true;
+        given.onEvent?.(e);
+      },
+    };
     const finish = (c: Candidate, res: ProviderResult, warnings: Warning[]): ProviderResult => {
       if (c.fallback) {
         warnings.push({
@@ -261,7 +270,7 @@ export function createGateway(o: GatewayOptions): Gateway {
           if (opts.signal?.aborted) throw err;
           const e = toEaselError(err);
           attempts.push({ model: info.id, provider: "local", call: 0, attempt: 1, outcome: "failed", reason: e.code, ms: clock() - t });
-          if (!localFailsOver(e)) throw e;
+          if (!localFailsOver(e) || previewed) throw e;
           failures.push(`${name(c)}: ${e.message}`);
           last = e;
           continue;
@@ -296,6 +305,7 @@ export function createGateway(o: GatewayOptions): Gateway {
         const tries = attempts.length - before;
         failures.push(`${err.message}${tries > 1 ? ` (${tries} attempts)` : ""}`);
         last = err;
+        if (previewed) break;
       }
     }
     throw finalError(m, failures, last);
