@@ -6,7 +6,7 @@ import { mkdirSync } from "node:fs";
 import { cpus, hostname } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
 import type { FastifyInstance } from "fastify";
-import { type Config, configPaths, loadConfig } from "../config/index.ts";
+import { type Config, configPaths, loadConfig, sharedUrlSecret } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
 import { discoverModels, type ModelRegistry } from "../gateway/registry.ts";
@@ -21,6 +21,7 @@ import { startServer as listen } from "../server/serve.ts";
 import { lockDataDir } from "../storage/data-dir-lock.ts";
 import { createFsBlobStore } from "../storage/fs-blob-store.ts";
 import type { MetadataStore } from "../storage/metadata-store.ts";
+import { openPostgresStore } from "../storage/postgres.ts";
 import { openS3BlobStore } from "../storage/s3-blob-store.ts";
 import { openSqliteStore } from "../storage/sqlite.ts";
 
@@ -48,15 +49,24 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
   const paths = configPaths(config);
   mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 });
   const instanceId = newInstanceId();
-  // One server per data directory (a second one's crash recovery would fail this one's running jobs, and both
-  // would run jobs from one SQLite file): refused here, naming the server that holds it.
-  const lock = lockDataDir(paths.dataDir, { instance: instanceId, pid: process.pid, host: hostname(), startedAt: new Date().toISOString() });
+  const urlSecret = sharedUrlSecret(config);
   let store: MetadataStore;
-  try {
-    store = await openSqliteStore(paths.dbFile);
-  } catch (e) {
-    lock.release();
-    throw e;
+  let lock: { release(): void; setUrl(url: string): void };
+  if (config.storage.databaseUrl) {
+    // A shared database: other nodes run jobs from it too, so there is no directory lock, and crash recovery keeps
+    // the jobs of owners that may still run (instance.ts).
+    lock = { release: () => undefined, setUrl: () => undefined };
+    store = await openPostgresStore({ connectionString: config.storage.databaseUrl });
+  } else {
+    // One server per data directory (a second one's crash recovery would fail this one's running jobs, and both
+    // would run jobs from one SQLite file): refused here, naming the server that holds it.
+    lock = lockDataDir(paths.dataDir, { instance: instanceId, pid: process.pid, host: hostname(), startedAt: new Date().toISOString() });
+    try {
+      store = await openSqliteStore(paths.dbFile);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
   }
   const engine = new Engine({
     executionProvider: config.engine.executionProvider,
@@ -90,9 +100,10 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       models: { list: () => registry.list(), find: (name) => registry.find(name)?.info },
       openMode: open.open,
       instanceId,
+      ...(urlSecret ? { urlSecret } : {}),
       // Holding the data directory's lock over its SQLite file, this is the only server using it: every other
       // owner of an unsettled job is gone (a host name that changed, as in a new container, included).
-      ownerAlive: () => false,
+      ...(config.storage.databaseUrl ? {} : { ownerAlive: () => false }),
     });
     cleanup.unshift(() => jobs.close());
     const recovered = await jobs.recoverCrashedJobs();

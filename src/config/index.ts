@@ -31,6 +31,10 @@ const ENV_KEYS: Record<string, (v: string) => ConfigInput> = {
   EASEL_S3_REGION: (v) => s3Layer({ region: v }),
   EASEL_S3_FORCE_PATH_STYLE: (v) => s3Layer({ forcePathStyle: v === "1" || v === "true" }),
   EASEL_S3_PREFIX: (v) => s3Layer({ prefix: v }),
+  EASEL_DATABASE_URL: (v) => ({ storage: { databaseUrl: v } }),
+  EASEL_REDIS_URL: (v) => ({ queue: { redisUrl: v } }),
+  EASEL_QUEUE_NAME: (v) => ({ queue: { name: v } }),
+  EASEL_URL_SECRET: (v) => ({ server: { urlSecret: v } }),
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -110,6 +114,35 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     });
   }
   return deepFreeze(withProviderKeys(parsed.data, env));
+}
+
+/**
+ * The drivers shared with other nodes (a shared database, queue or image store). When any is, every node must sign
+ * image URLs with one secret: `server.urlSecret` is required, and a start without it is refused naming it.
+ */
+export function sharedDrivers(c: Config): string[] {
+  return [
+    ...(c.storage.databaseUrl ? ["storage.databaseUrl (PostgreSQL)"] : []),
+    ...(c.queue.redisUrl ? ["queue.redisUrl (Redis)"] : []),
+    ...(c.storage.s3 ? ["storage.s3 (S3 bucket)"] : []),
+  ];
+}
+
+/**
+ * The configured URL-signing secret. Nodes that share a database, queue or bucket must sign alike, so there a
+ * secret kept in one node's data directory will not do: the start is refused, naming the setting.
+ */
+export function sharedUrlSecret(config: Config): Buffer | undefined {
+  if (config.server.urlSecret) return Buffer.from(config.server.urlSecret, "utf8");
+  const shared = sharedDrivers(config);
+  if (shared.length > 0) {
+    throw new EaselError(
+      "E_INPUT_INVALID",
+      `server.urlSecret (EASEL_URL_SECRET) is required when a driver is shared (${shared.join(", ")}): every node must sign image URLs with the same secret; set it to the same random string of at least 32 characters (e.g. \`openssl rand -hex 32\`) on every node`,
+      { param: "server.urlSecret" },
+    );
+  }
+  return undefined;
 }
 
 /** Paths derived from the config, in one place. */

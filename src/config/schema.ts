@@ -123,6 +123,12 @@ export const configSchema = z.object({
        * default): no CORS headers, and OPTIONS is answered 405 like any other method a route does not take.
        */
       corsOrigins: z.array(z.string().min(1)).default([]),
+      /**
+       * The secret that signs image URLs (at least 32 characters). Unset: a random one kept in the data directory.
+       * Required when any driver is shared (storage.databaseUrl, queue.redisUrl, storage.s3), so that every node
+       * signs and accepts the same URLs.
+       */
+      urlSecret: z.string().min(32, "urlSecret must be at least 32 characters (e.g. `openssl rand -hex 32`)").optional(),
     })
     .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, {
       message: "headersTimeoutMs must not exceed requestTimeoutMs",
@@ -164,6 +170,14 @@ export const configSchema = z.object({
   storage: z
     .object({
       /**
+       * Metadata (keys, credits ledger, jobs, images) in PostgreSQL (`postgres://user:pass@host:5432/db`) instead of
+       * <dataDir>/easel.db, shared by every node of a scaled-out deployment. Migrations run on start.
+       */
+      databaseUrl: z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, "databaseUrl must be a postgres:// or postgresql:// URL")
+        .optional(),
+      /**
        * Image bytes in an S3-compatible bucket instead of <dataDir>/images (every node of a scaled-out deployment
        * must see the same bytes). Credentials: the AWS SDK's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
        * profiles, instance roles). The bucket, or the prefix inside it, belongs to Easel: retention deletes old
@@ -195,6 +209,19 @@ export const configSchema = z.object({
       maxQueued: z.number().int().min(0).default(100),
       /** Longest a job may run, in seconds, before it is stopped and answered E_TIMEOUT (504); 0 = no limit. */
       jobTimeoutSeconds: z.number().nonnegative().default(1800),
+      /**
+       * Redis (`redis://host:6379/0`, `rediss://` for TLS): jobs wait in a BullMQ queue there and their events
+       * (progress, previews) travel over it, so API nodes and `easel worker` processes share them. Unset: in-process.
+       */
+      redisUrl: z
+        .string()
+        .regex(/^rediss?:\/\//, "redisUrl must be a redis:// or rediss:// URL")
+        .optional(),
+      /** Name of the shared queue (its Redis keys start with it); deployments sharing one Redis use different names. */
+      name: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,64}$/, "queue name must be 1-64 characters of [A-Za-z0-9_-]")
+        .default("easel"),
     })
     .prefault({}),
   /** Per-key limits that apply to every key (open mode counts as one key). */

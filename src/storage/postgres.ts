@@ -18,20 +18,21 @@ const types = {
     oid === INT8 || oid === NUMERIC ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
 };
 
+/** Key of the session advisory lock held around migrations (any int8; "easel" + a digit in ASCII). */
+const MIGRATION_LOCK_KEY = 0x656173656c31n;
+
+/**
+ * Opens the store, creating `schema` and migrating to the latest version first. Several nodes may start at once:
+ * one PostgreSQL session advisory lock serialises them, so the first migrates and the others find the work done
+ * (Kysely's own migration lock does not cover creating the schema and its bookkeeping tables, which race).
+ */
 export async function openPostgresStore(opts: PostgresStoreOptions): Promise<MetadataStore> {
   const { schema, ...poolOpts } = opts;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema)) {
     throw new Error(`invalid PostgreSQL schema name ${JSON.stringify(schema)}`);
   }
-  if (schema) {
-    const c = new pg.Client(poolOpts);
-    await c.connect();
-    try {
-      await c.query(`create schema if not exists ${schema}`);
-    } finally {
-      await c.end();
-    }
-  }
+  const lock = new pg.Client(poolOpts);
+  await lock.connect();
   const pool = new pg.Pool({
     ...poolOpts,
     types,
@@ -39,10 +40,16 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Met
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
+    await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY.toString()]);
+    if (schema) await lock.query(`create schema if not exists ${schema}`);
     await migrateToLatest(db, "postgres", schema);
   } catch (e) {
     await db.destroy();
     throw e;
+  } finally {
+    // Ending the session drops the lock too; unlock first so the next node need not wait for the socket to close.
+    await lock.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY.toString()]).catch(() => undefined);
+    await lock.end().catch(() => undefined);
   }
   return createSqlMetadataStore(db, "postgres");
 }

@@ -2,6 +2,7 @@
  * Runs the metadata contract against PostgreSQL at 127.0.0.1:5432, database `test` (override with
  * EASEL_TEST_PG_URL), each store in its own fresh schema. Skips, saying why, when no server answers.
  */
+import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import pg from "pg";
 import { openPostgresStore } from "../../src/storage/postgres.ts";
@@ -40,5 +41,24 @@ if (why !== undefined) {
     const schema = `${run}_${schemas.length}`;
     schemas.push(schema);
     return openPostgresStore({ ...conn, schema, max: 8 });
+  });
+
+  test("postgres: nodes starting at once on a new schema migrate it once and all open", async () => {
+    const schema = `${run}_${schemas.length}`;
+    schemas.push(schema);
+    const stores = await Promise.all(Array.from({ length: 6 }, () => openPostgresStore({ ...conn, schema, max: 2 })));
+    const c = new pg.Client(conn);
+    await c.connect();
+    try {
+      const applied = await c.query(`select name from ${schema}.kysely_migration order by name`);
+      assert.deepEqual(
+        applied.rows.map((r) => r.name),
+        ["001_initial", "002_job_owner"],
+      );
+    } finally {
+      await c.end();
+    }
+    for (const s of stores) assert.equal(s.driver, "postgres");
+    await Promise.all(stores.map((s) => s.close()));
   });
 }

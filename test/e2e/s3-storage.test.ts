@@ -28,7 +28,13 @@ if ("skip" in s3) {
   // Only the environment says where the images go, as an operator would.
   const config = (bucket: string) =>
     loadConfig({
-      env: { EASEL_S3_BUCKET: bucket, EASEL_S3_ENDPOINT: s3.endpoint, EASEL_S3_FORCE_PATH_STYLE: "1", EASEL_S3_PREFIX: "node-a/images" },
+      env: {
+        EASEL_S3_BUCKET: bucket,
+        EASEL_S3_ENDPOINT: s3.endpoint,
+        EASEL_S3_FORCE_PATH_STYLE: "1",
+        EASEL_S3_PREFIX: "node-a/images",
+        EASEL_URL_SECRET: "s3-e2e-url-signing-secret-0123456789abcdef",
+      },
       flags: { dataDir, server: { host: "127.0.0.1", port: 0 }, engine: { intraOpThreads: 2 } },
     });
   after(async () => {
