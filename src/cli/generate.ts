@@ -8,6 +8,7 @@ import { dirname, extname, join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
 import sharp from "sharp";
+import { BUILTIN_MODEL } from "../config/builtin-model.ts";
 import { configPaths, loadConfig } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
 import { checkModelLimits } from "../core/limits.ts";
@@ -91,7 +92,7 @@ async function loadInitImage(file: string, width: number | undefined, height: nu
 export function generateCommand(): Command {
   return new Command("generate")
     .description("generate images from a diffusers checkpoint directory")
-    .requiredOption("--model <dir>", "diffusers checkpoint directory (model_index.json)")
+    .option("--model <dir>", `diffusers checkpoint directory (model_index.json); default: the built-in ${BUILTIN_MODEL.id}`, BUILTIN_MODEL.dir)
     .requiredOption("--prompt <text>", "prompt")
     .option("--negative-prompt <text>", "negative prompt")
     .option("--prompt-2 <text>", "SDXL/SD3: prompt for the second text encoder (default: --prompt)")

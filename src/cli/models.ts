@@ -3,6 +3,7 @@ import { cpus } from "node:os";
 import { Command } from "commander";
 import { configPaths, loadConfig } from "../config/index.ts";
 import { Engine } from "../engine/engine.ts";
+import { BUILTIN_MODEL } from "../config/builtin-model.ts";
 import { discoverModels } from "../gateway/registry.ts";
 import { createUpstreams } from "../gateway/upstreams.ts";
 
@@ -26,6 +27,8 @@ export function modelsCommand(): Command {
       try {
         const registry = await discoverModels({
           modelsDir: paths.modelsDir,
+          builtin: BUILTIN_MODEL,
+          defaultModel: config.models.default,
           entries: config.models.entries,
           describe: (dir) => engine.describe(dir),
           describeUpstream: (provider, model) => upstreams.describe(provider, model),

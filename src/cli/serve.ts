@@ -9,6 +9,7 @@ import type { FastifyInstance } from "fastify";
 import { type Config, configPaths, loadConfig, sharedUrlSecret } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
+import { BUILTIN_MODEL } from "../config/builtin-model.ts";
 import { discoverModels, type ModelRegistry } from "../gateway/registry.ts";
 import { createGateway, type Gateway } from "../gateway/route.ts";
 import { createUpstreams } from "../gateway/upstreams.ts";
@@ -86,6 +87,8 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     const registry = await discoverModels({
       modelsDir: paths.modelsDir,
       entries: config.models.entries,
+      builtin: BUILTIN_MODEL,
+      defaultModel: config.models.default,
       describe: (dir) => engine.describe(dir),
       describeUpstream: (provider, model) => upstreams.describe(provider, model),
       onSkip: (dir, e) => log(`skipping ${dir}: ${(e as Error).message}`),

@@ -140,6 +140,8 @@ export const configSchema = z.object({
       /** Every diffusers folder found here is registered under its folder name. Default: <dataDir>/models. */
       dir: z.string().optional(),
       entries: z.record(z.string(), modelEntry).default({}),
+      /** The model a request that names none gets (OpenAI without `model`). Default: the built-in easel-shapes. */
+      default: z.string().min(1).optional(),
     })
     .prefault({}),
   /** Upstream providers by id (the id names them in model entries, warnings and job records). */

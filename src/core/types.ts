@@ -103,6 +103,8 @@ export interface ModelInfo {
   /** What requests the model accepts; checked before admission. */
   limits: ModelLimits;
   created: number;
+  /** A sentence on what the model is, where Easel knows (the built-in model). */
+  description?: string;
 }
 
 /** One try of one upstream call, or of a local model, while the gateway served a job. */

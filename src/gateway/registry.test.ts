@@ -216,6 +216,24 @@ describe("discoverModels", () => {
     );
   });
 
+  test("the built-in model is always registered and listed first, unless models.default names another", async () => {
+    const builtin = { id: "easel-shapes", dir: join(elsewhere, "absolute-sd15"), description: "the built-in one" };
+    const reg = await discoverModels(opts({ builtin }));
+    assert.equal(reg.list()[0].id, "easel-shapes");
+    assert.equal(reg.list()[0].description, "the built-in one");
+    assert.deepEqual(reg.list().slice(1).map((m) => m.id), ["my-sd15", "playground-local"]);
+    const other = await discoverModels(opts({ builtin, defaultModel: "Playground-Local" }));
+    assert.deepEqual(other.list().map((m) => m.id), ["playground-local", "my-sd15", "easel-shapes"]);
+    await assert.rejects(
+      discoverModels(opts({ builtin, defaultModel: "nope" })),
+      (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && e.param === "models.default",
+    );
+    // A configured model with the built-in's name wins; the built-in is not listed twice.
+    const shadow = await discoverModels(opts({ builtin, entries: { "easel-shapes": { path: "my-sd15", aliases: [] } } }));
+    assert.equal(shadow.list().filter((m) => m.id === "easel-shapes").length, 1);
+    assert.equal(shadow.find("easel-shapes")?.dir, join(modelsDir, "my-sd15"));
+  });
+
   test("a missing models dir gives only the entries", async () => {
     const reg = await discoverModels(
       opts({ modelsDir: join(root, "nope"), entries: { far: { path: join(elsewhere, "absolute-sd15"), aliases: [] } } }),

@@ -101,6 +101,10 @@ export interface DiscoverOptions {
   now?: () => number;
   /** Called for each folder that could not be loaded (the server keeps going without it). */
   onSkip?: (dir: string, error: unknown) => void;
+  /** A model always registered (the one that ships with Easel), unless a configured model already has its id. */
+  builtin?: { id: string; dir: string; description: string };
+  /** The model a request that names none gets: listed first. Default: the built-in model, else the first found. */
+  defaultModel?: string;
 }
 
 function info(id: string, dir: string, d: ModelDescription, extraAliases: readonly string[], created: number, fallbacks: readonly string[] = []): LocalModel {
@@ -209,6 +213,20 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
         opts.onSkip?.(dir, e);
       }
     }
+  }
+  const builtin = opts.builtin;
+  if (builtin && !found.some((m) => m.info.id === builtin.id || m.dir === builtin.dir)) {
+    const m = info(builtin.id, builtin.dir, await opts.describe(builtin.dir), [], now());
+    found.push({ ...m, info: { ...m.info, description: builtin.description } });
+  }
+  const wanted = opts.defaultModel ?? builtin?.id;
+  if (wanted !== undefined) {
+    const first = new ModelRegistry(found).find(wanted);
+    if (!first) {
+      if (opts.defaultModel !== undefined) {
+        throw new EaselError("E_INPUT_INVALID", `models.default: "${opts.defaultModel}" is not a registered model`, { param: "models.default" });
+      }
+    } else found.sort((a, b) => Number(b === first) - Number(a === first));
   }
   const registry = new ModelRegistry(found);
   checkFallbacks(registry);

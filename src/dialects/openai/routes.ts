@@ -41,8 +41,18 @@ function streamQuality(q: GenerationBody["quality"]): "low" | "medium" | "high" 
 }
 
 /** OpenAI's model object, plus where the model runs: `backend` "local" or the upstream provider's id. */
+/** OpenAI's model object, plus what Easel knows of it: backend, family, defaults and a description where known. */
 function modelObject(m: ModelInfo) {
-  return { id: m.id, object: "model", created: seconds(m.created), owned_by: m.backend === "local" ? "easel" : m.backend, backend: m.backend };
+  return {
+    id: m.id,
+    object: "model",
+    created: seconds(m.created),
+    owned_by: m.backend === "local" ? "easel" : m.backend,
+    backend: m.backend,
+    family: m.family,
+    defaults: m.defaults,
+    ...(m.description ? { description: m.description } : {}),
+  };
 }
 
 function jsonResponse(t: Translated, body: GenerationBody, result: GenerationResult, base: string) {
