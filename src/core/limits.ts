@@ -5,7 +5,7 @@
  * limits for callers that bypass the job service (the CLI).
  */
 import { EaselError, invalidInput } from "./errors.ts";
-import type { Warning } from "./types.ts";
+import type { GenerationRequest, Warning } from "./types.ts";
 
 /** How the network's output is read: ε/v-prediction DDPM models, EDM-trained models, flow-matching models. */
 export type ModelKind = "vp" | "edm" | "flow";
@@ -64,24 +64,24 @@ export interface ModelDefaultValues {
   scheduler?: string;
 }
 
-/** The request fields a model's limits constrain (GenerationRequest and the pipeline parameters both have them). */
-export interface LimitedRequest {
-  n: number;
-  width?: number;
-  height?: number;
-  steps?: number;
-  guidanceScale?: number;
-  guidanceRescale?: number;
-  negativePrompt?: string;
-  prompt2?: string;
-  negativePrompt2?: string;
-  prompt3?: string;
-  negativePrompt3?: string;
-  clipSkip?: number;
-  maxSequenceLength?: number;
-  useT5?: boolean;
-  strength?: number;
-}
+/** The request fields a model's limits constrain (the pipeline parameters have them too, size optional). */
+export type LimitedRequest = Pick<
+  GenerationRequest,
+  | "n"
+  | "steps"
+  | "guidanceScale"
+  | "guidanceRescale"
+  | "negativePrompt"
+  | "prompt2"
+  | "negativePrompt2"
+  | "prompt3"
+  | "negativePrompt3"
+  | "clipSkip"
+  | "maxSequenceLength"
+  | "useT5"
+  | "strength"
+> &
+  Partial<Pick<GenerationRequest, "width" | "height">>;
 
 /** img2img `t_start` in steps: the schedule runs from step t_start to the end. */
 export function img2imgStartStep(rule: Img2ImgRule, steps: number, strength: number): number {

@@ -6,7 +6,7 @@
  */
 import type { Checkpoint } from "../../checkpoint/checkpoint.ts";
 import type { ModelDefaultValues, ModelKind, ModelLimits } from "../../core/limits.ts";
-import type { Warning } from "../../core/types.ts";
+import type { GenerationRequest, Warning } from "../../core/types.ts";
 
 export type { Checkpoint, CheckpointComponent } from "../../checkpoint/checkpoint.ts";
 
@@ -28,20 +28,31 @@ export interface RuntimeOptions {
 
 export type ModelDefaults = ModelDefaultValues;
 
-export interface PipelineParams {
-  prompt: string;
-  negativePrompt?: string;
-  prompt2?: string;
-  negativePrompt2?: string;
-  prompt3?: string;
-  negativePrompt3?: string;
-  n: number;
-  width?: number;
-  height?: number;
-  steps?: number;
-  guidanceScale?: number;
-  guidanceRescale?: number;
-  scheduler?: string;
+/**
+ * What one pipeline run is asked for: the request's prompt and sampling fields as they are (GenerationRequest,
+ * mapped once in ./request.ts), the output size optional (the model's default), the seed resolved, the init image
+ * decoded, and the parity inputs only the CLI sets.
+ */
+export interface PipelineParams
+  extends Pick<
+      GenerationRequest,
+      | "prompt"
+      | "negativePrompt"
+      | "prompt2"
+      | "negativePrompt2"
+      | "prompt3"
+      | "negativePrompt3"
+      | "n"
+      | "steps"
+      | "guidanceScale"
+      | "guidanceRescale"
+      | "scheduler"
+      | "strength"
+      | "maxSequenceLength"
+      | "useT5"
+      | "clipSkip"
+    >,
+    Partial<Pick<GenerationRequest, "width" | "height">> {
   /** Seed of the torch-compatible CPU generator; always resolved by the caller. */
   seed: number;
   /** Unit-normal initial latents [n, C, h, w] replacing the generator's draw (parity checks). */
@@ -50,13 +61,6 @@ export interface PipelineParams {
   stepNoise?: Float32Array;
   /** img2img: RGB in [-1, 1], CHW, at the output size. */
   initImage?: { data: Float32Array; width: number; height: number };
-  strength?: number;
-  /** SD3: T5 prompt length in tokens (default 256; the graph accepts up to 512). */
-  maxSequenceLength?: number;
-  /** SD3: false runs without the T5 encoder (its part of the context is zeros), saving its memory and time. */
-  useT5?: boolean;
-  /** CLIP layers to skip from the end (1 = penultimate). */
-  clipSkip?: number;
   /** Number of evenly spread preview frames to emit (0 = none). */
   previews?: number;
 }
