@@ -42,3 +42,13 @@ test("HTTP limits: defaults, the proxy and CORS from the environment, a headers 
     (e: unknown) => e instanceof EaselError && e.param === "server.headersTimeoutMs",
   );
 });
+
+test("an unknown key anywhere in the configuration is refused, naming it (a typo or a retired setting is not ignored)", () => {
+  assert.throws(
+    () => loadConfig({ env: {}, flags: { server: { bodyLimitBytes: 10 } } as never }),
+    (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && e.param === "server.bodyLimitBytes",
+  );
+  assert.throws(() => loadConfig({ env: {}, flags: { sever: {} } as never }), /unknown key sever/);
+  // Records keep their own keys: model entries and providers by any name are fine.
+  assert.doesNotThrow(() => loadConfig({ env: {}, flags: { models: { entries: { anything: { path: "x" } } } } }));
+});

@@ -105,7 +105,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     if (v !== undefined && v !== "") layers.push(toLayer(v));
   }
   if (opts.flags) layers.push(opts.flags);
-  const parsed = configSchema.safeParse(mergeConfig(...layers));
+  const merged = mergeConfig(...layers);
+  const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue.path.join(".");
@@ -113,7 +114,29 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
       param: where,
     });
   }
+  const unknown = unknownKey(merged, parsed.data);
+  if (unknown) {
+    throw new EaselError("E_INPUT_INVALID", `invalid configuration: unknown key ${unknown} (a misspelt or retired setting would otherwise be ignored)`, {
+      param: unknown,
+    });
+  }
   return deepFreeze(withProviderKeys(parsed.data, env));
+}
+
+/**
+ * The first key of the input that the parsed config dropped: zod objects strip keys they do not know, so a typo or
+ * a retired setting would silently change nothing. Records keep every key, so only real unknowns are found.
+ */
+function unknownKey(input: unknown, parsed: unknown, path = ""): string | undefined {
+  if (!input || typeof input !== "object" || Array.isArray(input) || !parsed || typeof parsed !== "object") return undefined;
+  for (const [k, v] of Object.entries(input)) {
+    const at = path ? `${path}.${k}` : k;
+    if (v === undefined) continue;
+    if (!(k in parsed)) return at;
+    const found = unknownKey(v, (parsed as Record<string, unknown>)[k], at);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /**
