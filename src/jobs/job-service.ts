@@ -13,7 +13,7 @@ import { checkModelLimits } from "../core/limits.ts";
 import type { GeneratedImage, GenerationEvent, GenerationRequest, GenerationResult, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { createMemoryQueue } from "../queue/memory.ts";
-import type { JobQueue, QueueAddOptions } from "../queue/queue.ts";
+import type { JobEventBus, JobQueue, QueueAddOptions } from "../queue/queue.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { encodeImage } from "../storage/image-codec.ts";
 import type { JobRow, MetadataStore } from "../storage/metadata-store.ts";
@@ -26,6 +26,25 @@ import { priceMillicredits, toCredits } from "./pricing.ts";
 /** Idempotency records are kept this long (then the same key starts a new request). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 const REPLAY_POLL_MS = 200;
+/** How often a caller whose job runs on another process checks the row, in case the bus dropped "settled". */
+const SETTLED_POLL_MS = 2000;
+
+/** Blob key of an init image: its sha256 (the job row records the same hash). */
+function initImageKey(bytes: Uint8Array): string {
+  return `init-${sha256Hex(bytes)}`;
+}
+
+/**
+ * The request as persisted: the recorded params with the init image's bytes read back from the blob store.
+ * recordedParams wrote every field but the bytes (replaced by their hash and size), and the dialect's warnings.
+ */
+async function requestFromRow(params: Record<string, unknown>, blobs: BlobStore): Promise<GenerationRequest> {
+  const { initImage, ...rest } = params as Record<string, unknown> & { initImage?: { sha256: string } };
+  if (initImage === undefined) return rest as unknown as GenerationRequest;
+  const bytes = await blobs.get(`init-${initImage.sha256}`);
+  if (!bytes) throw new EaselError("E_INTERNAL", "the job's init image is no longer stored");
+  return { ...(rest as unknown as GenerationRequest), initImage: bytes };
+}
 /** How long cancelJob waits for a running job to stop before answering it as it stands. */
 export const CANCEL_WAIT_MS = 5000;
 
@@ -42,6 +61,13 @@ export interface JobServiceDeps {
   /** Jobs run at once (default: config.queue.concurrency). */
   concurrency?: number;
   queue?: JobQueue<{ jobId: string }>;
+  /**
+   * A shared queue's event bus (Redis): jobs taken by other processes are run from their persisted request, their
+   * events published here, and callers waiting on this node receive the events of jobs that run elsewhere.
+   */
+  events?: JobEventBus;
+  /** Take jobs from the queue and run them here (default true); false: an API-only node (`--workers 0`). */
+  runJobs?: boolean;
   /** URL signing secret; default: read or created in the data directory. */
   urlSecret?: Uint8Array;
   clock?: () => number;
@@ -71,7 +97,10 @@ export interface JobService extends ImageService {
 interface Pending {
   req: GenerationRequest;
   model: ModelInfo;
-  ctx: RequestContext;
+  /** Where the job's events go: the caller on this node, or the event bus for a caller on another. */
+  emit: (e: GenerationEvent) => void;
+  /** Store the images (always, when the caller is on another node). */
+  keep: boolean;
   done: Promise<void>;
   finish: () => void;
   /** The encoded images of this run, by id (needed when they were not stored). */
@@ -155,19 +184,50 @@ export function createJobService(deps: JobServiceDeps): JobService {
     });
   }
 
+  /**
+   * A job admitted by another process (or by this one before it restarted), as its row and the blob store keep it.
+   * Its events go to the event bus; undefined when it is settled or gone.
+   */
+  async function persistedRun(jobId: string): Promise<Pending | undefined> {
+    const row = await store.getJob(jobId);
+    if (!row || (row.status !== "queued" && row.status !== "running")) return undefined;
+    const bus = deps.events;
+    let req: GenerationRequest;
+    let model: ModelInfo | undefined;
+    try {
+      req = await requestFromRow(row.params, blobs);
+      model = models.find(row.model);
+      if (!model) throw new EaselError("E_MODEL_NOT_FOUND", `model ${JSON.stringify(row.model)} is not installed on this worker`, { param: "model" });
+    } catch (e) {
+      await settleFailure(jobId, toEaselError(e)).catch(() => undefined);
+      await bus?.publish(jobId, { type: "settled" }).catch(() => undefined);
+      return undefined;
+    }
+    let finish!: () => void;
+    const done = new Promise<void>((r) => (finish = r));
+    const emitRemote = (e: GenerationEvent) => void bus?.publish(jobId, e).catch(() => undefined);
+    return { req, model, emit: emitRemote, keep: true, done, finish, images: new Map(), events: Promise.resolve() };
+  }
+
   async function runJob(jobId: string, signal: AbortSignal): Promise<void> {
-    const p = pending.get(jobId);
+    const local = pending.get(jobId);
+    const p = local ?? (await persistedRun(jobId));
     if (!p) return;
-    const { req, model, ctx } = p;
+    const { req, model } = p;
     // Previews are encoded concurrently but delivered in the order taken, each before the job's answer: a frame
     // whose encode finishes late must neither overtake an earlier one nor be dropped after completion.
     const deliver = (event: Promise<GenerationEvent | undefined>) => {
       p.events = Promise.all([p.events, event]).then(([, e]) => {
-        if (e) emit(ctx, e);
+        if (e) p.emit(e);
       });
     };
     try {
-      if (!(await store.markJobRunning(jobId, now(), instanceId))) return;
+      if (!(await store.markJobRunning(jobId, now(), instanceId))) {
+        // A shared queue hands a job out again when the worker that held it stopped renewing its lease: the row
+        // still says running (under the lost worker), and this run takes over. Settlement stays exactly once.
+        const row = await store.getJob(jobId);
+        if (!(deps.events && row?.status === "running")) return;
+      }
       const warnings: Warning[] = [];
       const res = await executor(req, model).generate(req, {
         signal,
@@ -193,8 +253,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const images: GeneratedImage[] = [];
       for (const img of res.images) images.push(toGenerated(await encodeOne(img, req), img.seed));
       for (const img of images) p.images.set(img.id, img);
-      const keep = (ctx.delivery ?? "url") === "url" || config.images.storeB64 || ctx.idempotencyKey !== undefined;
-      const rows = keep ? await storeImages(blobs, images, now()) : [];
+      const rows = p.keep ? await storeImages(blobs, images, now()) : [];
       signal.throwIfAborted();
       const job = await store.getJob(jobId);
       const charged = Math.round(((job?.creditsReserved ?? 0) * Math.min(images.length, req.n)) / req.n);
@@ -212,11 +271,13 @@ export function createJobService(deps: JobServiceDeps): JobService {
       await settleFailure(jobId, p.error).catch(() => undefined);
     } finally {
       await p.events;
+      // The caller waits on another node: everything it was sent comes before this.
+      if (!local) await deps.events?.publish(jobId, { type: "settled" }).catch(() => undefined);
       p.finish();
     }
   }
 
-  queue.process((job) => runJob(job.payload.jobId, job.signal));
+  if (deps.runJobs ?? true) queue.process((job) => runJob(job.payload.jobId, job.signal));
 
   /** Builds the answer from the settled row (first run and replays alike), or throws the job's error. */
   async function resultOf(jobId: string, bytes?: Map<string, GeneratedImage>): Promise<GenerationResult> {
@@ -313,10 +374,13 @@ export function createJobService(deps: JobServiceDeps): JobService {
       await queue.checkCapacity(qopts);
       const cost = priceMillicredits(config, model, req);
       const jobId = `job_${Buffer.from(random(12)).toString("hex")}`;
-      const { warnings: _translated, ...rest } = req;
+      const { warnings: translated, ...rest } = req;
       const canonical = { ...rest, model: model.id };
+      // The whole request is kept with the job (the dialect's warnings included; the init image's bytes go to the
+      // blob store below, before the job is queued), so any process can run it.
+      const recorded = recordedParams(translated && translated.length > 0 ? { ...canonical, warnings: translated } : canonical);
       const admit = await store.admitJob({
-        job: { id: jobId, keyId: ctx.principal.keyId, dialect: ctx.dialect, model: model.id, params: recordedParams(canonical), owner: instanceId },
+        job: { id: jobId, keyId: ctx.principal.keyId, dialect: ctx.dialect, model: model.id, params: recorded, owner: instanceId },
         cost,
         now: now(),
         defaultLimits: {
@@ -358,11 +422,31 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const queued = new Promise<number | undefined>((r) => (announce = r)).then((position) => {
         if (position !== undefined) emit(ctx, { type: "queued", jobId, position });
       });
-      const entry: Pending = { req, model, ctx, done, finish, images: new Map(), events: queued };
+      const keep = (ctx.delivery ?? "url") === "url" || config.images.storeB64 || ctx.idempotencyKey !== undefined || deps.events !== undefined;
+      const entry: Pending = { req, model, emit: (e) => emit(ctx, e), keep, done, finish, images: new Map(), events: queued };
       pending.set(jobId, entry);
       const onAbort = () => void cancel(jobId).catch(() => undefined);
       ctx.signal?.addEventListener("abort", onAbort, { once: true });
+      let unsubscribe: (() => Promise<void>) | undefined;
+      let polling: NodeJS.Timeout | undefined;
       try {
+        if (req.initImage) await blobs.put(initImageKey(req.initImage), req.initImage, "application/octet-stream");
+        if (deps.events) {
+          // Run by another process: its events arrive over the bus, in order, then "settled". Pub/sub may drop a
+          // message, so the row is also checked now and then.
+          unsubscribe = await deps.events.subscribe(jobId, (m) => {
+            const e = m as GenerationEvent | { type: "settled" };
+            entry.events = entry.events.then(() => {
+              if (e.type === "settled") finish();
+              else emit(ctx, e);
+            });
+          });
+          polling = setInterval(() => {
+            void store.getJob(jobId).then((j) => {
+              if (j && j.status !== "queued" && j.status !== "running") entry.events.then(finish);
+            }, () => undefined);
+          }, SETTLED_POLL_MS);
+        }
         const { position } = await queue.add(jobId, { jobId }, qopts);
         announce(position);
         await done;
@@ -378,6 +462,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
         throw e;
       } finally {
         ctx.signal?.removeEventListener("abort", onAbort);
+        clearInterval(polling);
+        await unsubscribe?.().catch(() => undefined);
         pending.delete(jobId);
       }
     },

@@ -58,3 +58,14 @@ export interface JobQueue<P> {
   /** Stops starting jobs, aborts the running ones and waits for their handlers to return. */
   close(): Promise<void>;
 }
+
+/**
+ * Messages about jobs between processes (a job's progress and previews from the worker that runs it to the API node
+ * that holds its caller). At-most-once, in the order one publisher sent them; messages are JSON with byte arrays.
+ */
+export interface JobEventBus {
+  publish(jobId: string, message: unknown): Promise<void>;
+  /** Calls `listener` with each message about `jobId` until the returned function is called. */
+  subscribe(jobId: string, listener: (message: unknown) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
