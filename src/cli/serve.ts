@@ -25,6 +25,7 @@ import type { MetadataStore } from "../storage/metadata-store.ts";
 import { openPostgresStore } from "../storage/postgres.ts";
 import { openS3BlobStore } from "../storage/s3-blob-store.ts";
 import { openSqliteStore } from "../storage/sqlite.ts";
+import { openSharedQueue } from "./shared-queue.ts";
 
 export interface EaselServer {
   app: FastifyInstance;
@@ -41,6 +42,11 @@ export interface StartOptions {
   /** Fastify logger; default: info-level JSON lines. */
   logger?: boolean | object;
   log?: (line: string) => void;
+  /**
+   * Jobs this server runs at once on its own engine (`--workers N`; default queue.concurrency). 0: an API-only node
+   * that queues jobs for `easel worker` processes (needs queue.redisUrl).
+   */
+  workers?: number;
 }
 
 /** Starts everything a server needs and listens; the returned close() stops it in reverse order. */
@@ -51,6 +57,12 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
   mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 });
   const instanceId = newInstanceId();
   const urlSecret = sharedUrlSecret(config);
+  const workers = opts.workers ?? config.queue.concurrency;
+  if (workers === 0 && !config.queue.redisUrl) {
+    throw new EaselError("E_INPUT_INVALID", "--workers 0 (an API-only node) needs a shared queue for workers to take jobs from: set queue.redisUrl (EASEL_REDIS_URL)", {
+      param: "workers",
+    });
+  }
   let store: MetadataStore;
   let lock: { release(): void; setUrl(url: string): void };
   if (config.storage.databaseUrl) {
@@ -95,6 +107,8 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     });
     const local = createLocalProvider({ engine, modelDir: (model) => registry.require(model, paths.modelsDir).dir });
     const gateway = createGateway({ registry, local, upstreams, log });
+    const shared = await openSharedQueue(config, workers);
+    if (shared) cleanup.push(() => shared.events.close());
     const jobs = createJobService({
       config,
       store,
@@ -107,10 +121,19 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       // Holding the data directory's lock over its SQLite file, this is the only server using it: every other
       // owner of an unsettled job is gone (a host name that changed, as in a new container, included).
       ...(config.storage.databaseUrl ? {} : { ownerAlive: () => false }),
+      ...(shared ? { queue: shared.queue, events: shared.events } : {}),
+      concurrency: Math.max(1, workers),
+      runJobs: workers > 0,
     });
     cleanup.unshift(() => jobs.close());
-    const recovered = await jobs.recoverCrashedJobs();
-    if (recovered.failed.length > 0) log(`marked ${recovered.failed.length} interrupted job(s) failed and released their credits`);
+    if (shared) {
+      // Jobs in a shared queue belong to it, not to this process: one whose worker died is handed out again when
+      // its lease runs out, so none is failed here.
+      log(`jobs: shared queue ${config.queue.name} on Redis; ${workers > 0 ? `${workers} worker(s) here` : "API only (--workers 0)"}`);
+    } else {
+      const recovered = await jobs.recoverCrashedJobs();
+      if (recovered.failed.length > 0) log(`marked ${recovered.failed.length} interrupted job(s) failed and released their credits`);
+    }
     const retention = setInterval(() => void jobs.runRetention().catch((e) => log(`retention failed: ${e.message}`)), 3600_000);
     retention.unref();
     cleanup.unshift(async () => clearInterval(retention));
@@ -141,6 +164,12 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
   }
 }
 
+export function count(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new InvalidArgumentError(`expected an integer from 0 to 64, got "${v}"`);
+  return n;
+}
+
 function port(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`port must be 0-65535, got "${v}"`);
@@ -155,7 +184,8 @@ export function serveCommand(): Command {
     .option("--models-dir <dir>", "diffusers checkpoints, one folder per model (default <data-dir>/models)")
     .option("--data-dir <dir>", "SQLite file, images and graph cache (default $EASEL_DATA_DIR or ~/.easel)")
     .option("--config <file>", "JSON config file")
-    .action(async (o: { host?: string; port?: number; modelsDir?: string; dataDir?: string; config?: string }) => {
+    .option("--workers <n>", "jobs run at once on this machine's engine (default queue.concurrency); 0: API only, for easel worker processes", count)
+    .action(async (o: { host?: string; port?: number; modelsDir?: string; dataDir?: string; config?: string; workers?: number }) => {
       const config = loadConfig({
         file: o.config,
         flags: {
@@ -164,7 +194,7 @@ export function serveCommand(): Command {
           models: o.modelsDir ? { dir: o.modelsDir } : {},
         },
       });
-      const server = await startServer({ config, logger: { level: "info" } });
+      const server = await startServer({ config, logger: { level: "info" }, ...(o.workers === undefined ? {} : { workers: o.workers }) });
       const stop = async () => {
         await server.close();
         process.exit(0);

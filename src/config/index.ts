@@ -34,6 +34,7 @@ const ENV_KEYS: Record<string, (v: string) => ConfigInput> = {
   EASEL_DATABASE_URL: (v) => ({ storage: { databaseUrl: v } }),
   EASEL_REDIS_URL: (v) => ({ queue: { redisUrl: v } }),
   EASEL_QUEUE_NAME: (v) => ({ queue: { name: v } }),
+  EASEL_QUEUE_LEASE_SECONDS: (v) => ({ queue: { leaseSeconds: Number(v) } }),
   EASEL_URL_SECRET: (v) => ({ server: { urlSecret: v } }),
 };
 

@@ -219,6 +219,11 @@ export const configSchema = z.object({
         .string()
         .regex(/^rediss?:\/\//, "redisUrl must be a redis:// or rediss:// URL")
         .optional(),
+      /**
+       * Shared queue: how long a worker's hold on a running job lasts without renewal (renewed every half of it). A job
+       * whose worker died is handed to another worker about this long after the last renewal.
+       */
+      leaseSeconds: z.number().min(1).max(3600).default(30),
       /** Name of the shared queue (its Redis keys start with it); deployments sharing one Redis use different names. */
       name: z
         .string()

@@ -225,8 +225,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       if (!(await store.markJobRunning(jobId, now(), instanceId))) {
         // A shared queue hands a job out again when the worker that held it stopped renewing its lease: the row
         // still says running (under the lost worker), and this run takes over. Settlement stays exactly once.
-        const row = await store.getJob(jobId);
-        if (!(deps.events && row?.status === "running")) return;
+        if (!(deps.events && (await store.takeOverJob(jobId, instanceId)))) return;
       }
       const warnings: Warning[] = [];
       const res = await executor(req, model).generate(req, {

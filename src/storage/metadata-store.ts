@@ -172,6 +172,11 @@ export interface MetadataStore {
   /** queued -> running, recording `owner` (when given) as the job's owner; false when the job is no longer queued. */
   markJobRunning(id: string, at: number, owner?: string): Promise<boolean>;
   /**
+   * A running job handed to another owner (a shared queue's worker whose lease on it ran out): the owner is replaced
+   * and the start time kept; false, changing nothing, when the job is not running.
+   */
+  takeOverJob(id: string, owner: string): Promise<boolean>;
+  /**
    * Settles a queued or running job exactly once: status, result, ledger (release the reservation, charge
    * what was used), image rows. Returns settled false, changing nothing, when it was already settled.
    */

@@ -349,6 +349,11 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
       return Number(r.numUpdatedRows) === 1;
     },
 
+    async takeOverJob(id, owner) {
+      const r = await db.updateTable("jobs").set({ owner }).where("id", "=", id).where("status", "=", "running").executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+
     async settleJob(s: Settlement) {
       return writeTx(async (trx) => {
         const job = await trx.selectFrom("jobs").selectAll().where("id", "=", s.jobId).executeTakeFirst();

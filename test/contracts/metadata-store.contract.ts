@@ -119,8 +119,14 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
       (await s.listUnsettledJobs()).map((j) => [j.id, j.status, j.owner]),
       [["j1", "running", "inst_b"], ["j2", "running", null]],
     );
+    // A running job whose owner lost it is taken over; a queued or settled one is not.
+    await s.admitJob(admission("j3", null, 0));
+    assert.equal(await s.takeOverJob("j3", "inst_c"), false, "queued: not taken over");
+    assert.equal(await s.takeOverJob("j1", "inst_c"), true);
+    assert.deepEqual([(await s.getJob("j1"))?.owner, (await s.getJob("j1"))?.startedAt], ["inst_c", T0 + 1]);
     await s.settleJob({ jobId: "j1", status: "succeeded", at: T0 + 2, charged: 0 });
-    assert.equal((await s.getJob("j1"))?.owner, "inst_b", "the owner stays on the settled record");
+    assert.equal((await s.getJob("j1"))?.owner, "inst_c", "the owner stays on the settled record");
+    assert.equal(await s.takeOverJob("j1", "inst_d"), false, "settled: not taken over");
   });
 
   withStore("failure and cancellation release the reservation", async (s) => {

@@ -1,0 +1,154 @@
+/**
+ * Scaled out on real servers: an API-only node (`easel serve --workers 0`) and `easel worker` processes sharing
+ * PostgreSQL (a fresh database), Redis (a queue of its own) and one image directory, each a separate process on
+ * loopback, with the micro SD1.5 checkpoint. A worker is killed with SIGKILL while it runs a job; the job is handed
+ * to another worker once its lease runs out, the waiting HTTP caller gets its images, and the ledger holds one
+ * reservation, one release and one charge. Skips, saying why, when PostgreSQL or Redis does not answer.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
+import { openPostgresStore } from "../../src/storage/postgres.ts";
+
+const BIN = fileURLToPath(new URL("../../bin/easel.js", import.meta.url));
+const REDIS_URL = process.env.EASEL_TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
+const PG_ADMIN: pg.ClientConfig = { host: "127.0.0.1", port: 5432, database: "postgres", user: process.env.PGUSER ?? "postgres" };
+
+async function unavailable(): Promise<string | undefined> {
+  const c = new pg.Client({ ...PG_ADMIN, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+  } catch (e) {
+    return `PostgreSQL not reachable at 127.0.0.1:5432: ${(e as Error).message}`;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null });
+  try {
+    await r.connect();
+    await r.ping();
+  } catch (e) {
+    return `Redis not reachable at 127.0.0.1:6379: ${(e as Error).message}`;
+  } finally {
+    r.disconnect();
+  }
+  return undefined;
+}
+
+const why = await unavailable();
+if (why !== undefined) {
+  test("scale-out: API node and workers over PostgreSQL and Redis", { skip: why }, () => {});
+} else {
+  const run = `${process.pid}_${Date.now().toString(36)}`;
+  const database = `easel_e2e_${run}`;
+  const queueName = `e2e-${run}`;
+  const root = mkdtempSync(join(tmpdir(), "easel-scale-"));
+  const dataDir = join(root, "data");
+  mkdirSync(join(dataDir, "models"), { recursive: true });
+  symlinkSync(resolve("test/fixtures/models/sd15"), join(dataDir, "models", "sd15"));
+  const databaseUrl = `postgres://${PG_ADMIN.user}@127.0.0.1:5432/${database}`;
+  const children: ChildProcess[] = [];
+  const stores: { close(): Promise<void> }[] = [];
+
+  const admin = new pg.Client(PG_ADMIN);
+  await admin.connect();
+  await admin.query(`create database ${database}`);
+
+  after(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    for (const s of stores) await s.close().catch(() => undefined);
+    await admin.query(`drop database if exists ${database} with (force)`).catch(() => undefined);
+    await admin.end();
+    const r = new Redis(REDIS_URL);
+    for (const pattern of [`easel:${queueName}:*`, `easel-fair:${queueName}:*`, `easel-events:${queueName}:*`]) {
+      const keys = await r.keys(pattern);
+      if (keys.length > 0) await r.del(...keys);
+    }
+    await r.quit();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /** Starts `easel <args>` sharing the database, queue and data directory; each process has its own graph cache. */
+  function start(args: string[], ready: RegExp, name: string): Promise<{ child: ChildProcess; match: RegExpExecArray; log: () => string }> {
+    const env = {
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("EASEL_"))),
+      EASEL_DATA_DIR: dataDir,
+      EASEL_CACHE_DIR: join(root, `cache-${name}`),
+      EASEL_DATABASE_URL: databaseUrl,
+      EASEL_REDIS_URL: REDIS_URL,
+      EASEL_QUEUE_NAME: queueName,
+      EASEL_QUEUE_LEASE_SECONDS: "2",
+      EASEL_URL_SECRET: "scale-out-e2e-url-signing-secret-0123456789",
+      EASEL_THREADS: "2",
+    };
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
+    children.push(child);
+    let err = "";
+    return new Promise((resolvePromise, reject) => {
+      child.stderr!.on("data", (d) => {
+        err += d;
+        const m = ready.exec(err);
+        if (m) resolvePromise({ child, match: m, log: () => err });
+      });
+      child.on("exit", (code, signal) => reject(new Error(`${name} exited (${code ?? signal}) before it was ready: ${err}`)));
+    });
+  }
+
+  test("a worker killed mid-job: the job finishes on another worker, the caller gets its images, one charge", { timeout: 240_000 }, async () => {
+    // A metered key, created before the API node starts (with keys in the store it requires one).
+    const store = await openPostgresStore({ connectionString: databaseUrl, max: 2 });
+    stores.push(store);
+    const { key, info } = await createKeyAdmin({ store }).create({ name: "scale-out", credits: 100 });
+
+    const api = await start(["serve", "--workers", "0", "--port", "0"], /easel listening on (http:\/\/\S+)/, "api");
+    const url = api.match[1];
+    const workerA = await start(["worker"], /easel worker (\S+) ready/, "worker-a");
+
+    // Enough steps that the job is still running when worker A is killed.
+    const answer = fetch(`${url}/v1/images/generations`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: "sd15", prompt: "a lighthouse", size: "64x64", steps: 60, n: 1, response_format: "url" }),
+    });
+
+    // Wait until worker A holds the job (its instance id, with its pid, is the running job's owner).
+    let jobId: string | undefined;
+    for (let i = 0; i < 3000 && !jobId; i++) {
+      const jobs = await store.listJobs({ keyId: info.id, limit: 5 });
+      const running = jobs.find((j) => j.status === "running" && j.owner === workerA.match[1]);
+      if (running) jobId = running.id;
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(jobId, `worker A never ran the job: ${workerA.log()}`);
+    workerA.child.kill("SIGKILL");
+    await new Promise((r) => workerA.child.once("exit", r));
+    assert.equal((await store.getJob(jobId))?.status, "running", "the job was still running when its worker died");
+
+    const workerB = await start(["worker"], /easel worker (\S+) ready/, "worker-b");
+    const res = await answer;
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    assert.equal(res.headers.get("x-easel-job-id"), jobId);
+    const data = (JSON.parse(text) as { data: { url: string }[] }).data;
+    assert.equal(data.length, 1);
+    const image = await fetch(data[0].url);
+    assert.equal(image.status, 200, "the API node serves the image the other worker stored");
+    assert.deepEqual([...Buffer.from(await image.arrayBuffer()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+
+    const job = await store.getJob(jobId);
+    assert.equal(job?.status, "succeeded");
+    assert.equal(job?.owner, workerB.match[1], "worker B finished it");
+    assert.ok(job && job.creditsCharged > 0 && job.creditsCharged === job.creditsReserved);
+    const ledger = (await store.ledger(info.id)).filter((e) => e.jobId === jobId);
+    assert.deepEqual(ledger.map((e) => e.kind).sort(), ["charge", "release", "reserve"], "reserved once, released once, charged once");
+    assert.equal(await store.balance(info.id), 100_000 - job.creditsCharged);
+    assert.deepEqual(await store.listUnsettledJobs(), [], "nothing left queued or running");
+  });
+}
