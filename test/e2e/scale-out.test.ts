@@ -13,6 +13,7 @@ import { join, resolve } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
+import OpenAI from "openai";
 import pg from "pg";
 import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
 import { openPostgresStore } from "../../src/storage/postgres.ts";
@@ -56,6 +57,8 @@ if (why !== undefined) {
   const databaseUrl = `postgres://${PG_ADMIN.user}@127.0.0.1:5432/${database}`;
   const children: ChildProcess[] = [];
   const stores: { close(): Promise<void> }[] = [];
+  /** The API node and key of the first test, used again by the next. */
+  let shared: { url: string; key: string } | undefined;
 
   const admin = new pg.Client(PG_ADMIN);
   await admin.connect();
@@ -109,6 +112,7 @@ if (why !== undefined) {
 
     const api = await start(["serve", "--workers", "0", "--port", "0"], /easel listening on (http:\/\/\S+)/, "api");
     const url = api.match[1];
+    shared = { url, key };
     const workerA = await start(["worker"], /easel worker (\S+) ready/, "worker-a");
 
     // Enough steps that the job is still running when worker A is killed.
@@ -150,5 +154,19 @@ if (why !== undefined) {
     assert.deepEqual(ledger.map((e) => e.kind).sort(), ["charge", "release", "reserve"], "reserved once, released once, charged once");
     assert.equal(await store.balance(info.id), 100_000 - job.creditsCharged);
     assert.deepEqual(await store.listUnsettledJobs(), [], "nothing left queued or running");
+  });
+
+  test("OpenAI streaming on the API node: partial images of a job that runs on a worker arrive over Redis, then the image", { timeout: 120_000 }, async (t) => {
+    if (!shared) return t.skip("needs the API node and worker of the previous test");
+    const client = new OpenAI({ apiKey: shared.key, baseURL: `${shared.url}/v1`, maxRetries: 0 });
+    const params = { model: "sd15", prompt: "a lighthouse", size: "64x64", stream: true, partial_images: 2, steps: 4 } as unknown as OpenAI.ImageGenerateParamsStreaming;
+    const types: string[] = [];
+    let final = "";
+    for await (const ev of await client.images.generate(params)) {
+      types.push(ev.type);
+      if (ev.type === "image_generation.completed") final = ev.b64_json;
+    }
+    assert.deepEqual(types, ["image_generation.partial_image", "image_generation.partial_image", "image_generation.completed"]);
+    assert.deepEqual([...Buffer.from(final, "base64").subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   });
 }
