@@ -128,8 +128,17 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     cleanup.unshift(() => jobs.close());
     if (shared) {
       // Jobs in a shared queue belong to it, not to this process: one whose worker died is handed out again when
-      // its lease runs out, so none is failed here.
+      // its lease runs out. Only jobs the queue no longer holds are failed, now and every minute, by every API node
+      // (settling is exactly once, so nodes that race only repeat a no-op).
       log(`jobs: shared queue ${config.queue.name} on Redis; ${workers > 0 ? `${workers} worker(s) here` : "API only (--workers 0)"}`);
+      const sweep = async () => {
+        const r = await jobs.recoverCrashedJobs();
+        if (r.failed.length > 0) log(`failed ${r.failed.length} job(s) the shared queue no longer holds and released their credits`);
+      };
+      await sweep();
+      const lost = setInterval(() => void sweep().catch((e) => log(`lost-job sweep failed: ${e.message}`)), 60_000);
+      lost.unref();
+      cleanup.unshift(async () => clearInterval(lost));
     } else {
       const recovered = await jobs.recoverCrashedJobs();
       if (recovered.failed.length > 0) log(`marked ${recovered.failed.length} interrupted job(s) failed and released their credits`);

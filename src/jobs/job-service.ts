@@ -28,6 +28,11 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 const REPLAY_POLL_MS = 200;
 /** How often a caller whose job runs on another process checks the row, in case the bus dropped "settled". */
 const SETTLED_POLL_MS = 2000;
+/**
+ * A shared queue's job younger than this is never taken for lost: the node that recorded it may not have queued it
+ * yet.
+ */
+export const LOST_JOB_GRACE_MS = 60_000;
 
 /** Blob key of an init image: its sha256 (the job row records the same hash). */
 function initImageKey(bytes: Uint8Array): string {
@@ -532,7 +537,14 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const kept: string[] = [];
       for (const job of await store.listUnsettledJobs()) {
         if (pending.has(job.id)) continue;
-        if (job.owner !== null && job.owner !== instanceId && ownerAlive(job.owner)) {
+        if (queue.has) {
+          // A shared queue: the job is alive while the queue holds it (a dead worker's job is handed out again when
+          // its lease runs out), whoever recorded it.
+          if (now() - job.createdAt < LOST_JOB_GRACE_MS || (await queue.has(job.id))) {
+            kept.push(job.id);
+            continue;
+          }
+        } else if (job.owner !== null && job.owner !== instanceId && ownerAlive(job.owner)) {
           kept.push(job.id);
           continue;
         }

@@ -297,6 +297,11 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
       return "unknown";
     },
 
+    async has(id) {
+      const state = await queue.getJobState(id);
+      return state === "waiting" || state === "prioritized" || state === "active" || state === "delayed" || state === "waiting-children";
+    },
+
     async stats(group) {
       const [waiting, activeCount] = await Promise.all([redis.zcard(keys[1]), queue.getActiveCount()]);
       const out = { waiting, active: activeCount };

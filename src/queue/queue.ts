@@ -55,6 +55,12 @@ export interface JobQueue<P> {
   cancel(id: string): Promise<CancelOutcome>;
   /** Jobs waiting and running; with `group`, also that group's waiting jobs. */
   stats(group?: string): Promise<{ waiting: number; active: number; groupWaiting?: number }>;
+  /**
+   * Whether the job waits or runs in the queue. Drivers shared between processes have it: there a job's record
+   * outlives any one process, and a job the queue no longer holds (lost before it was queued, or given up after its
+   * workers kept dying) is one nobody will settle.
+   */
+  has?(id: string): Promise<boolean>;
   /** Stops starting jobs, aborts the running ones and waits for their handlers to return. */
   close(): Promise<void>;
 }
