@@ -58,7 +58,7 @@ if (why !== undefined) {
   const children: ChildProcess[] = [];
   const stores: { close(): Promise<void> }[] = [];
   /** The API node and key of the first test, used again by the next. */
-  let shared: { url: string; key: string } | undefined;
+  let shared: { url: string; key: string; keyId: string; store: Awaited<ReturnType<typeof openPostgresStore>> } | undefined;
 
   const admin = new pg.Client(PG_ADMIN);
   await admin.connect();
@@ -79,11 +79,16 @@ if (why !== undefined) {
   });
 
   /** Starts `easel <args>` sharing the database, queue and data directory; each process has its own graph cache. */
-  function start(args: string[], ready: RegExp, name: string): Promise<{ child: ChildProcess; match: RegExpExecArray; log: () => string }> {
+  function start(
+    args: string[],
+    ready: RegExp,
+    name: string,
+    cache = name,
+  ): Promise<{ child: ChildProcess; match: RegExpExecArray; log: () => string }> {
     const env = {
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("EASEL_"))),
       EASEL_DATA_DIR: dataDir,
-      EASEL_CACHE_DIR: join(root, `cache-${name}`),
+      EASEL_CACHE_DIR: join(root, `cache-${cache}`),
       EASEL_DATABASE_URL: databaseUrl,
       EASEL_REDIS_URL: REDIS_URL,
       EASEL_QUEUE_NAME: queueName,
@@ -112,7 +117,7 @@ if (why !== undefined) {
 
     const api = await start(["serve", "--workers", "0", "--port", "0"], /easel listening on (http:\/\/\S+)/, "api");
     const url = api.match[1];
-    shared = { url, key };
+    shared = { url, key, keyId: info.id, store };
     const workerA = await start(["worker"], /easel worker (\S+) ready/, "worker-a");
 
     // Enough steps that the job is still running when worker A is killed.
@@ -168,5 +173,55 @@ if (why !== undefined) {
     }
     assert.deepEqual(types, ["image_generation.partial_image", "image_generation.partial_image", "image_generation.completed"]);
     assert.deepEqual([...Buffer.from(final, "base64").subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  });
+
+  test("crash trial: two API nodes, two workers, 12 concurrent jobs, a worker killed (up to 3 times, each time it runs a job) and replaced: every job once, one charge each", { timeout: 200_000 }, async (t) => {
+    if (!shared) return t.skip("needs the API node and worker of the first test");
+    const { store, keyId, key } = shared;
+    const api2 = await start(["serve", "--workers", "0", "--port", "0"], /easel listening on (http:\/\/\S+)/, "api-2");
+    const nodes = [shared.url, api2.match[1]];
+    // Worker B of the first test still runs; slot 1's worker is killed and replaced (its graph cache reused).
+    let victim = await start(["worker"], /easel worker (\S+) ready/, "worker-k0", "slot-1");
+    const before = new Set((await store.listJobs({ keyId, limit: 100 })).map((j) => j.id));
+    const answers = Array.from({ length: 12 }, (_, i) =>
+      fetch(`${nodes[i % 2]}/v1/images/generations`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+        body: JSON.stringify({ model: "sd15", prompt: `job ${i}`, size: "64x64", steps: 30, n: 1, response_format: "url" }),
+      }).then(async (r) => ({ status: r.status, jobId: r.headers.get("x-easel-job-id"), body: await r.text() })),
+    );
+    let kills = 0;
+    for (let round = 0; round < 3; round++) {
+      // Kill the victim while it runs a job.
+      let running = false;
+      for (let i = 0; i < 2000 && !running; i++) {
+        const jobs = await store.listJobs({ keyId, limit: 30 });
+        running = jobs.some((j) => j.status === "running" && j.owner === victim.match[1]);
+        if (!running) await new Promise((r) => setTimeout(r, 10));
+      }
+      if (!running) break;
+      victim.child.kill("SIGKILL");
+      await new Promise((r) => victim.child.once("exit", r));
+      kills++;
+      victim = await start(["worker"], /easel worker (\S+) ready/, `worker-k${round + 1}`, "slot-1");
+    }
+    const results = await Promise.all(answers);
+    for (const r of results) assert.equal(r.status, 200, r.body);
+    assert.ok(kills >= 1, "the victim ran at least one job before the answers came");
+    const ids = results.map((r) => r.jobId!);
+    assert.equal(new Set(ids).size, 12, "twelve distinct jobs");
+    const jobs = (await store.listJobs({ keyId, limit: 100 })).filter((j) => !before.has(j.id));
+    assert.deepEqual(jobs.map((j) => j.id).sort(), [...ids].sort(), "no job recorded twice");
+    const ledger = await store.ledger(keyId);
+    for (const j of jobs) {
+      assert.equal(j.status, "succeeded", j.id);
+      assert.deepEqual(
+        ledger.filter((e) => e.jobId === j.id).map((e) => e.kind).sort(),
+        ["charge", "release", "reserve"],
+        `${j.id}: one reservation, released once, charged once`,
+      );
+    }
+    assert.deepEqual(await store.listUnsettledJobs(), [], "nothing left queued or running");
+    t.diagnostic(`${kills} worker kill(s) while jobs ran`);
   });
 }
