@@ -25,7 +25,7 @@ import type { MetadataStore } from "../storage/metadata-store.ts";
 import { openPostgresStore } from "../storage/postgres.ts";
 import { openS3BlobStore } from "../storage/s3-blob-store.ts";
 import { openSqliteStore } from "../storage/sqlite.ts";
-import { openSharedQueue } from "./shared-queue.ts";
+import { count, openSharedQueue } from "./shared-queue.ts";
 
 export interface EaselServer {
   app: FastifyInstance;
@@ -171,12 +171,6 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     lock.release();
     throw e;
   }
-}
-
-export function count(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 64) throw new InvalidArgumentError(`expected an integer from 0 to 64, got "${v}"`);
-  return n;
 }
 
 function port(v: string): number {

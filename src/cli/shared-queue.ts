@@ -2,6 +2,7 @@
  * The shared queue of a scaled-out deployment (queue.redisUrl): BullMQ on Redis and the job event bus beside it,
  * opened alike by `easel serve` and `easel worker`.
  */
+import { InvalidArgumentError } from "commander";
 import type { Config } from "../config/index.ts";
 import { openBullmqQueue, openRedisEventBus } from "../queue/bullmq.ts";
 import type { JobEventBus, JobQueue } from "../queue/queue.ts";
@@ -9,6 +10,13 @@ import type { JobEventBus, JobQueue } from "../queue/queue.ts";
 export interface SharedQueue {
   queue: JobQueue<{ jobId: string }>;
   events: JobEventBus;
+}
+
+/** A `--workers` / `--concurrency` value: an integer from 0 to 64. */
+export function count(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new InvalidArgumentError(`expected an integer from 0 to 64, got "${v}"`);
+  return n;
 }
 
 /** Opens both, or undefined when no Redis is configured; `concurrency` is how many jobs this process runs at once. */

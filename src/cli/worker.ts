@@ -22,8 +22,7 @@ import { createLocalProvider } from "../providers/local/index.ts";
 import { createFsBlobStore } from "../storage/fs-blob-store.ts";
 import { openPostgresStore } from "../storage/postgres.ts";
 import { openS3BlobStore } from "../storage/s3-blob-store.ts";
-import { count } from "./serve.ts";
-import { openSharedQueue } from "./shared-queue.ts";
+import { count, openSharedQueue } from "./shared-queue.ts";
 
 export interface WorkerOptions {
   config: Config;

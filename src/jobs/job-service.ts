@@ -87,10 +87,11 @@ export interface JobServiceDeps {
 }
 
 export interface JobService extends ImageService {
-  /** Fails jobs left queued or running by a previous process and releases their reservations. Call before serving. */
   /**
    * Fails the queued and running jobs whose owner instance is gone (a crashed or killed server) and releases their
-   * reservations; jobs of instances that may still run are kept. Call before serving.
+   * reservations; jobs of instances that may still run are kept. Over a shared queue (one with `has`), a job is kept
+   * while the queue holds it or for LOST_JOB_GRACE_MS after it was recorded, whoever its owner. Call before serving
+   * (over a shared queue, now and then as well).
    */
   recoverCrashedJobs(): Promise<{ failed: string[]; kept: string[] }>;
   /** Deletes images (blobs and rows) older than images.retentionDays and expired idempotency records. */
