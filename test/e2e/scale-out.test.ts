@@ -224,4 +224,37 @@ if (why !== undefined) {
     assert.deepEqual(await store.listUnsettledJobs(), [], "nothing left queued or running");
     t.diagnostic(`${kills} worker kill(s) while jobs ran`);
   });
+
+  test("an API node killed mid-request: the job completes; the same Idempotency-Key on another node returns its images, charged once", { timeout: 120_000 }, async (t) => {
+    if (!shared) return t.skip("needs the API node and worker of the first test");
+    const { store, keyId, key } = shared;
+    const doomed = await start(["serve", "--workers", "0", "--port", "0"], /easel listening on (http:\/\/\S+)/, "api-doomed");
+    const body = JSON.stringify({ model: "sd15", prompt: "kept across nodes", size: "64x64", steps: 40, n: 1, response_format: "url" });
+    const headers = { "content-type": "application/json", authorization: `Bearer ${key}`, "idempotency-key": `idem-${run}` };
+    const first = fetch(`${doomed.match[1]}/v1/images/generations`, { method: "POST", headers, body }).catch((e: Error) => e);
+    let jobId: string | undefined;
+    for (let i = 0; i < 3000 && !jobId; i++) {
+      const job = (await store.listJobs({ keyId, limit: 5 })).find((j) => j.params.prompt === "kept across nodes");
+      if (job?.status === "running") jobId = job.id;
+      else await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(jobId, "the job started on a worker");
+    doomed.child.kill("SIGKILL");
+    assert.ok((await first) instanceof Error, "the first caller lost its connection");
+
+    const retry = await fetch(`${shared.url}/v1/images/generations`, { method: "POST", headers, body });
+    const text = await retry.text();
+    assert.equal(retry.status, 200, text);
+    assert.equal(retry.headers.get("x-easel-job-id"), jobId, "the retry answers with the first job");
+    const image = await fetch((JSON.parse(text) as { data: { url: string }[] }).data[0].url);
+    assert.equal(image.status, 200);
+    const job = await store.getJob(jobId);
+    assert.equal(job?.status, "succeeded");
+    assert.deepEqual(
+      (await store.ledger(keyId)).filter((e) => e.jobId === jobId).map((e) => e.kind).sort(),
+      ["charge", "release", "reserve"],
+      "one reservation, released once, charged once",
+    );
+    assert.equal((await store.listJobs({ keyId, limit: 100 })).filter((j) => j.params.prompt === "kept across nodes").length, 1, "no second job");
+  });
 }
