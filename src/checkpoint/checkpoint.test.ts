@@ -3,7 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { isEaselError } from "../core/errors.ts";
+import { throwsEasel } from "../../test/helpers/errors.ts";
 import { writeSafetensors } from "../graph/safetensors.ts";
 import { familyFor } from "../models/index.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
@@ -36,14 +36,6 @@ function makeCheckpoint(family: string, name = family): string {
   return dir;
 }
 
-function rejects(fn: () => unknown, code: string, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(isEaselError(e), String(e));
-    assert.equal(e.code, code);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 describe("loadCheckpoint: family detection on the reference model layouts", () => {
   const expected = {
@@ -114,14 +106,14 @@ describe("loadCheckpoint: the complete fixture checkpoints", () => {
 
 describe("loadCheckpoint: errors name the file", () => {
   test("missing directory, missing or broken model_index.json", () => {
-    rejects(() => loadCheckpoint(join(root, "nowhere")), "E_CHECKPOINT_INVALID", /nowhere: checkpoint directory does not exist/);
+    throwsEasel(() => loadCheckpoint(join(root, "nowhere")), "E_CHECKPOINT_INVALID", /nowhere: checkpoint directory does not exist/);
     mkdirSync(join(root, "empty"));
-    rejects(() => loadCheckpoint(join(root, "empty")), "E_CHECKPOINT_INVALID", /model_index\.json: file is missing/);
+    throwsEasel(() => loadCheckpoint(join(root, "empty")), "E_CHECKPOINT_INVALID", /model_index\.json: file is missing/);
     writeFileSync(join(root, "empty", "model_index.json"), "{");
-    rejects(() => loadCheckpoint(join(root, "empty")), "E_CHECKPOINT_INVALID", /model_index\.json: not valid JSON/);
+    throwsEasel(() => loadCheckpoint(join(root, "empty")), "E_CHECKPOINT_INVALID", /model_index\.json: not valid JSON/);
     const single = join(root, "model.safetensors");
     writeFileSync(single, "x");
-    rejects(() => loadCheckpoint(single), "E_NOT_SUPPORTED", /single-file checkpoints/);
+    throwsEasel(() => loadCheckpoint(single), "E_NOT_SUPPORTED", /single-file checkpoints/);
   });
 
   test("unsupported pipeline class", () => {
@@ -129,18 +121,18 @@ describe("loadCheckpoint: errors name the file", () => {
     const index = JSON.parse(readFileSync(join(dir, "model_index.json"), "utf8"));
     index._class_name = "FluxPipeline";
     writeFileSync(join(dir, "model_index.json"), JSON.stringify(index));
-    rejects(() => familyFor(loadCheckpoint(dir)), "E_NOT_SUPPORTED", /pipeline class "FluxPipeline" is not supported/);
+    throwsEasel(() => familyFor(loadCheckpoint(dir)), "E_NOT_SUPPORTED", /pipeline class "FluxPipeline" is not supported/);
   });
 
   test("missing component folder, config, weights", () => {
     const dir = makeCheckpoint("sd15", "broken");
     rmSync(join(dir, "vae", "config.json"));
-    rejects(() => loadCheckpoint(dir), "E_CHECKPOINT_INVALID", /vae\/config\.json: file is missing/);
+    throwsEasel(() => loadCheckpoint(dir), "E_CHECKPOINT_INVALID", /vae\/config\.json: file is missing/);
     cpSync(join(MODELS, "sd15", "vae"), join(dir, "vae"), { recursive: true });
     rmSync(join(dir, "unet", "diffusion_pytorch_model.safetensors"));
-    rejects(() => loadCheckpoint(dir), "E_CHECKPOINT_INVALID", /unet: no safetensors weights found/);
+    throwsEasel(() => loadCheckpoint(dir), "E_CHECKPOINT_INVALID", /unet: no safetensors weights found/);
     rmSync(join(dir, "unet"), { recursive: true });
-    rejects(() => loadCheckpoint(dir), "E_CHECKPOINT_INVALID", /unet: component folder "unet" named in model_index\.json is missing/);
+    throwsEasel(() => loadCheckpoint(dir), "E_CHECKPOINT_INVALID", /unet: component folder "unet" named in model_index\.json is missing/);
   });
 
   test("SDXL without its first text encoder (refiner layout) is rejected", () => {
@@ -149,6 +141,6 @@ describe("loadCheckpoint: errors name the file", () => {
     index.text_encoder = [null, null];
     index.tokenizer = [null, null];
     writeFileSync(join(dir, "model_index.json"), JSON.stringify(index));
-    rejects(() => familyFor(loadCheckpoint(dir)), "E_NOT_SUPPORTED", /without "text_encoder"/);
+    throwsEasel(() => familyFor(loadCheckpoint(dir)), "E_NOT_SUPPORTED", /without "text_encoder"/);
   });
 });

@@ -8,7 +8,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { isEaselError } from "../core/errors.ts";
+import { throwsEasel } from "../../test/helpers/errors.ts";
 import { readComponentConfig } from "../models/components/component.ts";
 import { loadClipTokenizer } from "../models/text/clip-tokenizer.ts";
 import { loadT5Tokenizer } from "../models/text/t5-tokenizer.ts";
@@ -35,14 +35,6 @@ function pythonDumps(v: unknown): string {
   return text.replace(/"\\u0000(-inf|inf|nan)"/g, (_m, k: string) => marks.get(`\u0000${k}`)!);
 }
 
-function rejects(fn: () => unknown, code: string, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(isEaselError(e), String(e));
-    assert.equal(e.code, code);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 describe("parsePythonJson: JSON plus Python's Infinity, -Infinity and NaN", () => {
   test("the three literals, anywhere a value goes", () => {
@@ -209,15 +201,15 @@ describe("checkpoint files with Python's literals", () => {
     for (const [file, text] of cases) {
       fresh();
       writeFileSync(join(bad, file), text);
-      rejects(() => loadCheckpoint(bad), "E_CHECKPOINT_INVALID", new RegExp(`${file.replace(/[.]/g, "\\.")}: not valid JSON \\(.*line \\d+ column \\d+`));
+      throwsEasel(() => loadCheckpoint(bad), "E_CHECKPOINT_INVALID", new RegExp(`${file.replace(/[.]/g, "\\.")}: not valid JSON \\(.*line \\d+ column \\d+`));
     }
-    rejects(() => readComponentConfig(join(bad, "vae")), "E_CHECKPOINT_INVALID", /vae\/config\.json: cannot read component config \(.*line 1 column 27/);
+    throwsEasel(() => readComponentConfig(join(bad, "vae")), "E_CHECKPOINT_INVALID", /vae\/config\.json: cannot read component config \(.*line 1 column 27/);
     fresh();
     writeFileSync(join(bad, "tokenizer", "tokenizer_config.json"), "{'model_max_length': 77}");
-    rejects(() => loadClipTokenizer(join(bad, "tokenizer")), "E_CHECKPOINT_INVALID", /tokenizer_config\.json: cannot read tokenizer file \(.*line 1 column 2/);
+    throwsEasel(() => loadClipTokenizer(join(bad, "tokenizer")), "E_CHECKPOINT_INVALID", /tokenizer_config\.json: cannot read tokenizer file \(.*line 1 column 2/);
     const t5Bad = join(root, "t5-bad");
     cpSync(join(MODELS, "sd3", "tokenizer_3"), t5Bad, { recursive: true });
     writeFileSync(join(t5Bad, "tokenizer.json"), '{"model": {"type": "Unigram", "vocab": [["a", NaN],]}}');
-    rejects(() => loadT5Tokenizer(t5Bad), "E_CHECKPOINT_INVALID", /tokenizer\.json: cannot read tokenizer file \(.*line 1 column 52/);
+    throwsEasel(() => loadT5Tokenizer(t5Bad), "E_CHECKPOINT_INVALID", /tokenizer\.json: cannot read tokenizer file \(.*line 1 column 52/);
   });
 });
