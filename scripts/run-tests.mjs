@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: type check, lint, layer check, then every *.test.ts under src/, test/ and bench/ with node's test runner.
+// `npm test`: type check, lint, layer check, then every *.test.ts under src/, test/, bench/ and tools/ with node's test runner.
 // Node 20's runner does not expand globs, so the file list is collected here.
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
@@ -16,7 +16,7 @@ function walk(dir, out) {
 }
 
 const only = process.argv.slice(2);
-const files = only.length > 0 ? only : [...walk("src", []), ...walk("test", []), ...walk("bench", [])].sort();
+const files = only.length > 0 ? only : [...walk("src", []), ...walk("test", []), ...walk("bench", []), ...walk("tools", [])].sort();
 const run = (cmd, args) => {
   const r = spawnSync(cmd, args, { stdio: "inherit" });
   if (r.status !== 0) process.exit(r.status ?? 1);
