@@ -1,5 +1,6 @@
 /** Turning provider images into encoded, content-addressed, optionally stored images and results. */
 import { createHash } from "node:crypto";
+import { EaselError } from "../core/errors.ts";
 import type { GeneratedImage, GenerationRequest } from "../core/types.ts";
 import { type EncodedUpstreamImage, isRawImage, type RawImage } from "../providers/spec.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
@@ -58,4 +59,21 @@ export function recordedParams(req: GenerationRequest): Record<string, unknown> 
   return JSON.parse(
     canonicalJson(initImage ? { ...rest, initImage: { sha256: sha256Hex(initImage), bytes: initImage.length } } : rest),
   ) as Record<string, unknown>;
+}
+
+/** Blob key of an init image, from its sha256 (which the job row records). */
+export function initImageKey(sha256: string): string {
+  return `init-${sha256}`;
+}
+
+/**
+ * The request as persisted: the recorded params with the init image's bytes read back from the blob store (the
+ * inverse of recordedParams, which replaced them by their hash and size).
+ */
+export async function requestFromRow(params: Record<string, unknown>, blobs: BlobStore): Promise<GenerationRequest> {
+  const { initImage, ...rest } = params as Record<string, unknown> & { initImage?: { sha256: string } };
+  if (initImage === undefined) return rest as unknown as GenerationRequest;
+  const bytes = await blobs.get(initImageKey(initImage.sha256));
+  if (!bytes) throw new EaselError("E_INTERNAL", "the job's init image is no longer stored");
+  return { ...(rest as unknown as GenerationRequest), initImage: bytes };
 }

@@ -7,20 +7,21 @@
  */
 import type { Config } from "../config/index.ts";
 import { configPaths } from "../config/index.ts";
-import { EaselError, ERROR_CATALOG, type ErrorCode, invalidInput, toEaselError } from "../core/errors.ts";
-import { type ImageService, JOB_PAGE_MAX, type JobImage, type JobRecord, type RequestContext } from "../core/image-service.ts";
-import { checkModelLimits } from "../core/limits.ts";
-import type { GeneratedImage, GenerationEvent, GenerationRequest, GenerationResult, ModelInfo, Warning } from "../core/types.ts";
+import { EaselError, invalidInput, toEaselError } from "../core/errors.ts";
+import { type ImageService, JOB_PAGE_MAX, type JobRecord, type RequestContext } from "../core/image-service.ts";
+import type { GeneratedImage, GenerationEvent, GenerationRequest, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { createMemoryQueue } from "../queue/memory.ts";
-import type { JobEventBus, JobQueue, QueueAddOptions } from "../queue/queue.ts";
+import type { JobEventBus, JobQueue, } from "../queue/queue.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { encodeImage } from "../storage/image-codec.ts";
-import type { JobRow, MetadataStore } from "../storage/metadata-store.ts";
+import type { MetadataStore } from "../storage/metadata-store.ts";
 import { createUrlSigner, loadOrCreateUrlSecret, type UrlSigner } from "../storage/url-signer.ts";
+import { abortReason, cancelledError, checkRequest, queueOptions, replayable } from "./admission.ts";
 import { authenticateKey, defaultRandom, type RandomBytes } from "./api-keys.ts";
 import { instanceMayBeAlive, newInstanceId } from "./instance.ts";
-import { canonicalJson, encodeOne, recordedParams, sha256Hex, signedPath, storeImages, toGenerated, toStored } from "./job-output.ts";
+import { canonicalJson, encodeOne, initImageKey, recordedParams, requestFromRow, sha256Hex, storeImages, toGenerated, toStored } from "./job-output.ts";
+import { createJobViews } from "./job-views.ts";
 import { priceMillicredits, toCredits } from "./pricing.ts";
 
 /** Idempotency records are kept this long (then the same key starts a new request). */
@@ -34,22 +35,6 @@ const SETTLED_POLL_MS = 2000;
  */
 export const LOST_JOB_GRACE_MS = 60_000;
 
-/** Blob key of an init image: its sha256 (the job row records the same hash). */
-function initImageKey(bytes: Uint8Array): string {
-  return `init-${sha256Hex(bytes)}`;
-}
-
-/**
- * The request as persisted: the recorded params with the init image's bytes read back from the blob store.
- * recordedParams wrote every field but the bytes (replaced by their hash and size), and the dialect's warnings.
- */
-async function requestFromRow(params: Record<string, unknown>, blobs: BlobStore): Promise<GenerationRequest> {
-  const { initImage, ...rest } = params as Record<string, unknown> & { initImage?: { sha256: string } };
-  if (initImage === undefined) return rest as unknown as GenerationRequest;
-  const bytes = await blobs.get(`init-${initImage.sha256}`);
-  if (!bytes) throw new EaselError("E_INTERNAL", "the job's init image is no longer stored");
-  return { ...(rest as unknown as GenerationRequest), initImage: bytes };
-}
 /** How long cancelJob waits for a running job to stop before answering it as it stands. */
 export const CANCEL_WAIT_MS = 5000;
 
@@ -117,48 +102,6 @@ interface Pending {
   error?: EaselError;
 }
 
-/** Client errors (4xx) are answered again on replay; server errors and cancellations let the client retry. */
-function replayable(job: JobRow): boolean {
-  if (job.status === "succeeded") return true;
-  if (job.status !== "failed" || !job.errorCode) return false;
-  const entry = ERROR_CATALOG[job.errorCode as ErrorCode];
-  return entry !== undefined && entry.status < 500 && entry.status !== 499;
-}
-
-/**
- * Everything that can be checked before admission is: the model's limits (core/limits.ts, the same check the
- * pipeline makes) and the output format. A refused request leaves no job row, ledger entry or rate-limit use.
- */
-/**
- * How the queue treats the job: the key is its fairness group, its share comes from limits.priorities, its cost is
- * its work (megapixel-steps, so a key sending 10-image jobs and a key sending 1-image jobs get equal work done),
- * its run time is bounded by queue.jobTimeoutSeconds.
- */
-function queueOptions(config: Config, req: GenerationRequest, model: ModelInfo, keyId: string | null): QueueAddOptions {
-  const steps = req.steps ?? model.defaults.steps;
-  return {
-    group: keyId ?? "",
-    priority: keyId === null ? 1 : (config.limits.priorities[keyId] ?? 1),
-    cost: Math.max(1e-6, (req.n * req.width * req.height * steps) / 1e6),
-    maxWaitingInGroup: config.limits.maxQueuedPerKey,
-    ...(config.queue.jobTimeoutSeconds > 0 ? { timeoutMs: config.queue.jobTimeoutSeconds * 1000 } : {}),
-  };
-}
-
-const cancelledError = () => new EaselError("E_CANCELLED", "The request was cancelled.");
-
-/** Why a job whose signal was aborted stopped: the queue's reason (E_TIMEOUT, E_CANCELLED), else a cancellation. */
-function abortReason(signal: AbortSignal): EaselError {
-  return signal.reason instanceof EaselError ? signal.reason : cancelledError();
-}
-
-function checkRequest(req: GenerationRequest, model: ModelInfo): void {
-  checkModelLimits(req, model.defaults, model.limits, req.initImage !== undefined);
-  if (!req.output || !["png", "jpeg", "webp"].includes(req.output.format)) {
-    throw invalidInput("output.format", "output format must be png, jpeg or webp");
-  }
-}
-
 export function createJobService(deps: JobServiceDeps): JobService {
   const { config, store, blobs, executor, models } = deps;
   const now = deps.clock ?? Date.now;
@@ -170,7 +113,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
     deps.queue ??
     createMemoryQueue<{ jobId: string }>({ concurrency: deps.concurrency ?? config.queue.concurrency, maxWaiting: config.queue.maxQueued });
   const pending = new Map<string, Pending>();
-  const ttl = config.images.urlTtlSeconds;
+  const { resultOf, jobRecord } = createJobViews({ store, blobs, signer, ttlSeconds: config.images.urlTtlSeconds });
 
   const emit = (ctx: RequestContext, e: Parameters<NonNullable<RequestContext["onEvent"]>>[0]) => {
     try {
@@ -284,67 +227,6 @@ export function createJobService(deps: JobServiceDeps): JobService {
 
   if (deps.runJobs ?? true) queue.process((job) => runJob(job.payload.jobId, job.signal));
 
-  /** Builds the answer from the settled row (first run and replays alike), or throws the job's error. */
-  async function resultOf(jobId: string, bytes?: Map<string, GeneratedImage>): Promise<GenerationResult> {
-    const job = await store.getJob(jobId);
-    if (!job) throw new EaselError("E_INTERNAL", `job ${jobId} vanished`);
-    if (job.status !== "succeeded" || !job.result) {
-      const code = (job.errorCode ?? "E_INTERNAL") as ErrorCode;
-      throw new EaselError(ERROR_CATALOG[code] ? code : "E_INTERNAL", job.errorMessage ?? "The job failed.");
-    }
-    const images: GeneratedImage[] = [];
-    for (const s of job.result.images) {
-      const have = bytes?.get(s.id);
-      const stored = have ? undefined : await blobs.get(s.id);
-      if (!have && !stored) throw new EaselError("E_NOT_FOUND", `image ${s.id} of job ${jobId} is no longer stored`);
-      const row = await store.getImage(s.id);
-      const format = s.format as GeneratedImage["format"];
-      images.push({ ...s, format, bytes: have?.bytes ?? stored!, ...(row ? { url: signedPath(signer, s.id, ttl) } : {}) });
-    }
-    const remaining = job.keyId === null ? null : await store.balance(job.keyId);
-    return {
-      jobId,
-      model: job.model,
-      created: Math.floor(job.createdAt / 1000),
-      seed: job.result.seed,
-      images,
-      warnings: job.result.warnings,
-      ...(remaining === null ? {} : { creditsCharged: toCredits(job.creditsCharged), remainingCredits: toCredits(remaining) }),
-      timings: { queuedMs: (job.startedAt ?? job.createdAt) - job.createdAt, runMs: (job.finishedAt ?? 0) - (job.startedAt ?? job.finishedAt ?? 0) },
-    };
-  }
-
-  /** The job as its owner sees it: signed URLs for the images still stored, timings once known. */
-  async function jobRecord(j: JobRow): Promise<JobRecord> {
-    const images: JobImage[] = [];
-    for (const s of j.result?.images ?? []) {
-      const row = await store.getImage(s.id);
-      images.push({ id: s.id, seed: s.seed, width: s.width, height: s.height, format: s.format, mime: s.mime, ...(row ? { url: signedPath(signer, s.id, ttl) } : {}) });
-    }
-    return {
-      id: j.id,
-      status: j.status,
-      dialect: j.dialect,
-      model: j.model,
-      params: j.params,
-      seed: j.seed,
-      imageIds: j.imageIds,
-      error: j.errorCode ? { code: j.errorCode, message: j.errorMessage ?? "" } : null,
-      creditsReserved: toCredits(j.creditsReserved),
-      creditsCharged: toCredits(j.creditsCharged),
-      createdAt: j.createdAt,
-      startedAt: j.startedAt,
-      finishedAt: j.finishedAt,
-      warnings: j.result?.warnings ?? [],
-      ...(j.result?.route ? { route: j.result.route } : {}),
-      images,
-      timings: {
-        queuedMs: j.startedAt === null ? null : j.startedAt - j.createdAt,
-        runMs: j.startedAt === null || j.finishedAt === null ? null : j.finishedAt - j.startedAt,
-      },
-    };
-  }
-
   async function waitSettled(jobId: string, signal?: AbortSignal): Promise<void> {
     const local = pending.get(jobId);
     if (local) return local.done;
@@ -435,7 +317,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       let unsubscribe: (() => Promise<void>) | undefined;
       let polling: NodeJS.Timeout | undefined;
       try {
-        if (req.initImage) await blobs.put(initImageKey(req.initImage), req.initImage, "application/octet-stream");
+        if (req.initImage) await blobs.put(initImageKey(sha256Hex(req.initImage)), req.initImage, "application/octet-stream");
         if (deps.events) {
           // Run by another process: its events arrive over the bus, in order, then "settled". Pub/sub may drop a
           // message, so the row is also checked now and then.
