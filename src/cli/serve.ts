@@ -3,28 +3,23 @@
  * model registry, job service and HTTP app — and its orderly start and stop.
  */
 import { mkdirSync } from "node:fs";
-import { cpus, hostname } from "node:os";
+import { hostname } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
 import type { FastifyInstance } from "fastify";
 import { type Config, configPaths, loadConfig, sharedUrlSecret } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
-import { Engine } from "../engine/engine.ts";
-import { BUILTIN_MODEL } from "../config/builtin-model.ts";
-import { discoverModels, type ModelRegistry } from "../gateway/registry.ts";
-import { createGateway, type Gateway } from "../gateway/route.ts";
-import { createUpstreams } from "../gateway/upstreams.ts";
+import type { ModelRegistry } from "../gateway/registry.ts";
+import type { Gateway } from "../gateway/route.ts";
 import { createKeyAdmin } from "../jobs/api-keys.ts";
 import { newInstanceId } from "../jobs/instance.ts";
 import { createJobService, type JobService } from "../jobs/job-service.ts";
 import { decideOpenMode } from "../jobs/open-mode.ts";
-import { createLocalProvider } from "../providers/local/index.ts";
 import { startServer as listen } from "../server/serve.ts";
 import { lockDataDir } from "../storage/data-dir-lock.ts";
-import { createFsBlobStore } from "../storage/fs-blob-store.ts";
 import type { MetadataStore } from "../storage/metadata-store.ts";
 import { openPostgresStore } from "../storage/postgres.ts";
-import { openS3BlobStore } from "../storage/s3-blob-store.ts";
 import { openSqliteStore } from "../storage/sqlite.ts";
+import { type Cleanup, createEngine, openBlobs, openModels } from "./compose.ts";
 import { count, openSharedQueue } from "./shared-queue.ts";
 
 export interface EaselServer {
@@ -81,38 +76,19 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       throw e;
     }
   }
-  const engine = new Engine({
-    executionProvider: config.engine.executionProvider,
-    intraOpThreads: config.engine.intraOpThreads || cpus().length,
-    cacheDir: paths.cacheDir,
-    t5Quantization: config.engine.t5Quantization,
-  });
-  const cleanup: (() => Promise<unknown>)[] = [() => engine.close(), () => store.close()];
+  const engine = createEngine(config);
+  const cleanup: Cleanup = [() => engine.close(), () => store.close()];
   try {
     const open = decideOpenMode(config, (await store.countKeys()) > 0);
     if (open.error) throw new EaselError("E_FORBIDDEN", open.error);
-    // Image bytes: the S3-compatible bucket when one is configured (probed now: a bad one fails the start).
-    const s3 = config.storage.s3 ? await openS3BlobStore(config.storage.s3) : undefined;
-    if (s3) cleanup.push(async () => s3.close());
-    const upstreams = createUpstreams(config.providers);
-    cleanup.push(() => upstreams.close());
-    const registry = await discoverModels({
-      modelsDir: paths.modelsDir,
-      entries: config.models.entries,
-      builtin: BUILTIN_MODEL,
-      defaultModel: config.models.default,
-      describe: (dir) => engine.describe(dir),
-      describeUpstream: (provider, model) => upstreams.describe(provider, model),
-      onSkip: (dir, e) => log(`skipping ${dir}: ${(e as Error).message}`),
-    });
-    const local = createLocalProvider({ engine, modelDir: (model) => registry.require(model, paths.modelsDir).dir });
-    const gateway = createGateway({ registry, local, upstreams, log });
+    const { blobs } = await openBlobs(config, cleanup);
+    const { registry, gateway } = await openModels(config, engine, log, cleanup);
     const shared = await openSharedQueue(config, workers);
     if (shared) cleanup.push(() => shared.events.close());
     const jobs = createJobService({
       config,
       store,
-      blobs: s3 ?? createFsBlobStore(paths.imagesDir),
+      blobs,
       executor: (req, model) => gateway.executor(req, model),
       models: { list: () => registry.list(), find: (name) => registry.find(name)?.info },
       openMode: open.open,

@@ -1,27 +1,11 @@
-/**
- * `easel worker`: a process that takes jobs from the shared queue (queue.redisUrl), runs them on this machine's
- * engine (or routes them to an upstream, as the gateway would), stores the images in the shared blob store and
- * settles the job in the shared database. It serves no HTTP: API nodes (`easel serve --workers 0`) hold the callers,
- * and the job's progress and previews reach them over Redis.
- *
- * BullMQ holds each job this worker runs under a lock renewed every half lease; if the process dies (kill -9, the
- * machine gone) the lock runs out and another worker takes the job, which is still settled, and charged, once.
- */
-import { cpus } from "node:os";
+
 import { Command } from "commander";
 import { type Config, configPaths, loadConfig, sharedUrlSecret } from "../config/index.ts";
-import { BUILTIN_MODEL } from "../config/builtin-model.ts";
 import { EaselError } from "../core/errors.ts";
-import { Engine } from "../engine/engine.ts";
-import { discoverModels } from "../gateway/registry.ts";
-import { createGateway } from "../gateway/route.ts";
-import { createUpstreams } from "../gateway/upstreams.ts";
 import { newInstanceId } from "../jobs/instance.ts";
 import { createJobService } from "../jobs/job-service.ts";
-import { createLocalProvider } from "../providers/local/index.ts";
-import { createFsBlobStore } from "../storage/fs-blob-store.ts";
 import { openPostgresStore } from "../storage/postgres.ts";
-import { openS3BlobStore } from "../storage/s3-blob-store.ts";
+import { type Cleanup, createEngine, openBlobs, openModels } from "./compose.ts";
 import { count, openSharedQueue } from "./shared-queue.ts";
 
 export interface WorkerOptions {
@@ -53,36 +37,18 @@ export async function startWorker(opts: WorkerOptions): Promise<EaselWorker> {
   const paths = configPaths(config);
   const instanceId = newInstanceId();
   const store = await openPostgresStore({ connectionString: config.storage.databaseUrl });
-  const engine = new Engine({
-    executionProvider: config.engine.executionProvider,
-    intraOpThreads: config.engine.intraOpThreads || cpus().length,
-    cacheDir: paths.cacheDir,
-    t5Quantization: config.engine.t5Quantization,
-  });
-  const cleanup: (() => Promise<unknown>)[] = [() => engine.close(), () => store.close()];
+  const engine = createEngine(config);
+  const cleanup: Cleanup = [() => engine.close(), () => store.close()];
   try {
-    const s3 = config.storage.s3 ? await openS3BlobStore(config.storage.s3) : undefined;
-    if (s3) cleanup.push(async () => s3.close());
-    else log(`images go to ${paths.imagesDir}: API nodes serve them only if they share that directory (set storage.s3 to share a bucket)`);
-    const upstreams = createUpstreams(config.providers);
-    cleanup.push(() => upstreams.close());
-    const registry = await discoverModels({
-      modelsDir: paths.modelsDir,
-      entries: config.models.entries,
-      builtin: BUILTIN_MODEL,
-      defaultModel: config.models.default,
-      describe: (dir) => engine.describe(dir),
-      describeUpstream: (provider, model) => upstreams.describe(provider, model),
-      onSkip: (dir, e) => log(`skipping ${dir}: ${(e as Error).message}`),
-    });
-    const local = createLocalProvider({ engine, modelDir: (model) => registry.require(model, paths.modelsDir).dir });
-    const gateway = createGateway({ registry, local, upstreams, log });
+    const { blobs, shared: bucket } = await openBlobs(config, cleanup);
+    if (!bucket) log(`images go to ${paths.imagesDir}: API nodes serve them only if they share that directory (set storage.s3 to share a bucket)`);
+    const { registry, gateway } = await openModels(config, engine, log, cleanup);
     const shared = (await openSharedQueue(config, concurrency))!;
     cleanup.push(() => shared.events.close());
     const jobs = createJobService({
       config,
       store,
-      blobs: s3 ?? createFsBlobStore(paths.imagesDir),
+      blobs,
       executor: (req, model) => gateway.executor(req, model),
       models: { list: () => registry.list(), find: (name) => registry.find(name)?.info },
       instanceId,
