@@ -5,26 +5,14 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { Redis } from "ioredis";
-import type { JobQueue } from "../../src/queue/queue.ts";
 import { openBullmqQueue, redactUrl } from "../../src/queue/bullmq.ts";
+import type { JobQueue } from "../../src/queue/queue.ts";
+import { redisUnreachable, TEST_REDIS_URL } from "../helpers/redis.ts";
 import { runQueueContract } from "./queue.contract.ts";
 
-const url = process.env.EASEL_TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
+const url = TEST_REDIS_URL;
 
-async function reachable(): Promise<string | undefined> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null });
-  try {
-    await r.connect();
-    await r.ping();
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  } finally {
-    r.disconnect();
-  }
-}
-
-const why = await reachable();
+const why = await redisUnreachable(url);
 if (why !== undefined) {
   test("bullmq queue contract", { skip: `Redis not reachable at ${redactUrl(url)}: ${why}` }, () => {});
 } else {

@@ -17,6 +17,7 @@ import OpenAI from "openai";
 import pg from "pg";
 import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
 import { openPostgresStore } from "../../src/storage/postgres.ts";
+import { redisUnreachable } from "../helpers/redis.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/easel.js", import.meta.url));
 const REDIS_URL = process.env.EASEL_TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
@@ -31,16 +32,8 @@ async function unavailable(): Promise<string | undefined> {
   } finally {
     await c.end().catch(() => undefined);
   }
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null });
-  try {
-    await r.connect();
-    await r.ping();
-  } catch (e) {
-    return `Redis not reachable at 127.0.0.1:6379: ${(e as Error).message}`;
-  } finally {
-    r.disconnect();
-  }
-  return undefined;
+  const redis = await redisUnreachable(REDIS_URL);
+  return redis === undefined ? undefined : `Redis not reachable at 127.0.0.1:6379: ${redis}`;
 }
 
 const why = await unavailable();

@@ -4,9 +4,9 @@
  * request carrying one must never generate or charge.
  */
 import fc from "fast-check";
-import { SCHEDULERS as MONICA_SCHEDULERS, MODELS as MONICA_SD_MODELS, SIZES as MONICA_SD_SIZES } from "../../src/dialects/monica-sd/schema.ts";
 import { SIZES as MONICA_SIZES } from "../../src/dialects/monica-playground/schema.ts";
-import { FILTER_MODELS, PROMPT_FILTERS, SCHEDULERS as PLAYGROUND_SCHEDULERS } from "../../src/dialects/playground/schema.ts";
+import { SCHEDULERS as MONICA_SCHEDULERS, MODELS as MONICA_SD_MODELS, SIZES as MONICA_SD_SIZES } from "../../src/dialects/monica-sd/schema.ts";
+import { FILTER_MODELS, SCHEDULERS as PLAYGROUND_SCHEDULERS, PROMPT_FILTERS } from "../../src/dialects/playground/schema.ts";
 import type { Shape } from "../http/shapes.ts";
 
 export interface Endpoint {

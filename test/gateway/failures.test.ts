@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
-import { bearer, closedPort, type Gateway, post, type FaultProxy, startFastUpstream, startGateway, startProxy, type Upstream, warningsOf } from "./harness.ts";
+import { bearer, closedPort, type FaultProxy, type Gateway, post, startFastUpstream, startGateway, startProxy, type Upstream, warningsOf } from "./harness.ts";
 
 const BAD_KEY = "esk_this-key-was-never-issued-0123456789";
 const FAST_RETRIES = { max: 2, baseDelayMs: 10, maxDelayMs: 40 };

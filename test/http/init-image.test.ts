@@ -3,8 +3,8 @@
  * them) and only up to a pixel count, whatever their header claims.
  */
 import assert from "node:assert/strict";
-import { crc32 } from "node:zlib";
 import { describe, test } from "node:test";
+import { crc32 } from "node:zlib";
 import sharp from "sharp";
 import { AUTH, expectOk, expectRejected, makeApp } from "./helpers.ts";
 

@@ -3,7 +3,7 @@
  * in `x-easel-error-code`, and the headers it promises on every response (Segmind's x-remaining-credits).
  */
 import assert from "node:assert/strict";
-import { ERROR_CATALOG, EaselError, type ErrorCode } from "../../src/core/errors.ts";
+import { EaselError, ERROR_CATALOG, type ErrorCode } from "../../src/core/errors.ts";
 import type { Dialect } from "../../src/dialects/_shared/dialect.ts";
 import { monicaPlaygroundDialect } from "../../src/dialects/monica-playground/index.ts";
 import { monicaSdDialect } from "../../src/dialects/monica-sd/index.ts";

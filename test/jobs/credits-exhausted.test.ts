@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { loadConfig } from "../../src/config/index.ts";
 import { priceMillicredits } from "../../src/jobs/pricing.ts";
-import { type HttpHarness, httpHarness, keyHeaders } from "./http-harness.ts";
 import { MODEL, request } from "./helpers.ts";
+import { type HttpHarness, httpHarness, keyHeaders } from "./http-harness.ts";
 
 /** The shipped defaults: 1 credit per 1024x1024 image at 30 steps, minimum 0.001 credit per image. */
 const defaults = loadConfig({ env: {}, flags: { dataDir: "/tmp/easel-pricing" } });

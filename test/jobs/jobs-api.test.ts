@@ -9,8 +9,8 @@ import type { LightMyRequestResponse } from "fastify";
 import sharp from "sharp";
 import type { GenerationRequest } from "../../src/core/types.ts";
 import type { ImageProvider, ProviderGenerateOptions, ProviderResult } from "../../src/providers/spec.ts";
-import { type HttpHarness, httpHarness, keyHeaders } from "./http-harness.ts";
 import { solidProvider } from "./helpers.ts";
+import { type HttpHarness, httpHarness, keyHeaders } from "./http-harness.ts";
 
 interface JobJson {
   id: string;

@@ -13,24 +13,12 @@ import { createJobService, LOST_JOB_GRACE_MS } from "../../src/jobs/job-service.
 import { openBullmqQueue } from "../../src/queue/bullmq.ts";
 import { createFsBlobStore } from "../../src/storage/fs-blob-store.ts";
 import { openSqliteStore } from "../../src/storage/sqlite.ts";
+import { redisUnreachable, TEST_REDIS_URL } from "../helpers/redis.ts";
 import { models, testConfig } from "./helpers.ts";
 
-const url = process.env.EASEL_TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
+const url = TEST_REDIS_URL;
 
-async function reachable(): Promise<string | undefined> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null });
-  try {
-    await r.connect();
-    await r.ping();
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  } finally {
-    r.disconnect();
-  }
-}
-
-const why = await reachable();
+const why = await redisUnreachable(url);
 if (why !== undefined) {
   test("recovery over a shared queue", { skip: `Redis not reachable at 127.0.0.1:6379: ${why}` }, () => {});
 } else {
