@@ -11,6 +11,9 @@ import { playgroundFamily, sdxlFamily } from "./sdxl/index.ts";
 
 export const FAMILIES: readonly ModelFamily[] = [sd15Family, playgroundFamily, sdxlFamily, sd3Family];
 
+/** Named in the error for a checkpoint no family runs. */
+const SUPPORTED_CLASSES = "StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusion3Pipeline";
+
 export function familyById(id: string): ModelFamily | undefined {
   return FAMILIES.find((f) => f.id === id);
 }
@@ -20,7 +23,7 @@ export function familyFor(ckpt: Checkpoint): ModelFamily {
   const family = FAMILIES.find((f) => f.detect(ckpt));
   const indexFile = `${ckpt.dir}/model_index.json`;
   if (!family) {
-    throw new EaselError("E_NOT_SUPPORTED", `${indexFile}: pipeline class "${ckpt.pipelineClass}" is not supported (supported: ${supportedClasses()})`, {
+    throw new EaselError("E_NOT_SUPPORTED", `${indexFile}: pipeline class "${ckpt.pipelineClass}" is not supported (supported: ${SUPPORTED_CLASSES})`, {
       details: { file: indexFile, pipelineClass: ckpt.pipelineClass },
     });
   }
@@ -33,8 +36,4 @@ export function familyFor(ckpt: Checkpoint): ModelFamily {
   }
   family.validate?.(ckpt);
   return family;
-}
-
-function supportedClasses(): string {
-  return "StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusion3Pipeline";
 }

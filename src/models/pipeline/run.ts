@@ -100,21 +100,34 @@ export function guidedDenoiser(
   };
 }
 
-/** The rows of a [2n, ...] CFG-batched tensor a call needs (see CfgRows). */
-export function cfgRows(t: HostTensor, rows: CfgRows): HostTensor {
-  if (rows === "all") return t;
-  const half = t.shape[0] / 2;
-  const per = t.data.length / t.shape[0];
-  const start = rows === "uncond" ? 0 : half * per;
-  return { data: t.data.slice(start, start + half * per) as HostTensor["data"], shape: [half, ...t.shape.slice(1)] };
+/**
+ * The conditioning inputs a call needs (see CfgRows): all rows, or one half of each [2n, ...] CFG-batched tensor.
+ * Each half is cut once per request, on first use, not at every step.
+ */
+export function cfgInputs(inputs: Record<string, HostTensor>): (rows: CfgRows) => Record<string, HostTensor> {
+  const halves = new Map<CfgRows, Record<string, HostTensor>>([["all", inputs]]);
+  const half = (t: HostTensor, rows: CfgRows): HostTensor => {
+    const n = t.shape[0] / 2;
+    const per = t.data.length / t.shape[0];
+    const start = rows === "uncond" ? 0 : n * per;
+    return { data: t.data.slice(start, start + n * per) as HostTensor["data"], shape: [n, ...t.shape.slice(1)] };
+  };
+  return (rows) => {
+    let r = halves.get(rows);
+    if (!r) {
+      r = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, half(v, rows)]));
+      halves.set(rows, r);
+    }
+    return r;
+  };
 }
 
 /** The UNet denoiser: `sample`, `timestep` and the conditioning's inputs in, `output` out, guidance applied. */
 export function unetDenoiser(unet: ModelSession, output: string, cond: Conditioning, ctx: DenoiseContext): Denoiser {
   const [, C, h, w] = ctx.shape;
+  const inputsFor = cfgInputs(cond.inputs);
   return guidedDenoiser(ctx, async (x, t, batch, rows) => {
-    const inputs = Object.fromEntries(Object.entries(cond.inputs).map(([k, v]) => [k, cfgRows(v, rows)]));
-    const feeds = { sample: { data: x, shape: [batch, C, h, w] }, timestep: { data: new Float32Array(batch).fill(t), shape: [batch] }, ...inputs };
+    const feeds = { sample: { data: x, shape: [batch, C, h, w] }, timestep: { data: new Float32Array(batch).fill(t), shape: [batch] }, ...inputsFor(rows) };
     return (await unet.run(feeds, [output]))[output].data as Float32Array;
   });
 }
@@ -207,7 +220,8 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   if (ctx.splitCfg) {
     warnings.push({ code: "W_MEMORY_PLAN", message: "classifier-free guidance ran as two calls per step to fit this machine's memory (same result, slower)" });
   }
-  const prepared = await parts.prepare(params, ctx);
+  // strength 0 runs no denoising step: the prompts are not encoded.
+  const prepared: PreparedDenoiser = reproduce ? { denoise: async (x) => x, warnings: [] } : await parts.prepare(params, ctx);
   warnings.push(...prepared.warnings);
 
   const finish = async (latents: Float32Array): Promise<PipelineOutput> => {

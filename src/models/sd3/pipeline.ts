@@ -13,7 +13,7 @@ import { prepareClipTextModel } from "../components/clip-text.ts";
 import { prepareT5EncoderModel } from "../components/t5-encoder.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import type { Checkpoint, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
-import { type Conditioning, cfgBatch, cfgRows, type DenoiseContext, guidedDenoiser, runDiffusion } from "../pipeline/run.ts";
+import { type Conditioning, cfgBatch, cfgInputs, type DenoiseContext, guidedDenoiser, runDiffusion } from "../pipeline/run.ts";
 import { type ClipTokenizer, loadClipTokenizer } from "../text/clip-tokenizer.ts";
 import { loadT5Tokenizer, type T5Tokenizer } from "../text/t5-tokenizer.ts";
 import { MAX_T5_SEQUENCE_LENGTH, SD3_PREVIEW, sd3Defaults, sd3Limits } from "./config.ts";
@@ -282,12 +282,14 @@ export async function loadSd3(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadO
   /** The transformer on the CFG batch (latents named hidden_states, as diffusers' argument), guidance applied. */
   const transformerDenoiser = (cond: Conditioning, ctx: DenoiseContext) => {
     const [, , h, w] = ctx.shape;
+    const contextFor = cfgInputs(cond.inputs);
     return guidedDenoiser(ctx, async (x, t, batch, rows) => {
+      const { encoder_hidden_states, pooled_projections } = contextFor(rows);
       const inputs = {
         hidden_states: { data: x, shape: [batch, C, h, w] },
         timestep: { data: new Float32Array(batch).fill(t), shape: [batch] },
-        encoder_hidden_states: cfgRows(cond.inputs.encoder_hidden_states, rows),
-        pooled_projections: cfgRows(cond.inputs.pooled_projections, rows),
+        encoder_hidden_states,
+        pooled_projections,
       };
       const out = (await (await transformer.get()).run(inputs, ["sample"])).sample.data as Float32Array;
       lo.observe?.(inputs, out);
