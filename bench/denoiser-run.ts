@@ -6,6 +6,7 @@
  * shape. `runDenoiserChild` (called by bench/index.ts) forks this file with a JSON spec as argv[2]; the child
  * reports each step over the IPC channel as it finishes.
  */
+
 import { type ChildProcess, fork } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +14,7 @@ import { createRecordingWeights, type RecordedWeight } from "../src/graph/weight
 import { buildUnetGraph } from "../src/models/components/unet.graph.ts";
 import { prepareUnetModel } from "../src/models/components/unet.ts";
 import { unetConfigFromJson } from "../src/models/components/unet-config.ts";
+import { RESIDENT_BYTES_PER_PARAM, UNET_ACTIVATION_BYTES_PER_PIXEL } from "../src/models/pipeline/limits.ts";
 import { sd3TransformerConfigFromJson } from "../src/models/sd3/config.ts";
 import { transformerWorkingBytes } from "../src/models/sd3/memory.ts";
 import { buildMmditGraph } from "../src/models/sd3/mmdit.graph.ts";
@@ -119,38 +121,25 @@ export function denoiserGflop(m: BenchModel, json: Record<string, unknown>, s: D
 }
 
 /**
- * Bytes a session holds before its first call: measured 5.3-5.4 bytes per parameter with F16 weights on the
- * UNets (fp32 copies after the folded Casts plus onnxruntime's buffers: SD1.5 4.3 GiB, SDXL 12.9 GiB), assumed the
- * same for the MMDiT (its weights are Linear and conv initializers as well); F32 weights are read as they are,
- * assumed 5.
+ * Bytes a session holds before its first call, the engine's own figure (RESIDENT_BYTES_PER_PARAM): float32 weights
+ * from the graph cache whatever the stored dtype, so there is no larger peak while the session is created.
  */
-export function sessionEstimateBytes(m: BenchModel, json: Record<string, unknown>, _weights: "F16" | "F32"): number {
-  const params = recordBenchWeights(m, json, "F16").reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
-  // float32 weights from the graph cache (src/graph/float32-weights.ts), whatever the stored dtype: measured 4.5
-  // bytes per parameter on the SD1.5 UNet (3.63 GiB for 859.5 M) and 5.1 on SDXL's (12.19 GiB for 2567.5 M).
-  return params * 5.1;
-}
-
-/**
- * The peak while the session is being created, when it exceeds `sessionEstimateBytes`. With the weights stored as
- * float32 in the graph cache there is no second copy (SD1.5 UNet: 3.62 GiB peak, 3.60 GiB once open), so none.
- */
-export function sessionCreationPeakBytes(_m: BenchModel, _json: Record<string, unknown>, _weights: "F16" | "F32"): number | undefined {
-  return undefined;
+export function sessionEstimateBytes(m: BenchModel, json: Record<string, unknown>): number {
+  return recordBenchWeights(m, json, "F16").reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0) * RESIDENT_BYTES_PER_PARAM;
 }
 
 /**
  * A rough estimate of the activation memory of one call (onnxruntime's planner decides the real number).
  * UNet: attention is fused (MultiHeadAttention, flash attention on the CPU), so no score matrix is held: measured
  * 1.2 KB per image pixel per batch item on SD1.5 at 512², 0.23 KB on SDXL at 1024² (peak RSS above the open
- * session); 1.5 KB is used. MMDiT: the engine's own SD3 working memory estimate (src/models/sd3/memory.ts).
+ * session); the engine's UNET_ACTIVATION_BYTES_PER_PIXEL is used. MMDiT: the engine's own SD3 working memory estimate (src/models/sd3/memory.ts).
  */
 export function activationEstimateBytes(m: BenchModel, json: Record<string, unknown>, s: DenoiserShape): number {
   if (m.kind === "mmdit") {
     const cfg = sd3TransformerConfigFromJson(json);
     return transformerWorkingBytes(cfg, { width: s.size, height: s.size, batch: s.batch, textTokens: m.contextLength });
   }
-  return 1_500 * s.batch * s.size * s.size;
+  return UNET_ACTIVATION_BYTES_PER_PIXEL * s.batch * s.size * s.size;
 }
 
 /** Runs one model's shapes in a child process, collecting its messages; a crash marks the remaining shapes failed. */

@@ -29,7 +29,6 @@ import {
   denoiserGflop,
   memAvailableBytes,
   runDenoiserChild,
-  sessionCreationPeakBytes,
   sessionEstimateBytes,
 } from "./denoiser-run.ts";
 import { benchGateway, type GatewayBenchResult, printGatewayBench } from "./gateway.ts";
@@ -171,13 +170,10 @@ async function main(): Promise<void> {
       if (shapes.length === 0) continue;
       const m = BENCH_MODELS[model];
       const json = benchConfigJson(model, configPatch);
-      const need = Math.max(
-        sessionEstimateBytes(m, json, args.weights) + activationEstimateBytes(m, json, shapes[0]),
-        sessionCreationPeakBytes(m, json, args.weights) ?? 0,
-      );
+      const need = sessionEstimateBytes(m, json) + activationEstimateBytes(m, json, shapes[0]);
       const avail = memAvailableBytes();
       if (avail !== undefined && need > avail) {
-        const reason = `needs about ${fmt(need / GiB, 1)} GiB (weights as read and as float32, activations), ${fmt(avail / GiB, 1)} GiB available`;
+        const reason = `needs about ${fmt(need / GiB, 1)} GiB (float32 weights and activations), ${fmt(avail / GiB, 1)} GiB available`;
         for (const s of shapes) {
           denoiserRows.push({ id: model, model: benchLabel(model, configPatch), size: s.size, batch: s.batch, status: "skipped", reason, gflopPerCall: denoiserGflop(m, json, s) });
         }
