@@ -2,6 +2,7 @@
  * TypeScript mirror of shapes.py's renderer (same geometry: bounding-box width per size class, bounding-box centre
  * inside its third, star inner radius 0.45, 4x4 supersampling at half coverage), for the evaluator's tests.
  */
+import { mulberry32 } from "../../src/models/testing/random-safetensors.ts";
 import { PALETTE, type Position, type Scene, type Shape, type Size } from "./evaluator.ts";
 
 export const W = 128;
@@ -20,17 +21,8 @@ const POS_CELL: Record<Position, [number, number]> = {
 const STAR_INNER = 0.45;
 const rad = (d: number) => (d * Math.PI) / 180;
 
-/** mulberry32: a small seeded PRNG returning [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG returning [0, 1): the one the tiny checkpoints use (mulberry32). */
+export const prng = mulberry32;
 
 export function shapeExtent(shape: Shape, span: number): [number, number] {
   if (shape === "triangle") return [span, (span * Math.sqrt(3)) / 2];
