@@ -19,9 +19,9 @@ export function toGenerated(enc: EncodedImage, seed: number): GeneratedImage {
   return { id: sha256Hex(enc.bytes), bytes: enc.bytes, mime: enc.mime, format: enc.format, width: enc.width, height: enc.height, seed };
 }
 
-/** `/v1/files/<token>`; the HTTP layer prefixes the public base URL. */
-export function signedPath(signer: UrlSigner, id: string, ttlSeconds: number): string {
-  return `/v1/files/${signer.sign(id, ttlSeconds).token}`;
+/** `/v1/files/<token>.<ext>` (the image format's extension); the HTTP layer prefixes the public base URL. */
+export function signedPath(signer: UrlSigner, id: string, ttlSeconds: number, format: string): string {
+  return `/v1/files/${signer.sign(id, ttlSeconds, format).token}`;
 }
 
 /** Puts the images in the blob store (content-addressed) and returns their rows. */

@@ -390,6 +390,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
       if (!signed) return undefined;
       const row = await store.getImage(signed.id);
       if (!row) return undefined;
+      // A URL's extension names the image's format; another extension on a valid token opens nothing.
+      if (signed.format !== undefined && row.mime !== `image/${signed.format}`) return undefined;
       const bytes = await blobs.get(signed.id);
       return bytes ? { bytes, mime: row.mime, expiresAt: signed.expiresAt } : undefined;
     },

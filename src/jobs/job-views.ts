@@ -34,7 +34,7 @@ export function createJobViews(deps: { store: MetadataStore; blobs: BlobStore; s
       if (!have && !stored) throw new EaselError("E_NOT_FOUND", `image ${s.id} of job ${jobId} is no longer stored`);
       const row = await store.getImage(s.id);
       const format = s.format as GeneratedImage["format"];
-      images.push({ ...s, format, bytes: have?.bytes ?? stored!, ...(row ? { url: signedPath(signer, s.id, ttl) } : {}) });
+      images.push({ ...s, format, bytes: have?.bytes ?? stored!, ...(row ? { url: signedPath(signer, s.id, ttl, format) } : {}) });
     }
     const remaining = job.keyId === null ? null : await store.balance(job.keyId);
     return {
@@ -54,7 +54,7 @@ export function createJobViews(deps: { store: MetadataStore; blobs: BlobStore; s
     const images: JobImage[] = [];
     for (const s of j.result?.images ?? []) {
       const row = await store.getImage(s.id);
-      images.push({ id: s.id, seed: s.seed, width: s.width, height: s.height, format: s.format, mime: s.mime, ...(row ? { url: signedPath(signer, s.id, ttl) } : {}) });
+      images.push({ id: s.id, seed: s.seed, width: s.width, height: s.height, format: s.format, mime: s.mime, ...(row ? { url: signedPath(signer, s.id, ttl, s.format) } : {}) });
     }
     return {
       id: j.id,

@@ -38,3 +38,17 @@ test("leading zeros in the expiry, padding or a standard-alphabet character do n
   assert.equal(signer.verify(`${token}=`), undefined);
   assert.equal(signer.verify(`${id}.${exp}.${mac.slice(0, 10)}+${mac.slice(11)}`), undefined);
 });
+
+test("a token ends in its image's extension; the same token without one (URLs handed out before) still verifies", () => {
+  const signer = createUrlSigner(secret, () => 1_000_000);
+  const png = signer.sign("img1", 60, "png");
+  assert.match(png.token, /\.png$/);
+  assert.deepEqual(signer.verify(png.token), { id: "img1", expiresAt: png.expiresAt, format: "png" });
+  const bare = png.token.slice(0, -".png".length);
+  assert.deepEqual(signer.verify(bare), { id: "img1", expiresAt: png.expiresAt });
+  assert.match(signer.sign("img1", 60, "jpeg").token, /\.jpg$/);
+  assert.equal(signer.verify(`${bare}.jpeg`)?.format, "jpeg");
+  assert.equal(signer.verify(signer.sign("img1", 60, "webp").token)?.format, "webp");
+  for (const t of [`${bare}.gif`, `${bare}.png.png`, `${bare}.`, `${bare}.PNG`]) assert.equal(signer.verify(t), undefined, t);
+  assert.throws(() => signer.sign("img1", 60, "gif"), /no file extension/);
+});

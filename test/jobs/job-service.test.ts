@@ -55,10 +55,14 @@ test("a result carries images, seed, signed URL, timings, credits; the job recor
     assert.deepEqual([meta.format, meta.width, meta.height], ["jpeg", 8, 8]);
     const px = await sharp(img.bytes).raw().toBuffer();
     assert.ok(Math.abs(px[0] - 0) <= 8 && Math.abs(px[1] - 128) <= 8 && Math.abs(px[2] - 255) <= 8, "colour survives jpeg");
-    assert.match(img.url ?? "", /^\/v1\/files\/[a-f0-9]{64}\.\d+\.[A-Za-z0-9_-]{43}$/);
+    assert.match(img.url ?? "", /^\/v1\/files\/[a-f0-9]{64}\.\d+\.[A-Za-z0-9_-]{43}\.jpg$/);
     const opened = await h.svc.openImage(img.url!.slice("/v1/files/".length));
     assert.deepEqual(opened?.bytes, img.bytes);
     assert.equal(opened?.mime, "image/jpeg");
+    const bare = img.url!.slice("/v1/files/".length, -".jpg".length);
+    assert.deepEqual((await h.svc.openImage(bare))?.bytes, img.bytes, "a URL without the extension (handed out before) opens");
+    assert.deepEqual((await h.svc.openImage(`${bare}.jpeg`))?.bytes, img.bytes);
+    assert.equal(await h.svc.openImage(`${bare}.png`), undefined, "an extension naming another format opens nothing");
     assert.deepEqual(events.slice(0, 2), ["queued", "progress"]);
     const job = await h.svc.getJob(r.jobId, principal);
     assert.equal(job.status, "succeeded");
