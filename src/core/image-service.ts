@@ -89,6 +89,12 @@ export interface ImageService {
    */
   cancelJob(id: string, principal: Principal): Promise<JobRecord>;
   /**
+   * Deletes the principal's own job (E_NOT_FOUND for anyone else's) from its history, with its images unless
+   * another job shows the same bytes; a queued or running job is cancelled first. Credits already charged stay
+   * charged.
+   */
+  deleteJob(id: string, principal: Principal): Promise<void>;
+  /**
    * Resolves a signed image URL token; undefined when forged, expired or deleted (the caller answers a bare 404).
    * `expiresAt` (ms since the epoch) is when the token stops opening the image.
    */

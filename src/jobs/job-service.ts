@@ -417,6 +417,16 @@ export function createJobService(deps: JobServiceDeps): JobService {
       return service.getJob(id, principal);
     },
 
+    async deleteJob(id, principal) {
+      const job = await service.cancelJob(id, principal);
+      if (job.status === "queued" || job.status === "running") {
+        throw new EaselError("E_INPUT_INVALID", `job ${id} is still ${job.status} after being cancelled; delete it once it has stopped`, { param: "id" });
+      }
+      const { orphanedImageIds } = await store.deleteJob(id);
+      // Rows first, then bytes: a crash in between leaves blobs without rows, which runRetention removes.
+      for (const imageId of orphanedImageIds) await blobs.delete(imageId);
+    },
+
     async recoverCrashedJobs() {
       const failed: string[] = [];
       const kept: string[] = [];

@@ -185,6 +185,12 @@ export interface MetadataStore {
   listUnsettledJobs(): Promise<JobRow[]>;
   /** A key's jobs, newest first (created_at descending, then id descending), at most `limit`. */
   listJobs(q: JobListQuery): Promise<JobRow[]>;
+  /**
+   * Forgets a job: its row and the idempotency records that point at it (ledger entries stay: the ledger is
+   * append-only). Answers whether it existed and which of its images no remaining job refers to; those image rows
+   * are deleted too, and the caller deletes their blobs.
+   */
+  deleteJob(id: string): Promise<{ deleted: boolean; orphanedImageIds: string[] }>;
 
   getImage(id: string): Promise<ImageRow | undefined>;
   /** Image rows created before `before`, oldest first. */

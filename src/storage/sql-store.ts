@@ -423,6 +423,24 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
       return rows.map(toJob);
     },
 
+    async deleteJob(id) {
+      return writeTx(async (trx) => {
+        const row = await trx.selectFrom("jobs").select("image_ids").where("id", "=", id).executeTakeFirst();
+        if (!row) return { deleted: false, orphanedImageIds: [] };
+        await trx.deleteFrom("idempotency_keys").where("job_id", "=", id).execute();
+        await trx.deleteFrom("jobs").where("id", "=", id).execute();
+        // Images are content-addressed (sha256), so another job that made the same bytes shares the row. image_ids
+        // is a JSON array of hex ids, so a quoted id matches only that id; the scan is over this store's jobs.
+        const orphanedImageIds: string[] = [];
+        for (const imageId of new Set(JSON.parse(row.image_ids) as string[])) {
+          const other = await trx.selectFrom("jobs").select("id").where("image_ids", "like", `%"${imageId}"%`).limit(1).executeTakeFirst();
+          if (!other) orphanedImageIds.push(imageId);
+        }
+        if (orphanedImageIds.length > 0) await trx.deleteFrom("images").where("id", "in", orphanedImageIds).execute();
+        return { deleted: true, orphanedImageIds };
+      });
+    },
+
     async getImage(id) {
       const r = await db.selectFrom("images").selectAll().where("id", "=", id).executeTakeFirst();
       return r ? toImage(r) : undefined;

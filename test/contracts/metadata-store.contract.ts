@@ -257,6 +257,28 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
     assert.deepEqual(await ids({ keyId: "nobody", limit: 10 }), []);
   });
 
+  withStore("deleteJob: forgets the job and its idempotency record; images another job shares stay", async (s) => {
+    await s.createKey(newKey("k1"));
+    const idem = { idempotency: { key: "i1", bodyHash: "h1", replayable: (j: { status: string }) => j.status === "succeeded" } };
+    await s.admitJob(admission("j1", "k1", 10, T0, idem));
+    await s.admitJob(admission("j2", "k1", 10, T0 + 1));
+    const a = { id: "a".repeat(64), mime: "image/png", format: "png", width: 4, height: 4, size: 10, createdAt: T0 };
+    const b = { ...a, id: "b".repeat(64) };
+    const result = (...rows: (typeof a)[]) => ({ seed: 1, warnings: [], images: rows.map((r) => ({ ...r, seed: 1 })) });
+    await s.settleJob({ jobId: "j1", status: "succeeded", at: T0 + 2, charged: 10, images: [a, b], result: result(a, b) });
+    await s.settleJob({ jobId: "j2", status: "succeeded", at: T0 + 3, charged: 10, images: [a], result: result(a) });
+    const balance = await s.balance("k1");
+    assert.deepEqual(await s.deleteJob("j1"), { deleted: true, orphanedImageIds: [b.id] });
+    assert.equal(await s.getJob("j1"), undefined);
+    assert.deepEqual((await s.listJobs({ keyId: "k1", limit: 10 })).map((j) => j.id), ["j2"]);
+    assert.equal((await s.getImage(a.id))?.id, a.id, "j2 still shows these bytes");
+    assert.equal(await s.getImage(b.id), undefined);
+    assert.equal(await s.balance("k1"), balance, "the ledger is untouched");
+    assert.equal((await s.admitJob(admission("j3", "k1", 10, T0 + 4, idem))).status, "admitted", "the key is free again");
+    assert.deepEqual(await s.deleteJob("j1"), { deleted: false, orphanedImageIds: [] });
+    assert.deepEqual(await s.deleteJob("j2"), { deleted: true, orphanedImageIds: [a.id] });
+  });
+
   withStore("images: rows refresh on re-store, listed by age, deleted", async (s) => {
     await s.admitJob(admission("j1", null, 0));
     await s.admitJob(admission("j2", null, 0));

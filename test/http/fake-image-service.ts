@@ -161,6 +161,10 @@ export class FakeImageService implements ImageService {
     return this.getJob(id);
   }
 
+  async deleteJob(id: string): Promise<void> {
+    await this.getJob(id);
+  }
+
   async openImage(token: string): Promise<{ bytes: Uint8Array; mime: string; expiresAt: number } | undefined> {
     const file = this.files.get(token);
     return file && file.expiresAt > Date.now() ? file : undefined;

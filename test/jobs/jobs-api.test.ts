@@ -1,6 +1,6 @@
 /**
- * The job API (`GET /v1/jobs`, `GET /v1/jobs/{id}`, `POST /v1/jobs/{id}/cancel`) over HTTP with the real job
- * service: a key sees and cancels only its own jobs, pages run newest first without gaps or repeats, records carry
+ * The job API (`GET /v1/jobs`, `GET /v1/jobs/{id}`, `POST /v1/jobs/{id}/cancel`, `DELETE /v1/jobs/{id}`) over HTTP
+ * with the real job service: a key sees, cancels and deletes only its own jobs, pages run newest first without gaps or repeats, records carry
  * signed image URLs and no image bytes, open mode sees its own jobs, and the routes are in the OpenAPI document.
  */
 import assert from "node:assert/strict";
@@ -223,9 +223,9 @@ describe("the job API, with keys", () => {
     assertNativeError(await get("/v1/jobs?after=job_nope", alice), 400, "E_INPUT_INVALID", "after");
     assertNativeError(await get("/v1/jobs"), 401, "E_AUTH_MISSING");
     assertNativeError(await get("/v1/jobs", "esk_not_a_key"), 401, "E_AUTH_INVALID");
-    const wrongMethod = await h.app.inject({ method: "DELETE", url: "/v1/jobs/job_x", headers: keyHeaders(alice) });
+    const wrongMethod = await h.app.inject({ method: "PUT", url: "/v1/jobs/job_x", headers: keyHeaders(alice) });
     assertNativeError(wrongMethod, 405, "E_METHOD_NOT_ALLOWED");
-    assert.equal(wrongMethod.headers.allow, "GET");
+    assert.equal(wrongMethod.headers.allow, "GET, DELETE");
     assert.equal((await h.app.inject({ method: "GET", url: "/v1/jobs/job_x/cancel", headers: keyHeaders(alice) })).headers.allow, "POST");
     assert.equal((await h.app.inject({ method: "POST", url: "/v1/jobs", headers: keyHeaders(alice) })).statusCode, 405);
     // An unknown path under /v1/jobs/ is Easel's 404, even with Segmind's key header.
@@ -274,6 +274,40 @@ describe("the job API, with keys", () => {
     assert.equal(json<JobJson>(again).status, "succeeded", "a finished job is answered as it ended");
   });
 
+  test("delete: the job leaves the key's history with its image; another key's job is a 404; a running job is cancelled first", async () => {
+    const res = await generate(alice, "to delete", { response_format: "url", seed: 7, size: "64x128" });
+    assert.equal(res.statusCode, 200, res.body);
+    const id = String(res.headers["x-easel-job-id"]);
+    const url = new URL(String(json<{ data: { url: string }[] }>(res).data[0].url)).pathname;
+    assert.equal((await h.app.inject({ method: "GET", url })).statusCode, 200);
+    const balance = await h.store.balance(aliceId);
+
+    assertNativeError(await h.app.inject({ method: "DELETE", url: `/v1/jobs/${id}`, headers: { "x-api-key": bob } }), 404, "E_NOT_FOUND", "id");
+    const del = await h.app.inject({ method: "DELETE", url: `/v1/jobs/${id}`, headers: keyHeaders(alice) });
+    assert.equal(del.statusCode, 204, del.body);
+    assert.equal(del.body, "");
+    assertNativeError(await get(`/v1/jobs/${id}`, alice), 404, "E_NOT_FOUND", "id");
+    assert.ok(json<ListJson>(await get("/v1/jobs?limit=100", alice)).data.every((x) => x.id !== id));
+    assert.equal((await h.app.inject({ method: "GET", url })).statusCode, 404, "the image is gone");
+    assert.equal(await h.store.balance(aliceId), balance, "charged credits stay charged");
+    assertNativeError(await h.app.inject({ method: "DELETE", url: `/v1/jobs/${id}`, headers: keyHeaders(alice) }), 404, "E_NOT_FOUND", "id");
+
+    const release = provider.holdNext();
+    try {
+      const startedBefore = provider.started.length;
+      const running = generate(alice, "deleted while running");
+      await until(() => provider.started.length > startedBefore, "the job to start");
+      const [r] = json<ListJson>(await get("/v1/jobs?limit=1", alice)).data;
+      assert.equal(r.status, "running");
+      assert.equal((await h.app.inject({ method: "DELETE", url: `/v1/jobs/${r.id}`, headers: keyHeaders(alice) })).statusCode, 204);
+      assert.equal((await running).statusCode, 499, "the waiting client hears that its job was cancelled");
+      assertNativeError(await get(`/v1/jobs/${r.id}`, alice), 404, "E_NOT_FOUND", "id");
+    } finally {
+      release();
+    }
+    assert.equal(await h.store.balance(aliceId), balance, "the cancelled job's reservation was released");
+  });
+
   test("the dialect's own warnings are in the job record too, and once in the header", async () => {
     const res = await generate(alice, "warned", { quality: "hd", style: "vivid" });
     assert.equal(res.statusCode, 200, res.body);
@@ -315,7 +349,8 @@ describe("the job API, with keys", () => {
     assert.deepEqual(doc.paths["/v1/jobs"]?.get?.tags, ["Jobs"]);
     assert.ok(doc.paths["/v1/jobs/{id}"]?.get, JSON.stringify(Object.keys(doc.paths)));
     assert.ok(doc.paths["/v1/jobs/{id}/cancel"]?.post);
-    assert.equal(doc.paths["/v1/jobs/{id}"]?.delete, undefined, "405 routes stay hidden");
+    assert.ok(doc.paths["/v1/jobs/{id}"]?.delete);
+    assert.equal(doc.paths["/v1/jobs/{id}"]?.put, undefined, "405 routes stay hidden");
   });
 });
 

@@ -1,10 +1,12 @@
 /**
  * The job API: `GET /v1/jobs` (the caller's jobs, newest first, `limit` + `after` pages), `GET /v1/jobs/:id`,
- * `POST /v1/jobs/:id/cancel`. A key sees and cancels only its own jobs: any other id is a 404. The key travels
- * as `Authorization: Bearer` or `x-api-key`, so a client of any dialect reads its jobs with the key it has.
+ * `POST /v1/jobs/:id/cancel`, `DELETE /v1/jobs/:id`. A key sees, cancels and deletes only its own jobs: any other
+ * id is a 404. The key travels as `Authorization: Bearer` or `x-api-key`, so a client of any dialect reads its jobs
+ * with the key it has.
  */
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
 import { EaselError, invalidInput } from "../../core/errors.ts";
 import { JOB_PAGE_MAX, type JobRecord } from "../../core/image-service.ts";
 import type { DialectDeps } from "../_shared/dialect.ts";
@@ -20,7 +22,8 @@ const anyKey: Parameters<typeof authHook>[1] = (req) => (req.headers.authorizati
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
-function jobJson(j: JobRecord, base: string): JobObject {
+/** A job as the job API answers it (also the body of a 202 for a caller that did not wait). */
+export function jobJson(j: JobRecord, base: string): JobObject {
   return {
     id: j.id,
     status: j.status,
@@ -40,6 +43,7 @@ function jobJson(j: JobRecord, base: string): JobObject {
     creditsReserved: j.creditsReserved,
     creditsCharged: j.creditsCharged,
     timings: j.timings,
+    progress: j.progress,
     ...(j.route ? { route: j.route } : {}),
     createdAt: iso(j.createdAt)!,
     startedAt: iso(j.startedAt),
@@ -64,14 +68,16 @@ function parseListQuery(query: unknown): ListQuery {
 }
 
 /** Other methods on a job path: 405 with Allow, before authentication (the method is a routing matter). */
-function onlyMethod(app: FastifyInstance, url: string, allowed: "GET" | "POST"): void {
+function onlyMethod(app: FastifyInstance, url: string, allowed: "GET" | "POST" | ("GET" | "DELETE")[]): void {
+  const methods = typeof allowed === "string" ? [allowed] : allowed;
+  const allow = methods.join(", ");
   app.route({
-    method: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].filter((m) => m !== allowed),
+    method: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].filter((m) => !methods.includes(m as "GET")),
     url,
     schema: { hide: true },
     handler: async (req, reply) => {
-      reply.header("allow", allowed);
-      throw new EaselError("E_METHOD_NOT_ALLOWED", `Method ${req.method} is not allowed on ${url}; use ${allowed}.`);
+      reply.header("allow", allow);
+      throw new EaselError("E_METHOD_NOT_ALLOWED", `Method ${req.method} is not allowed on ${url}; use ${allow}.`);
     },
   });
 }
@@ -127,7 +133,28 @@ export async function easelRoutes(app: FastifyInstance, deps: DialectDeps): Prom
     async (req) => jobJson(await deps.images.cancelJob(req.params.id, principalOf(req)), publicBaseUrl(deps.config, req)),
   );
 
+  r.delete(
+    `${PREFIX}/:id`,
+    {
+      onRequest: auth,
+      schema: {
+        tags: ["Jobs"],
+        summary: "Delete one of your jobs",
+        description:
+          "Removes the job from your history with its images (unless another job shows the same bytes); a queued or " +
+          "running job is cancelled first. Credits already charged stay charged. Answers 204.",
+        security,
+        params: jobIdParams,
+        response: { 204: z.null().describe("Deleted."), ...errors },
+      },
+    },
+    async (req, reply) => {
+      await deps.images.deleteJob(req.params.id, principalOf(req));
+      return reply.code(204).send(null);
+    },
+  );
+
   onlyMethod(app, PREFIX, "GET");
-  onlyMethod(app, `${PREFIX}/:id`, "GET");
+  onlyMethod(app, `${PREFIX}/:id`, ["GET", "DELETE"]);
   onlyMethod(app, `${PREFIX}/:id/cancel`, "POST");
 }
