@@ -22,8 +22,7 @@ const anyKey: Parameters<typeof authHook>[1] = (req) => (req.headers.authorizati
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
-/** A job as the job API answers it (also the body of a 202 for a caller that did not wait). */
-export function jobJson(j: JobRecord, base: string): JobObject {
+function jobJson(j: JobRecord, base: string): JobObject {
   return {
     id: j.id,
     status: j.status,
@@ -43,7 +42,6 @@ export function jobJson(j: JobRecord, base: string): JobObject {
     creditsReserved: j.creditsReserved,
     creditsCharged: j.creditsCharged,
     timings: j.timings,
-    progress: j.progress,
     ...(j.route ? { route: j.route } : {}),
     createdAt: iso(j.createdAt)!,
     startedAt: iso(j.startedAt),
