@@ -44,6 +44,7 @@ export async function openModels(config: Config, engine: Engine, log: (line: str
     entries: config.models.entries,
     builtin: BUILTIN_MODEL,
     defaultModel: config.models.default,
+    defaultAliases: config.models.defaultAliases,
     describe: (dir) => engine.describe(dir),
     describeUpstream: (provider, model) => upstreams.describe(provider, model),
     onSkip: (dir, e) => log(`skipping ${dir}: ${(e as Error).message}`),

@@ -29,6 +29,7 @@ export function modelsCommand(): Command {
           modelsDir: paths.modelsDir,
           builtin: BUILTIN_MODEL,
           defaultModel: config.models.default,
+          defaultAliases: config.models.defaultAliases,
           entries: config.models.entries,
           describe: (dir) => engine.describe(dir),
           describeUpstream: (provider, model) => upstreams.describe(provider, model),

@@ -142,6 +142,11 @@ export const configSchema = z.object({
       entries: z.record(z.string(), modelEntry).default({}),
       /** The model a request that names none gets (OpenAI without `model`). Default: the built-in easel-shapes. */
       default: z.string().min(1).optional(),
+      /**
+       * Names the default model also answers to, each unless a model (an entry's id or alias, a folder) has it:
+       * OpenAI's model names, which clients with a fixed model list send (docs/dialects.md). [] turns this off.
+       */
+      defaultAliases: z.array(z.string().min(1)).default(["dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini"]),
     })
     .prefault({}),
   /** Upstream providers by id (the id names them in model entries, warnings and job records). */

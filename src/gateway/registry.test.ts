@@ -234,6 +234,31 @@ describe("discoverModels", () => {
     assert.equal(shadow.find("easel-shapes")?.dir, join(modelsDir, "my-sd15"));
   });
 
+  test("models.defaultAliases: OpenAI's names answer with the default model, unless a model already has the name", async () => {
+    const builtin = { id: "easel-shapes", dir: join(elsewhere, "absolute-sd15"), description: "the built-in one" };
+    const names = ["dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1.5"];
+    const reg = await discoverModels(opts({ builtin, defaultAliases: names }));
+    for (const n of names) assert.equal(reg.find(n)?.info.id, "easel-shapes", n);
+    assert.equal(reg.find("DALL-E-3")?.info.id, "easel-shapes", "case-insensitive like every name");
+    assert.deepEqual(reg.list()[0].aliases.slice(-4), names, "listed with the model (GET /v1/models)");
+    // An entry's alias, or an entry named like one, keeps the name; the default model gets the others.
+    const mapped = await discoverModels(
+      opts({
+        builtin,
+        defaultModel: "Playground-Local",
+        defaultAliases: names,
+        entries: { "gpt-image-1": { path: "my-sd15", aliases: ["DALL-E-3"] } },
+      }),
+    );
+    assert.equal(mapped.find("dall-e-3")?.info.id, "gpt-image-1");
+    assert.equal(mapped.find("gpt-image-1")?.dir, join(modelsDir, "my-sd15"));
+    assert.equal(mapped.find("dall-e-2")?.info.id, "playground-local");
+    assert.equal(mapped.find("gpt-image-1.5")?.info.id, "playground-local");
+    assert.ok(!mapped.find("playground-local")?.info.aliases.includes("dall-e-3"));
+    const off = await discoverModels(opts({ builtin, defaultAliases: [] }));
+    assert.equal(off.find("dall-e-3"), undefined);
+  });
+
   test("a missing models dir gives only the entries", async () => {
     const reg = await discoverModels(
       opts({ modelsDir: join(root, "nope"), entries: { far: { path: join(elsewhere, "absolute-sd15"), aliases: [] } } }),

@@ -105,6 +105,8 @@ export interface DiscoverOptions {
   builtin?: { id: string; dir: string; description: string };
   /** The model a request that names none gets: listed first. Default: the built-in model, else the first found. */
   defaultModel?: string;
+  /** Names the default (first listed) model also answers to, each unless another registered name already has it. */
+  defaultAliases?: readonly string[];
 }
 
 function info(id: string, dir: string, d: ModelDescription, extraAliases: readonly string[], created: number, fallbacks: readonly string[] = []): LocalModel {
@@ -227,6 +229,12 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
         throw new EaselError("E_INPUT_INVALID", `models.default: "${opts.defaultModel}" is not a registered model`, { param: "models.default" });
       }
     } else found.sort((a, b) => Number(b === first) - Number(a === first));
+  }
+  const head = found[0];
+  if (head && opts.defaultAliases?.length) {
+    const taken = new ModelRegistry(found);
+    const free = opts.defaultAliases.filter((a, i, all) => !taken.find(a) && all.indexOf(a) === i);
+    if (free.length > 0) found[0] = { ...head, info: { ...head.info, aliases: [...head.info.aliases, ...free] } } as RegisteredModel;
   }
   const registry = new ModelRegistry(found);
   checkFallbacks(registry);
