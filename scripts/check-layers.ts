@@ -17,6 +17,7 @@ const LAYERS: string[][] = [
   ["engine"],
   ["providers"],
   ["gateway"],
+  ["prompts"],
   ["jobs"],
   ["dialects"],
   ["server"],

@@ -264,6 +264,47 @@ export const configSchema = z.object({
       minimumPerImage: z.number().min(0.001).max(1e6).default(0.001),
     })
     .prefault({}),
+  /** Style presets and prompt checks (docs/prompts.md). */
+  prompts: z
+    .object({
+      /** Presets added to the 36 built-in `prompt_filter` styles (an id of a built-in one replaces it). */
+      styles: z
+        .array(
+          z.object({
+            id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "style ids are 1-64 characters of [a-z0-9_-]"),
+            prompt: z.string().includes("{prompt}", { message: "a style's prompt template must contain {prompt}" }),
+            negativePrompt: z.string().default(""),
+          }),
+        )
+        .default([]),
+      /** Replaces the built-in categories `verify_prompt_safety` checks (each an id, a description and its terms). */
+      safetyCategories: z
+        .array(z.object({ id: z.string().min(1), description: z.string().min(1), terms: z.array(z.string().min(1)).min(1) }))
+        .optional(),
+      /**
+       * Cosine similarity between the prompt and a topic, both encoded by the model's CLIP text encoder, at or above
+       * which the prompt is refused even without a word of the topic. Unset: word and phrase matching only.
+       */
+      semanticThreshold: z.number().min(-1).max(1).optional(),
+    })
+    .prefault({}),
+  /** `expand_prompt`: an OpenAI-compatible chat-completions provider (providers.<id>, type openai) rewrites the prompt. */
+  promptExpansion: z
+    .object({
+      provider: z.string().min(1),
+      model: z.string().min(1),
+      systemPrompt: z
+        .string()
+        .min(1)
+        .default(
+          "Rewrite the user's image prompt into one richer, more vivid prompt for a text-to-image model: keep its subject and intent, add concrete detail about style, lighting and composition. Answer with the prompt only, at most 60 words.",
+        ),
+      /** Ask for a streamed answer (Server-Sent Events) instead of one JSON body. */
+      stream: z.boolean().default(false),
+      maxTokens: z.number().int().min(1).max(4096).default(200),
+      temperature: z.number().min(0).max(2).default(0.7),
+    })
+    .optional(),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
