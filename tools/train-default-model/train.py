@@ -145,34 +145,37 @@ def encode_all(vae, imgs, path):
     for i in range(0, len(imgs), 128):
         out.append(vae.encode(to_tensor(imgs[i:i + 128]))[0])
     lat = torch.cat(out)
-    torch.save(lat, path)
+    torch.save(lat, path + ".tmp")
+    os.replace(path + ".tmp", path)  # a decoder run beside this one may be waiting for the file
     return lat
 
 
-def finetune_decoder(vae, lat_raw, imgs, steps, batch, path, seed, deadline=None, save_every=300.0):
+def finetune_decoder(vae, lat_raw, imgs, steps, batch, path, seed, deadline=None, save_every=300.0, lr_max=3e-4):
     """Decoder-only fine-tuning on the cached (frozen-encoder) latents: the latent space the UNet learns is unchanged.
     Pixels that differ from the background (the top-left pixel) weigh 5x: small objects' shape and colour matter more
     than the flat background. 8x8 latent crops -> 64x64 image crops."""
-    if os.path.exists(path):
-        ck = torch.load(path)
-        if ck.get("done") or deadline is None:
-            vae.load_state_dict(ck["vae"])
-            log(f"decoder fine-tune: loaded {path} (step {ck['step']})")
-            if ck.get("done"):
-                return
+    ck = torch.load(path) if os.path.exists(path) else None
+    if ck is not None:
+        vae.load_state_dict(ck["vae"])
+        log(f"decoder fine-tune: loaded {path} (step {ck['step']})")
+        if ck.get("done"):
+            return
     params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=lr_max, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
     t0 = last = time.time()
     avg = None
-    step = 0
-    for step in range(steps):
+    step = start = 0
+    if ck is not None:  # resume an interrupted fine-tuning (its optimiser restarts)
+        start = ck["step"] + 1
+        g.manual_seed(seed + start)
+    for step in range(start, steps):
         if deadline and time.time() > deadline:
             break
         frac = step / steps if deadline is None else max(step / steps, (time.time() - t0) / max(1.0, deadline - t0))
-        lr = 3e-4 * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+        lr = lr_max * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
         for pg in opt.param_groups:
             pg["lr"] = lr
         idx = torch.randint(0, len(imgs), (batch,), generator=g)
@@ -191,12 +194,28 @@ def finetune_decoder(vae, lat_raw, imgs, steps, batch, path, seed, deadline=None
         if step % 50 == 0:
             log(f"decoder step {step}/{steps} loss {avg:.4f} lr {lr:.2e} ({time.time() - t0:.0f}s)")
         if time.time() - last > save_every:
-            torch.save({"vae": vae.state_dict(), "step": step, "done": False}, path)
+            save_decoder(path, vae, step, False)
             last = time.time()
     for p in params:
         p.requires_grad_(False)
-    torch.save({"vae": vae.state_dict(), "step": step, "done": True}, path)
+    save_decoder(path, vae, step, True)
     log(f"decoder fine-tune done at step {step}")
+
+
+def save_decoder(path, vae, step, done):
+    """Atomic: a training run beside this one reads the file at its exports."""
+    torch.save({"vae": vae.state_dict(), "step": step, "done": done}, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_export(model_dir, text_encoder, unet, vae):
+    """Loads an exported easel-shapes folder's weights (fp16 -> fp32); returns its VAE scaling_factor. The VAE's
+    latent mean is already folded into quant_conv, so its posterior means are the centred latents the UNet knows."""
+    text_encoder.load_state_dict(ex.load_safetensors(os.path.join(model_dir, "text_encoder", "model.safetensors")))
+    unet.load_state_dict(ex.load_safetensors(os.path.join(model_dir, "unet", "diffusion_pytorch_model.safetensors")))
+    vae.load_state_dict(ex.load_safetensors(os.path.join(model_dir, "vae", "diffusion_pytorch_model.safetensors")))
+    with open(os.path.join(model_dir, "vae", "config.json")) as f:
+        return float(json.load(f)["scaling_factor"])
 
 
 @torch.no_grad()
@@ -242,6 +261,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--export-random", action="store_true", help="export the untrained model and stop")
     ap.add_argument("--export-only", action="store_true", help="export from the latest checkpoint and stop")
+    ap.add_argument("--init-from", default=None, help="exported folder to continue from: its VAE (latent space "
+                    "unchanged, VAE training skipped) and its text encoder + UNet as the starting point")
+    ap.add_argument("--decoder-only", action="store_true", help="with --init-from: only fine-tune the VAE decoder "
+                    "(into --runs/vae_decoder.pt, which a UNet run on the same --runs picks up at every export)")
+    ap.add_argument("--decoder-lr", type=float, default=3e-4)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -265,9 +289,18 @@ def main():
         text_encoder.text_model.embeddings.token_embedding.weight.normal_(0, 0.02)
         text_encoder.text_model.embeddings.position_embedding.weight.normal_(0, 0.02)
     log(f"params: text {nparams(text_encoder)} unet {nparams(unet)} vae {nparams(vae)}")
-    recipe = {k: v for k, v in vars(args).items() if k not in ("export_random", "export_only", "out", "runs", "threads")}
+    recipe = {k: v for k, v in vars(args).items() if k not in ("export_random", "export_only", "decoder_only", "out", "runs", "threads")}
+    init_scaling = load_export(args.init_from, text_encoder, unet, vae) if args.init_from else None
+    if init_scaling is not None:
+        log(f"initialised from {args.init_from} (scaling_factor {init_scaling})")
+    dec_path = os.path.join(args.runs, "vae_decoder.pt")
 
     def do_export(te, un, va, scaling, step, phase):
+        if args.init_from and os.path.exists(dec_path):  # the decoder fine-tuned beside this run (same latents)
+            ck = torch.load(dec_path)
+            va.load_state_dict(ck["vae"])
+            ex.fp16_roundtrip(va)
+            log(f"export: VAE decoder from {dec_path} (step {ck['step']}, {'done' if ck['done'] else 'running'})")
         vc = dict(vae_cfg, scaling_factor=round(float(scaling), 6))
         ex.export(args.out, tok, text_cfg, unet_cfg, vc, sched_cfg, te, un, va, {
             "name": "easel-shapes",
@@ -287,20 +320,32 @@ def main():
 
     imgs, scenes = render_dataset(os.path.join(args.runs, "data.npz"), args.scenes, args.seed)
     log(f"dataset: {len(scenes)} scenes ({time.time() - t_start:.0f}s)")
-    train_vae(vae, imgs, args.vae_steps, args.vae_batch, os.path.join(args.runs, "vae.pt"), args.seed + 1)
+    if init_scaling is None:
+        train_vae(vae, imgs, args.vae_steps, args.vae_batch, os.path.join(args.runs, "vae.pt"), args.seed + 1)
     vae.eval()
     for p in vae.parameters():
         p.requires_grad_(False)
     ex.fp16_roundtrip(vae)
     lat = encode_all(vae, imgs, os.path.join(args.runs, "latents.pt"))
-    if args.decoder_steps:
-        finetune_decoder(vae, lat, imgs, args.decoder_steps, args.vae_batch, os.path.join(args.runs, "vae_decoder.pt"), args.seed + 4)
-        ex.fp16_roundtrip(vae)
-    mean = lat.mean(dim=(0, 2, 3))
-    bake_latent_mean(vae, mean)
-    lat = lat - mean[None, :, None, None]
-    scaling = 1.0 / lat.std().item()
-    lat = lat * scaling
+    if init_scaling is not None:
+        if args.decoder_only:
+            finetune_decoder(vae, lat, imgs, args.decoder_steps, args.vae_batch, dec_path, args.seed + 4,
+                             deadline=deadline, lr_max=args.decoder_lr)
+            return
+        # Same encoder, so the same latent space: no new mean or scale.
+        scaling = init_scaling
+        lat = lat * scaling
+        mean = lat.mean(dim=(0, 2, 3))
+    else:
+        if args.decoder_steps:
+            finetune_decoder(vae, lat, imgs, args.decoder_steps, args.vae_batch, dec_path, args.seed + 4,
+                             lr_max=args.decoder_lr)
+            ex.fp16_roundtrip(vae)
+        mean = lat.mean(dim=(0, 2, 3))
+        bake_latent_mean(vae, mean)
+        lat = lat - mean[None, :, None, None]
+        scaling = 1.0 / lat.std().item()
+        lat = lat * scaling
     log(f"latents {tuple(lat.shape)} channel mean {mean.tolist()} scaling_factor {scaling:.5f} ({time.time() - t_start:.0f}s)")
 
     # ---- text encoder + UNet
