@@ -13,7 +13,7 @@ const LAYERS: string[][] = [
   ["config", "tensor"],
   ["graph", "runtime", "samplers", "storage", "queue"],
   ["checkpoint"],
-  ["models"],
+  ["models", "hub"],
   ["engine"],
   ["providers"],
   ["gateway"],

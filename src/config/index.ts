@@ -26,6 +26,8 @@ const ENV_KEYS: Record<string, (v: string) => ConfigInput> = {
   EASEL_EXECUTION_PROVIDER: (v) => ({ engine: { executionProvider: v as "cpu" } }),
   EASEL_THREADS: (v) => ({ engine: { intraOpThreads: Number(v) } }),
   EASEL_CACHE_DIR: (v) => ({ engine: { cacheDir: v } }),
+  HF_ENDPOINT: (v) => ({ hub: { endpoint: v.replace(/\/+$/, "") } }),
+  HF_TOKEN: (v) => ({ hub: { token: v } }),
   EASEL_S3_BUCKET: (v) => s3Layer({ bucket: v }),
   EASEL_S3_ENDPOINT: (v) => s3Layer({ endpoint: v }),
   EASEL_S3_REGION: (v) => s3Layer({ region: v }),

@@ -149,6 +149,15 @@ export const configSchema = z.object({
       defaultAliases: z.array(z.string().min(1)).default(["dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini"]),
     })
     .prefault({}),
+  /** The Hugging Face hub `easel pull` and POST /admin/models/pull download from. */
+  hub: z
+    .object({
+      /** Base URL of the hub (env HF_ENDPOINT, as huggingface_hub reads it). */
+      endpoint: z.string().url().default("https://huggingface.co"),
+      /** Access token for gated and private repositories (env HF_TOKEN). */
+      token: z.string().min(1).optional(),
+    })
+    .prefault({}),
   /** Upstream providers by id (the id names them in model entries, warnings and job records). */
   providers: z.record(z.string(), upstreamProvider).default({}),
   engine: z

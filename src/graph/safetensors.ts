@@ -171,7 +171,7 @@ export interface ComponentWeightFiles {
 const SHARD_RE = /-\d{5}-of-\d{5}/;
 
 /** The variant tag of a weight file name (`model.fp16.safetensors`, `x.fp16-00001-of-00002.safetensors`, ...). */
-function variantOf(name: string): string | undefined {
+export function variantOf(name: string): string | undefined {
   const m =
     /\.([A-Za-z0-9_]+)(?:-\d+-of-\d+)?\.safetensors$/.exec(name) ??
     /-\d+-of-\d+\.([A-Za-z0-9_]+)\.safetensors$/.exec(name) ??
