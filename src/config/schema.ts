@@ -181,6 +181,11 @@ export const configSchema = z.object({
       retentionDays: z.number().nonnegative().default(30),
       /** Also store images that were returned as base64. */
       storeB64: z.boolean().default(false),
+      /**
+       * Write the generation parameters into every image, in AUTOMATIC1111's infotext format: a PNG `parameters`
+       * text chunk, EXIF UserComment and XMP in JPEG and WebP. Off: images carry no metadata.
+       */
+      parametersMetadata: z.boolean().default(true),
     })
     .prefault({}),
   storage: z

@@ -10,8 +10,9 @@ import type { UrlSigner } from "../storage/url-signer.ts";
 
 export const sha256Hex = (b: Uint8Array | string): string => createHash("sha256").update(b).digest("hex");
 
-export async function encodeOne(img: RawImage | EncodedUpstreamImage, req: GenerationRequest): Promise<EncodedImage> {
-  const o = { format: req.output.format, quality: req.output.quality };
+/** `parameters`: the text written into the image's metadata (requestInfotext), when the server writes it. */
+export async function encodeOne(img: RawImage | EncodedUpstreamImage, req: GenerationRequest, parameters?: string): Promise<EncodedImage> {
+  const o = { format: req.output.format, quality: req.output.quality, parameters };
   return isRawImage(img) ? encodeImage(img, o) : transcodeImage(img.bytes, o);
 }
 

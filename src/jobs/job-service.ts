@@ -8,6 +8,7 @@
 import type { Config } from "../config/index.ts";
 import { configPaths } from "../config/index.ts";
 import { EaselError, invalidInput, toEaselError } from "../core/errors.ts";
+import { requestInfotext } from "../core/image-format.ts";
 import { type ImageService, JOB_PAGE_MAX, type JobRecord, type RequestContext } from "../core/image-service.ts";
 import type { GeneratedImage, GenerationEvent, GenerationRequest, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
@@ -199,7 +200,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
         warnings.push({ code: "W_BACKGROUND_OPAQUE", message: "transparent backgrounds are not supported; the image is opaque", param: "background" });
       }
       const images: GeneratedImage[] = [];
-      for (const img of res.images) images.push(toGenerated(await encodeOne(img, req), img.seed));
+      for (const img of res.images) {
+        const parameters = config.images.parametersMetadata ? requestInfotext(req, img.seed, model.defaults) : undefined;
+        images.push(toGenerated(await encodeOne(img, req, parameters), img.seed));
+      }
       for (const img of images) p.images.set(img.id, img);
       const rows = p.keep ? await storeImages(blobs, images, now()) : [];
       signal.throwIfAborted();
