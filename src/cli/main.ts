@@ -1,4 +1,4 @@
-/** `easel` command line: serve, worker, generate, models, keys. */
+/** `easel` command line: serve, worker, generate, models, pull, keys. */
 import { Command, CommanderError } from "commander";
 import { isEaselError } from "../core/errors.ts";
 
@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./serve.ts")).serveCommand(),
   generate: async () => (await import("./generate.ts")).generateCommand(),
   models: async () => (await import("./models.ts")).modelsCommand(),
+  pull: async () => (await import("./models.ts")).pullCommand(),
   keys: async () => (await import("./keys.ts")).keysCommand(),
   worker: async () => (await import("./worker.ts")).workerCommand(),
 };
