@@ -1,4 +1,4 @@
-/** Playground external API (specs/001): bounds, model-dependent rules, img2img, not-yet-supported fields. */
+/** Playground external API (specs/001): bounds, model-dependent rules, img2img, the prompt fields. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import sharp from "sharp";
@@ -99,20 +99,38 @@ describe("Playground external API", async () => {
     }
   });
 
-  test("prompt helpers are validated now and refused as not supported when turned on", async () => {
+  test("prompt_filter wraps the prompt in its preset; the prompt used comes back in x-easel-revised-prompt", async () => {
     const off = { expand_prompt: false, verify_prompt_safety: false, prompt_rejection_topics: [] };
-    await expectOk(app, { url, payload: { ...small, ...off }, headers: AUTH });
-    for (const [patch, param] of [
-      [{ expand_prompt: true }, "expand_prompt"],
-      [{ verify_prompt_safety: true }, "verify_prompt_safety"],
-      [{ prompt_rejection_topics: ["gambling", "brand logos"] }, "prompt_rejection_topics"],
-      [{ prompt_filter: "watercolor" }, "prompt_filter"],
-    ] as const) {
-      const { body } = await expectRejected(app, images, { url, payload: { ...small, ...patch }, headers: AUTH }, 400);
+    const plain = await expectOk(app, { url, payload: { ...small, ...off }, headers: AUTH });
+    assert.equal(images.calls.at(-1)!.req.prompt, "a lighthouse");
+    assert.equal(plain.headers["x-easel-revised-prompt"], undefined);
+    const res = await expectOk(app, { url, payload: { ...small, negative_prompt: "people", prompt_filter: "watercolor" }, headers: AUTH });
+    const { req } = images.calls.at(-1)!;
+    assert.equal(req.prompt, "watercolor painting of a lighthouse, soft washes, bleeding pigments, paper texture, loose brushwork");
+    assert.match(req.negativePrompt ?? "", /^photo, 3d render, .*, people$/);
+    assert.equal(JSON.parse(String(res.headers["x-easel-revised-prompt"])), req.prompt);
+    assert.equal(res.headers["x-easel-style"], "watercolor");
+  });
+
+  test("prompt_rejection_topics and verify_prompt_safety refuse with PROMPT_UNSAFE naming the topic, before anything runs", async () => {
+    const topics = { prompt_rejection_topics: ["gambling", "brand logos"] };
+    for (const prompt of ["a G4MBLING den at night", "a wall of brand-logos", "they gamble on horses"]) {
+      const { body } = await expectRejected(app, images, { url, payload: { ...small, prompt, ...topics }, headers: AUTH }, 400);
       const e = playgroundError(body);
-      assert.deepEqual([e.code, e.param], ["NOT_SUPPORTED", param]);
-      assert.match(e.error, /not supported yet/);
+      assert.deepEqual([e.code, e.param], ["PROMPT_UNSAFE", "prompt_rejection_topics"]);
+      assert.match(e.error, /"gambling"|"brand logos"/);
     }
+    await expectOk(app, { url, payload: { ...small, prompt: "a brand new lighthouse", ...topics }, headers: AUTH });
+    const { body } = await expectRejected(app, images, { url, payload: { ...small, prompt: "a nude statue", verify_prompt_safety: true }, headers: AUTH }, 400);
+    assert.deepEqual([playgroundError(body).code, playgroundError(body).param], ["PROMPT_UNSAFE", "verify_prompt_safety"]);
+    await expectOk(app, { url, payload: { ...small, verify_prompt_safety: true }, headers: AUTH });
+  });
+
+  test("expand_prompt without a configured provider is NOT_SUPPORTED saying how to configure one", async () => {
+    const { body } = await expectRejected(app, images, { url, payload: { ...small, expand_prompt: true }, headers: AUTH }, 400);
+    const e = playgroundError(body);
+    assert.deepEqual([e.code, e.param], ["NOT_SUPPORTED", "expand_prompt"]);
+    assert.match(e.error, /promptExpansion: \{provider, model\}/);
   });
 
   test("keys and method", async () => {

@@ -7,6 +7,7 @@ import type { FastifyInstance } from "fastify";
 import type { Config } from "../../config/index.ts";
 import type { EaselError } from "../../core/errors.ts";
 import type { ImageService, Principal } from "../../core/image-service.ts";
+import type { PromptService } from "../../prompts/index.ts";
 
 /**
  * What a dialect reads of a request to claim it or to add its headers: a FastifyRequest, or the request line and
@@ -22,6 +23,8 @@ export interface RequestHead {
 export interface DialectDeps {
   images: ImageService;
   config: Config;
+  /** Style presets and prompt checks (prompts/); default: one made from config (dialects/_shared/prompt-fields.ts). */
+  prompts?: PromptService;
 }
 
 /** A dialect's rendering of an EaselError: status, body (undefined = empty) and extra headers. */

@@ -11,6 +11,7 @@ import {
   requestContext,
   resultHeaders,
 } from "../_shared/http.ts";
+import { preparePrompt, promptHeaders } from "../_shared/prompt-fields.ts";
 import { playgroundBody } from "./schema.ts";
 import { translate } from "./translate.ts";
 
@@ -31,10 +32,12 @@ export async function monicaPlaygroundRoutes(app: FastifyInstance, deps: Dialect
     },
     async (req, reply) => {
       const gen = translate(req.body, deps.images);
-      const result = await deps.images.generate(gen, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "url" }));
+      const ctx = requestContext(req, reply, { dialect: DIALECT_ID, delivery: "url" });
+      const prepared = await preparePrompt(deps, gen, req.body, ctx.signal);
+      const result = await deps.images.generate(prepared.req, ctx);
       const base = publicBaseUrl(deps.config, req);
       return reply
-        .headers(resultHeaders(result))
+        .headers({ ...resultHeaders(result), ...promptHeaders(prepared, gen.prompt) })
         .send({ data: result.images.map((img) => ({ url: imageUrl(base, img.url), seed: img.seed })) });
     },
   );

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { booleanish, numeric } from "../_shared/numbers.ts";
+import { PROMPT_FIELDS } from "../_shared/prompt-fields.ts";
 
 export const SIZES = ["1024x1024", "768x1344", "1344x768"] as const;
 export const MAX_SEED = 2147483647;
@@ -19,6 +20,8 @@ export const playgroundBody = z.object({
   seed: numeric(z.number().int().min(0).max(MAX_SEED)).nullish().describe("0-2147483647; 0 or missing = random."),
   safety_check: booleanish(z.boolean()).nullish().describe("Default false; true is not supported yet."),
   cfg_scale: numeric(z.number().min(0).max(30)).nullish().describe("Classifier-free guidance, 0-30 (default 7)."),
+  // Easel extensions: style presets and prompt checks (docs/prompts.md).
+  ...PROMPT_FIELDS,
 });
 
 export type PlaygroundBody = z.output<typeof playgroundBody>;

@@ -11,6 +11,7 @@ import {
   requestContext,
   resultHeaders,
 } from "../_shared/http.ts";
+import { preparePrompt, promptHeaders } from "../_shared/prompt-fields.ts";
 import { sdBody } from "./schema.ts";
 import { translate } from "./translate.ts";
 
@@ -33,10 +34,12 @@ export async function monicaSdRoutes(app: FastifyInstance, deps: DialectDeps): P
       const { req: gen, warnings } = translate(req.body, deps.images);
       // The dialect's own warnings travel with the request, so the job record keeps them (and replays answer them).
       const withWarnings = warnings.length === 0 ? gen : { ...gen, warnings: [...warnings, ...(gen.warnings ?? [])] };
-      const result = await deps.images.generate(withWarnings, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "url" }));
+      const ctx = requestContext(req, reply, { dialect: DIALECT_ID, delivery: "url" });
+      const prepared = await preparePrompt(deps, withWarnings, req.body, ctx.signal);
+      const result = await deps.images.generate(prepared.req, ctx);
       const base = publicBaseUrl(deps.config, req);
       return reply
-        .headers(resultHeaders(result))
+        .headers({ ...resultHeaders(result), ...promptHeaders(prepared, gen.prompt) })
         .send({ data: result.images.map((img) => ({ url: imageUrl(base, img.url), seed: img.seed })) });
     },
   );

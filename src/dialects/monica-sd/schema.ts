@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { numeric } from "../_shared/numbers.ts";
+import { PROMPT_FIELDS } from "../_shared/prompt-fields.ts";
 
 export const MODELS = ["sdxl", "sd3", "sd3_5"] as const;
 export const SIZES = ["1024x1024", "1344x768", "768x1344"] as const;
@@ -39,6 +40,8 @@ export const sdBody = z.object({
   output_quality: numeric(z.number().int().min(0).max(100)).nullish().describe("sd3/sd3_5 only, 0-100 (default 90)."),
   scheduler: z.enum(SCHEDULERS).nullish().describe("sdxl only (default K_EULER)."),
   num_inference_steps: numeric(z.number().int().min(1).max(500)).nullish().describe("sdxl only, 1-500 (default 50)."),
+  // Easel extensions: style presets and prompt checks (docs/prompts.md).
+  ...PROMPT_FIELDS,
 });
 
 export type SdBody = z.output<typeof sdBody>;

@@ -19,6 +19,7 @@ import {
   resultHeaders,
   warningsHeader,
 } from "../_shared/http.ts";
+import { preparePrompt, promptHeaders } from "../_shared/prompt-fields.ts";
 import { openAiError } from "./errors.ts";
 import { type GenerationBody, generationBody } from "./schema.ts";
 import { type Translated, translate } from "./translate.ts";
@@ -61,7 +62,8 @@ function jsonResponse(t: Translated, body: GenerationBody, result: GenerationRes
     created: seconds(result.created),
     data: result.images.map((img) => ({
       ...(t.responseFormat === "url" ? { url: imageUrl(base, img.url) } : { b64_json: b64(img.bytes) }),
-      revised_prompt: body.prompt,
+      // The prompt the model got: the client's, or the style's / language model's rewrite of it.
+      revised_prompt: t.req.prompt,
       seed: img.seed,
     })),
     background: "opaque",
@@ -168,7 +170,10 @@ export async function openAiRoutes(app: FastifyInstance, deps: DialectDeps): Pro
       },
       async (req, reply) => {
         const body = req.body;
-        const t = translate(body, deps.images);
+        const translated = translate(body, deps.images);
+        // Style presets and prompt checks (extension fields), before admission: a refusal charges nothing.
+        const prepared = await preparePrompt(deps, translated.req, body);
+        const t: Translated = { ...translated, req: prepared.req };
         if (t.stream) {
           await streamGeneration(req, reply, deps, t, body);
           return reply;
@@ -176,7 +181,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: DialectDeps): Pro
         const result = await deps.images.generate(withWarnings(t), requestContext(req, reply, { dialect: DIALECT_ID, delivery: t.delivery }));
         const base = publicBaseUrl(deps.config, req);
         const out = jsonResponse(t, body, result, base);
-        return reply.headers(resultHeaders(result)).send(out);
+        return reply.headers({ ...resultHeaders(result), ...promptHeaders(prepared, body.prompt) }).send(out);
       },
     );
     methodNotAllowed(app, url, "POST");

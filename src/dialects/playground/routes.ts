@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { DialectDeps } from "../_shared/dialect.ts";
 import { authHook, b64, bearerKey, methodNotAllowed, requestContext, resultHeaders } from "../_shared/http.ts";
+import { preparePrompt, promptHeaders } from "../_shared/prompt-fields.ts";
 import { externalBody } from "./schema.ts";
 import { translate } from "./translate.ts";
 
@@ -25,9 +26,11 @@ export async function playgroundRoutes(app: FastifyInstance, deps: DialectDeps):
     },
     async (req, reply) => {
       const gen = await translate(req.body, deps.images);
-      const result = await deps.images.generate(gen, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "bytes" }));
+      const ctx = requestContext(req, reply, { dialect: DIALECT_ID, delivery: "bytes" });
+      const prepared = await preparePrompt(deps, gen, req.body, ctx.signal);
+      const result = await deps.images.generate(prepared.req, ctx);
       return reply
-        .headers(resultHeaders(result))
+        .headers({ ...resultHeaders(result), ...promptHeaders(prepared, gen.prompt) })
         .send({ images: result.images.map((img) => b64(img.bytes)), seed: result.seed });
     },
   );

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { numeric } from "../_shared/numbers.ts";
+import { PROMPT_FIELDS } from "../_shared/prompt-fields.ts";
 
 export const FILTER_MODELS = ["Playground_v2.5", "Photorealism", "Playground_v3"] as const;
 
@@ -86,10 +87,10 @@ export const externalBody = z.object({
   seed: z.number().int().min(SEED_MIN).max(SEED_MAX).nullish().describe("0 < seed < 2^16; missing = random."),
   init_image: z.string().min(1).nullish().describe("Base64 PNG, JPEG or WebP image (at most 4096x4096 pixels) for img2img."),
   strength: numeric(z.number().min(0).max(1)).nullish().describe("img2img: 0 keeps init_image, 1 replaces it."),
-  expand_prompt: z.boolean().nullish().describe("Not supported yet: true is rejected."),
-  verify_prompt_safety: z.boolean().nullish().describe("Not supported yet: true is rejected."),
-  prompt_rejection_topics: z.array(z.string().min(1).max(200)).max(100).nullish().describe("Not supported yet."),
-  prompt_filter: z.enum(PROMPT_FILTERS).nullish().describe("Not supported yet."),
+  expand_prompt: PROMPT_FIELDS.expand_prompt.describe("Rewrite the prompt with the configured language model (promptExpansion); the prompt used comes back in x-easel-revised-prompt."),
+  verify_prompt_safety: PROMPT_FIELDS.verify_prompt_safety.describe("Refuse prompts in the unsafe categories with PROMPT_UNSAFE (docs/prompts.md)."),
+  prompt_rejection_topics: PROMPT_FIELDS.prompt_rejection_topics.describe("Refuse prompts that reference one of these topics with PROMPT_UNSAFE."),
+  prompt_filter: z.enum(PROMPT_FILTERS).nullish().describe("A style preset wrapping the prompt (GET /v1/styles); the prompt used comes back in x-easel-revised-prompt."),
 });
 
 export type ExternalBody = z.output<typeof externalBody>;

@@ -1,5 +1,9 @@
-/** Playground external API request -> GenerationRequest (base64 PNG answers, optional img2img). */
-import { EaselError, invalidInput } from "../../core/errors.ts";
+/**
+ * Playground external API request -> GenerationRequest (base64 PNG answers, optional img2img). The prompt fields
+ * (prompt_filter, expand_prompt, verify_prompt_safety, prompt_rejection_topics) are applied by the route through
+ * _shared/prompt-fields.ts, like every dialect's.
+ */
+import { invalidInput } from "../../core/errors.ts";
 import type { ImageService } from "../../core/image-service.ts";
 import type { GenerationRequest } from "../../core/types.ts";
 import { decodeBase64InitImage } from "../_shared/init-image.ts";
@@ -15,29 +19,12 @@ const CANONICAL: Record<NonNullable<ExternalBody["filter_model"]>, string> = {
 
 export const DEFAULTS = { filterModel: "Playground_v2.5", size: 1024, steps: 50, scheduler: "DPMPP_2M_K" } as const;
 
-function notYet(param: string, what: string): EaselError {
-  return new EaselError("E_NOT_SUPPORTED", `${param} is not supported yet on this server (${what}); leave it off.`, {
-    param,
-  });
-}
-
-/** The fields whose behaviour is not implemented yet: turning one on is an error, never a silent no-op. */
-function rejectUnsupported(body: ExternalBody): void {
-  if (body.expand_prompt === true) throw notYet("expand_prompt", "no prompt-expansion model is configured");
-  if (body.verify_prompt_safety === true) throw notYet("verify_prompt_safety", "no prompt-safety model is configured");
-  if (body.prompt_rejection_topics && body.prompt_rejection_topics.length > 0) {
-    throw notYet("prompt_rejection_topics", "no prompt-safety model is configured");
-  }
-  if (body.prompt_filter != null) throw notYet("prompt_filter", "prompt filters are not implemented");
-}
-
 function side(param: string, v: number, multiple: number, model: string): number {
   if (v % multiple !== 0) throw invalidInput(param, `${param} must be divisible by ${multiple} for ${model}, got ${v}`);
   return v;
 }
 
 export async function translate(body: ExternalBody, images: ImageService): Promise<GenerationRequest> {
-  rejectUnsupported(body);
   const filterModel = body.filter_model ?? DEFAULTS.filterModel;
   const info = resolveModel(images, [filterModel, CANONICAL[filterModel]], { param: "filter_model" });
   const multiple = filterModel === "Playground_v3" ? 32 : 8;

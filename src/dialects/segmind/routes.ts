@@ -6,6 +6,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { DialectDeps, RequestHead } from "../_shared/dialect.ts";
 import { authHook, b64, headerKey, methodNotAllowed, principalOf, requestContext, resultHeaders } from "../_shared/http.ts";
+import { preparePrompt, promptHeaders } from "../_shared/prompt-fields.ts";
 import { segmindBody } from "./schema.ts";
 import { translate } from "./translate.ts";
 
@@ -45,9 +46,11 @@ export async function segmindRoutes(app: FastifyInstance, deps: DialectDeps): Pr
     },
     async (req, reply) => {
       const { req: gen, base64 } = translate(req.body, deps.images);
-      const result = await deps.images.generate(gen, requestContext(req, reply, { dialect: DIALECT_ID, delivery: "bytes" }));
+      const ctx = requestContext(req, reply, { dialect: DIALECT_ID, delivery: "bytes" });
+      const prepared = await preparePrompt(deps, gen, req.body, ctx.signal);
+      const result = await deps.images.generate(prepared.req, ctx);
       const remaining = result.remainingCredits ?? (await deps.images.remainingCredits(principalOf(req)));
-      reply.headers({ ...resultHeaders(result), "x-remaining-credits": creditsValue(remaining) });
+      reply.headers({ ...resultHeaders(result), ...promptHeaders(prepared, gen.prompt), "x-remaining-credits": creditsValue(remaining) });
       if (!base64) {
         const img = result.images[0];
         return reply.type("image/jpeg").send(Buffer.from(img.bytes.buffer, img.bytes.byteOffset, img.bytes.byteLength));

@@ -1,0 +1,58 @@
+/**
+ * The prompt features of Playground's page (specs/001) as extension fields every dialect takes under the same names:
+ * `prompt_filter` (a style preset, GET /v1/styles), `expand_prompt`, `verify_prompt_safety`, `prompt_rejection_topics`.
+ * A dialect spreads PROMPT_FIELDS into its body schema and runs preparePrompt between translating the body and
+ * handing the request to the job service, so a refusal comes before admission and nothing is charged.
+ */
+import { z } from "zod";
+import { createPromptExpander, createPromptService, type PreparedRequest, type PromptOptions, type PromptService } from "../../prompts/index.ts";
+import type { GenerationRequest } from "../../core/types.ts";
+import type { DialectDeps } from "./dialect.ts";
+
+export const PROMPT_FIELDS = {
+  prompt_filter: z.string().min(1).max(64).nullish().describe("Easel: a style preset (GET /v1/styles) that wraps the prompt and adds a negative prompt."),
+  expand_prompt: z.boolean().nullish().describe("Easel: rewrite the prompt with the configured language model (promptExpansion)."),
+  verify_prompt_safety: z.boolean().nullish().describe("Easel: refuse prompts in the unsafe categories (PROMPT_UNSAFE)."),
+  prompt_rejection_topics: z.array(z.string().min(1).max(200)).max(100).nullish().describe("Easel: refuse prompts that reference one of these topics (PROMPT_UNSAFE)."),
+};
+
+export interface PromptFields {
+  prompt_filter?: string | null;
+  expand_prompt?: boolean | null;
+  verify_prompt_safety?: boolean | null;
+  prompt_rejection_topics?: string[] | null;
+}
+
+export function promptOptions(body: PromptFields): PromptOptions {
+  return {
+    ...(body.prompt_filter != null ? { style: body.prompt_filter } : {}),
+    ...(body.expand_prompt ? { expand: true } : {}),
+    ...(body.verify_prompt_safety ? { verifySafety: true } : {}),
+    ...(body.prompt_rejection_topics && body.prompt_rejection_topics.length > 0 ? { rejectionTopics: body.prompt_rejection_topics } : {}),
+  };
+}
+
+/** Deps built without a prompt service (tests that compose dialects by hand) get one from their config, once. */
+const fallback = new WeakMap<object, PromptService>();
+
+export function promptsOf(deps: DialectDeps): PromptService {
+  if (deps.prompts) return deps.prompts;
+  let s = fallback.get(deps.config);
+  if (!s) {
+    s = createPromptService({ config: deps.config, expander: createPromptExpander(deps.config) });
+    fallback.set(deps.config, s);
+  }
+  return s;
+}
+
+/** The request with the body's prompt features applied (or refused with E_PROMPT_UNSAFE, before admission). */
+export function preparePrompt(deps: DialectDeps, req: GenerationRequest, body: PromptFields, signal?: AbortSignal): Promise<PreparedRequest> {
+  return promptsOf(deps).prepare(req, promptOptions(body), signal);
+}
+
+/** `x-easel-revised-prompt` (JSON string, non-ASCII escaped) when the prompt the model got differs from the client's. */
+export function promptHeaders(p: PreparedRequest, original: string): Record<string, string> {
+  if (p.revisedPrompt === original) return {};
+  const json = JSON.stringify(p.revisedPrompt).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return { "x-easel-revised-prompt": json, ...(p.style ? { "x-easel-style": p.style } : {}) };
+}
