@@ -1,5 +1,6 @@
 /** Every API dialect the server speaks; adding one is one folder plus one line here. */
 import type { Dialect } from "./_shared/dialect.ts";
+import { a1111Dialect } from "./a1111/index.ts";
 import { easelDialect } from "./easel/index.ts";
 import { monicaPlaygroundDialect } from "./monica-playground/index.ts";
 import { monicaSdDialect } from "./monica-sd/index.ts";
@@ -14,4 +15,5 @@ export const DIALECTS: readonly Dialect[] = [
   monicaSdDialect,
   playgroundDialect,
   segmindDialect,
+  a1111Dialect,
 ];

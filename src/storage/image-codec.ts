@@ -60,7 +60,7 @@ export const PNG_PARAMETERS_KEYWORD = "parameters";
  * here because sharp has no way to add PNG text; the chunk is length, type, data and a CRC-32 (node:zlib's).
  */
 function pngTextChunk(keyword: string, text: string): Buffer {
-  const ascii = /^[\u0000-\u007f]*$/.test(text);
+  const ascii = !/[^\x20-\x7e\n\r\t]/.test(text);
   const type = ascii ? "tEXt" : "iTXt";
   // iTXt: keyword NUL, compression flag 0, method 0, empty language tag NUL, empty translated keyword NUL, text.
   const data = Buffer.concat([
