@@ -129,5 +129,21 @@ export function keysCommand(io: KeysIo = defaultIo): Command {
       });
     });
 
+  common(keys.command("webhook").argument("<id>"))
+    .description("send the key's job-completion events to a URL (signed; the secret is printed once)")
+    .option("--url <url>", "http(s) URL that receives a POST per settled job")
+    .option("--remove", "stop sending events")
+    .action(async (id: string, _o, cmd: Command) => {
+      const o = optsOf(cmd);
+      await withAdmin(o, async (admin) => {
+        if ((o.url === undefined) === (o.remove === undefined)) throw new InvalidArgumentError("give either --url <url> or --remove");
+        const { secret, info } = await admin.setWebhook(id, o.remove ? null : (o.url as string));
+        const text = secret
+          ? `${describe(info)}\nwebhook=${info.webhookUrl}\n\n${secret}\n\nThis signing secret is not shown again (verify webhook-signature with it).`
+          : `${describe(info)}\nwebhook removed`;
+        print(o, { ...info, ...(secret ? { webhookSecret: secret } : {}) }, text);
+      });
+    });
+
   return keys;
 }

@@ -250,6 +250,25 @@ export const configSchema = z.object({
         .default("easel"),
     })
     .prefault({}),
+  /**
+   * Completion webhooks (a key's URL is set with `easel keys webhook` or the admin API, never by a request): every
+   * settled job of such a key is POSTed there, signed (Standard Webhooks: webhook-id, webhook-timestamp,
+   * webhook-signature), from an outbox in the database that every node drains; a failed delivery is retried with
+   * exponential backoff.
+   */
+  webhooks: z
+    .object({
+      /** Attempts per event before it is given up (the first included). */
+      maxAttempts: z.number().int().min(1).max(100).default(10),
+      /** Wait before the second attempt, in ms; doubled after each failure, up to maxBackoffMs. */
+      initialBackoffMs: z.number().int().min(1).default(5000),
+      maxBackoffMs: z.number().int().min(1).default(3_600_000),
+      /** How long one delivery may take (connection and answer), in ms. */
+      timeoutMs: z.number().int().min(1).default(10_000),
+      /** How often each node looks for due deliveries, in ms. */
+      pollMs: z.number().int().min(10).default(1000),
+    })
+    .prefault({}),
   /** Per-key limits that apply to every key (open mode counts as one key). */
   limits: z
     .object({

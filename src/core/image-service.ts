@@ -22,6 +22,22 @@ export interface RequestContext {
    * body) stores them only when config.images.storeB64 is set or an idempotency key may replay them.
    */
   delivery?: "url" | "bytes";
+  /**
+   * The caller does not wait (`Prefer: respond-async`, `POST /v1/jobs`): the job is admitted and queued, then
+   * `generate` rejects with JobAccepted carrying its record; the images are stored and read later.
+   */
+  respondAsync?: boolean;
+}
+
+/**
+ * Thrown by ImageService.generate for a caller that asked not to wait: the job was admitted (or, for an
+ * Idempotency-Key replay, found) and runs without the connection. The HTTP layer answers 202 with the job.
+ */
+export class JobAccepted extends Error {
+  constructor(readonly job: JobRecord) {
+    super(`job ${job.id} accepted`);
+    this.name = "JobAccepted";
+  }
 }
 
 export interface JobRecord {
@@ -47,6 +63,8 @@ export interface JobRecord {
   timings: { queuedMs: number | null; runMs: number | null };
   /** How the gateway served a job of an upstream model or with fallbacks: provider, upstream model, attempts, latency. */
   route?: RouteRecord;
+  /** The last step reported by the job's run (also when it runs on another process); null before the first. */
+  progress: { step: number; totalSteps: number } | null;
 }
 
 export interface JobImage {

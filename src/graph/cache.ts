@@ -13,6 +13,7 @@ import { EaselError } from "../core/errors.ts";
 import type { BuiltGraph } from "./builder.ts";
 import { saveModel } from "./external-data.ts";
 import { withFloat32Weights } from "./float32-weights.ts";
+import { type Int8Options, withInt8Weights } from "./int8-weights.ts";
 
 export interface GraphCacheKey {
   /** Readable component name used in the directory name ("unet", "text_encoder_2"). */
@@ -33,6 +34,11 @@ export interface GraphCacheKey {
    * peak memory of session creation on the CPU, at 4 bytes of disk per converted parameter.
    */
   float32Weights?: boolean;
+  /**
+   * The opt-in int8 precision path (./int8-weights.ts): linear and convolution weights quantised per output channel
+   * into a file beside the entry. Part of the key only when set, so fp32 entries keep their names.
+   */
+  int8?: Int8Options;
 }
 
 export interface CachedGraph {
@@ -75,6 +81,7 @@ export function graphCacheKey(k: GraphCacheKey): string {
     executionProvider: k.executionProvider,
     options: k.options ?? null,
     float32Weights: k.float32Weights ?? false,
+    ...(k.int8 ? { int8: { exclude: [...(k.int8.exclude ?? [])] } } : {}),
   });
   return createHash("sha256").update(payload).digest("hex").slice(0, 32);
 }
@@ -92,7 +99,8 @@ export function getOrBuildGraph(cacheDir: string, key: GraphCacheKey, build: () 
   const modelPath = join(dir, MODEL_FILE);
   if (existsSync(modelPath)) return { modelPath, hit: true, key: hash };
 
-  const built = build();
+  let built = build();
+  if (key.int8) built = withInt8Weights(built, join(resolve(cacheDir), `${key.component}-${hash}.int8.bin`), key.int8);
   const graph = key.float32Weights ? withFloat32Weights(built, join(resolve(cacheDir), `${key.component}-${hash}.f32.bin`)) : built;
   const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {

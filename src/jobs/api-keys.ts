@@ -30,6 +30,8 @@ export interface KeyInfo {
   credits: number | null;
   rateLimitPerMinute: number | null;
   maxConcurrent: number | null;
+  /** Where the key's job-completion events go; null: none. */
+  webhookUrl: string | null;
 }
 
 export interface CreateKeyInput {
@@ -48,6 +50,26 @@ export interface KeyAdmin {
   revoke(id: string): Promise<KeyInfo>;
   /** Adds (or, negative, removes) credits on a metered key. */
   addCredits(id: string, credits: number, note?: string): Promise<KeyInfo>;
+  /**
+   * Sends the key's job-completion events to `url` (http or https), signed with a new secret that is in the answer
+   * once and never again; null removes the webhook.
+   */
+  setWebhook(id: string, url: string | null): Promise<{ secret: string | null; info: KeyInfo }>;
+}
+
+/** A webhook URL: absolute http(s), no credentials in it (they would be logged and stored in plain text). */
+export function checkWebhookUrl(url: unknown): string {
+  let u: URL | undefined;
+  try {
+    u = typeof url === "string" && url.length <= 2048 ? new URL(url) : undefined;
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== "http:" && u.protocol !== "https:")) {
+    throw invalidInput("url", `url must be an absolute http:// or https:// URL of at most 2048 characters, got ${JSON.stringify(url)}`);
+  }
+  if (u.username || u.password) throw invalidInput("url", "url must not carry a user name or password; the events are signed instead");
+  return u.toString();
 }
 
 function positiveIntOrNull(v: number | null | undefined, param: string): number | null {
@@ -77,6 +99,7 @@ export function createKeyAdmin(deps: { store: MetadataStore; clock?: () => numbe
       credits: bal === null ? null : toCredits(bal),
       rateLimitPerMinute: k.rateLimitPerMinute,
       maxConcurrent: k.maxConcurrent,
+      webhookUrl: k.webhookUrl,
     };
   }
 
@@ -128,6 +151,14 @@ export function createKeyAdmin(deps: { store: MetadataStore; clock?: () => numbe
       await mustGet(id);
       await store.addCredits(id, toMillicredits(credits), note ?? null, now());
       return info(await mustGet(id));
+    },
+    async setWebhook(id, url) {
+      await mustGet(id);
+      if (url === null) return { secret: null, info: await info((await store.setKeyWebhook(id, null))!) };
+      const checked = checkWebhookUrl(url);
+      const secret = `whsec_${Buffer.from(random(32)).toString("base64")}`;
+      const k = await store.setKeyWebhook(id, { url: checked, secret });
+      return { secret, info: await info(k!) };
     },
   };
 }

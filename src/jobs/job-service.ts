@@ -9,7 +9,7 @@ import type { Config } from "../config/index.ts";
 import { configPaths } from "../config/index.ts";
 import { EaselError, invalidInput, toEaselError } from "../core/errors.ts";
 import { requestInfotext } from "../core/image-format.ts";
-import { type ImageService, JOB_PAGE_MAX, type JobRecord, type RequestContext } from "../core/image-service.ts";
+import { type ImageService, JOB_PAGE_MAX, JobAccepted, type JobRecord, type RequestContext } from "../core/image-service.ts";
 import type { GeneratedImage, GenerationEvent, GenerationRequest, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { createMemoryQueue } from "../queue/memory.ts";
@@ -23,6 +23,7 @@ import { authenticateKey, defaultRandom, type RandomBytes } from "./api-keys.ts"
 import { instanceMayBeAlive, newInstanceId } from "./instance.ts";
 import { canonicalJson, encodeOne, initImageKey, recordedParams, requestFromRow, sha256Hex, storeImages, toGenerated, toStored } from "./job-output.ts";
 import { createJobViews } from "./job-views.ts";
+import { createWebhookSender } from "./webhooks.ts";
 import { priceMillicredits, toCredits } from "./pricing.ts";
 
 /** Idempotency records are kept this long (then the same key starts a new request). */
@@ -35,6 +36,9 @@ const SETTLED_POLL_MS = 2000;
  * yet.
  */
 export const LOST_JOB_GRACE_MS = 60_000;
+
+/** A job's progress is written to its row at most this often (and at its last step), for readers on any node. */
+export const PROGRESS_WRITE_MS = 500;
 
 /** How long cancelJob waits for a running job to stop before answering it as it stands. */
 export const CANCEL_WAIT_MS = 5000;
@@ -70,6 +74,10 @@ export interface JobServiceDeps {
    * others). A server that holds its data directory's lock over SQLite knows every other owner is gone.
    */
   ownerAlive?: (owner: string) => boolean;
+  /** Deliver the keys' completion webhooks from this process (default true). */
+  webhooks?: boolean;
+  /** For webhook deliveries (default: global fetch). */
+  fetch?: typeof fetch;
 }
 
 export interface JobService extends ImageService {
@@ -115,6 +123,17 @@ export function createJobService(deps: JobServiceDeps): JobService {
     createMemoryQueue<{ jobId: string }>({ concurrency: deps.concurrency ?? config.queue.concurrency, maxWaiting: config.queue.maxQueued });
   const pending = new Map<string, Pending>();
   const { resultOf, jobRecord } = createJobViews({ store, blobs, signer, ttlSeconds: config.images.urlTtlSeconds });
+  const webhooks = createWebhookSender({
+    store,
+    config,
+    clock: now,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    describe: async (id) => {
+      const j = await store.getJob(id);
+      return j ? jobRecord(j) : undefined;
+    },
+  });
+  if (deps.webhooks ?? true) webhooks.start();
 
   const emit = (ctx: RequestContext, e: Parameters<NonNullable<RequestContext["onEvent"]>>[0]) => {
     try {
@@ -171,6 +190,13 @@ export function createJobService(deps: JobServiceDeps): JobService {
         if (e) p.emit(e);
       });
     };
+    let progressWrittenAt = 0;
+    const recordProgress = (step: number, totalSteps: number) => {
+      const t = now();
+      if (step < totalSteps && t - progressWrittenAt < PROGRESS_WRITE_MS) return;
+      progressWrittenAt = t;
+      void store.setJobProgress(jobId, step, totalSteps).catch(() => undefined);
+    };
     try {
       if (!(await store.markJobRunning(jobId, now(), instanceId))) {
         // A shared queue hands a job out again when the worker that held it stopped renewing its lease: the row
@@ -181,8 +207,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const res = await executor(req, model).generate(req, {
         signal,
         onEvent: (e) => {
-          if (e.type === "progress") deliver(Promise.resolve({ type: "progress", jobId, step: e.step, totalSteps: e.totalSteps }));
-          else {
+          if (e.type === "progress") {
+            recordProgress(e.step, e.totalSteps);
+            deliver(Promise.resolve({ type: "progress", jobId, step: e.step, totalSteps: e.totalSteps }));
+          } else {
             // Previews are encoded for the client and never stored; one that fails to encode is skipped.
             deliver(
               encodeImage(e.image, { format: req.output.format, quality: req.output.quality }).then(
@@ -240,6 +268,22 @@ export function createJobService(deps: JobServiceDeps): JobService {
       signal?.throwIfAborted();
       await new Promise((r) => setTimeout(r, REPLAY_POLL_MS));
     }
+  }
+
+  /**
+   * Queues an admitted job that no connection waits for, and answers it (JobAccepted). It runs from its persisted
+   * request like a job taken from a shared queue, and its images are stored for the job API.
+   */
+  async function queueDetached(jobId: string, req: GenerationRequest, qopts: ReturnType<typeof queueOptions>): Promise<never> {
+    try {
+      if (req.initImage) await blobs.put(initImageKey(sha256Hex(req.initImage)), req.initImage, "application/octet-stream");
+      if (req.mask) await blobs.put(initImageKey(sha256Hex(req.mask)), req.mask, "application/octet-stream");
+      await queue.add(jobId, { jobId }, qopts);
+    } catch (e) {
+      await settleFailure(jobId, toEaselError(e)).catch(() => undefined);
+      throw e;
+    }
+    throw new JobAccepted(await jobRecord((await store.getJob(jobId))!));
   }
 
   async function cancel(jobId: string): Promise<void> {
@@ -301,11 +345,13 @@ export function createJobService(deps: JobServiceDeps): JobService {
             details: { jobId: admit.jobId },
           });
         case "replay":
+          if (ctx.respondAsync) throw new JobAccepted(await jobRecord((await store.getJob(admit.jobId))!));
           await waitSettled(admit.jobId, ctx.signal);
           return resultOf(admit.jobId);
         case "admitted":
           break;
       }
+      if (ctx.respondAsync) await queueDetached(jobId, req, qopts);
       let finish!: () => void;
       const done = new Promise<void>((r) => (finish = r));
       // The queued event is the first of the job's events, whenever its run starts.
@@ -322,6 +368,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       let polling: NodeJS.Timeout | undefined;
       try {
         if (req.initImage) await blobs.put(initImageKey(sha256Hex(req.initImage)), req.initImage, "application/octet-stream");
+        if (req.mask) await blobs.put(initImageKey(sha256Hex(req.mask)), req.mask, "application/octet-stream");
         if (deps.events) {
           // Run by another process: its events arrive over the bus, in order, then "settled". Pub/sub may drop a
           // message, so the row is also checked now and then.
@@ -482,6 +529,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
     },
 
     async close() {
+      await webhooks.stop();
       const waiting = [...pending.keys()];
       await queue.close();
       for (const id of waiting) {

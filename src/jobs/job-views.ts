@@ -73,6 +73,7 @@ export function createJobViews(deps: { store: MetadataStore; blobs: BlobStore; s
       warnings: j.result?.warnings ?? [],
       ...(j.result?.route ? { route: j.result.route } : {}),
       images,
+      progress: j.progress,
       timings: {
         queuedMs: j.startedAt === null ? null : j.startedAt - j.createdAt,
         runMs: j.startedAt === null || j.finishedAt === null ? null : j.finishedAt - j.startedAt,

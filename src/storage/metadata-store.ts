@@ -22,9 +22,11 @@ export interface KeyRecord {
   metered: boolean;
   rateLimitPerMinute: number | null;
   maxConcurrent: number | null;
+  /** Where the key's job-completion events are sent (set by the operator, never by a request); null: none. */
+  webhookUrl: string | null;
 }
 
-export interface NewKey extends Omit<KeyRecord, "revokedAt"> {
+export interface NewKey extends Omit<KeyRecord, "revokedAt" | "webhookUrl"> {
   /** sha256 hex of the secret. */
   hash: string;
   /** Opening grant in millicredits (metered keys only). */
@@ -86,6 +88,20 @@ export interface JobRow {
    * Crash recovery fails only jobs whose owner is gone. Null on jobs recorded before owners were.
    */
   owner: string | null;
+  /** The last step its run reported, while running and after; null before the first. */
+  progress: { step: number; totalSteps: number } | null;
+}
+
+/** A due completion webhook, claimed by one process for a while (claimWebhookDelivery). */
+export interface WebhookDelivery {
+  jobId: string;
+  keyId: string;
+  /** Attempts made before this one. */
+  attempts: number;
+  createdAt: number;
+  /** The key's webhook now (it may have changed since the job settled); null when it was removed. */
+  url: string | null;
+  secret: string | null;
 }
 
 export interface ImageRow {
@@ -156,6 +172,8 @@ export interface MetadataStore {
   countKeys(): Promise<number>;
   /** Sets revokedAt once; undefined when the key does not exist. */
   revokeKey(id: string, at: number): Promise<KeyRecord | undefined>;
+  /** Sets (or, null, removes) the key's webhook URL and signing secret; undefined when the key does not exist. */
+  setKeyWebhook(id: string, webhook: { url: string; secret: string } | null): Promise<KeyRecord | undefined>;
   /** Appends a grant (positive) or a debit (negative) to a metered key; returns the new balance. */
   addCredits(id: string, amount: number, note: string | null, at: number): Promise<number>;
   /** Sum of the key's ledger; null for unmetered keys. */
@@ -181,6 +199,15 @@ export interface MetadataStore {
    * what was used), image rows. Returns settled false, changing nothing, when it was already settled.
    */
   settleJob(s: Settlement): Promise<{ settled: boolean; remaining: number | null }>;
+  /** Records the step a running job has reached (ignored once it is no longer running). */
+  setJobProgress(id: string, step: number, totalSteps: number): Promise<void>;
+  /**
+   * Takes one due webhook delivery (settleJob queues one per settled job of a key with a webhook) for `leaseMs`:
+   * no other caller gets it until then, so a process that dies mid-delivery only delays it.
+   */
+  claimWebhookDelivery(now: number, leaseMs: number): Promise<WebhookDelivery | undefined>;
+  /** Records a delivery's outcome: delivered, retried at `retryAt`, or given up at `at` (retryAt null). */
+  finishWebhookDelivery(jobId: string, outcome: { deliveredAt: number } | { retryAt: number | null; at: number; error: string }): Promise<void>;
   /** Jobs still queued or running (after a crash: the ones to fail, when their owner is gone). */
   listUnsettledJobs(): Promise<JobRow[]>;
   /** A key's jobs, newest first (created_at descending, then id descending), at most `limit`. */

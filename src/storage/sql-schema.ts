@@ -18,6 +18,8 @@ export interface Database {
     metered: number;
     rate_limit_per_min: number | null;
     max_concurrent: number | null;
+    webhook_url: string | null;
+    webhook_secret: string | null;
   };
   credit_ledger: {
     id: Generated<number>;
@@ -47,6 +49,8 @@ export interface Database {
     result: string | null;
     idempotency_key: string | null;
     owner: string | null;
+    progress_step: number | null;
+    progress_total: number | null;
   };
   images: {
     id: string;
@@ -56,6 +60,18 @@ export interface Database {
     height: number;
     size: number;
     created_at: number;
+  };
+  /** The outbox of completion webhooks: one row per settled job of a key with a webhook, until delivered. */
+  webhook_deliveries: {
+    job_id: string;
+    key_id: string;
+    created_at: number;
+    attempts: number;
+    next_attempt_at: number;
+    claimed_until: number;
+    delivered_at: number | null;
+    gave_up_at: number | null;
+    last_error: string | null;
   };
   idempotency_keys: {
     scope: string;
@@ -152,6 +168,33 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
       },
       async down(db: Kysely<unknown>) {
         await db.schema.alterTable("jobs").dropColumn("owner").execute();
+      },
+    },
+    // Job progress readable from any node, and completion webhooks per key with their delivery outbox.
+    "003_progress_webhooks": {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable("jobs").addColumn("progress_step", "integer").execute();
+        await db.schema.alterTable("jobs").addColumn("progress_total", "integer").execute();
+        await db.schema.alterTable("api_keys").addColumn("webhook_url", "text").execute();
+        await db.schema.alterTable("api_keys").addColumn("webhook_secret", "text").execute();
+        await db.schema
+          .createTable("webhook_deliveries")
+          .addColumn("job_id", "text", (c) => c.primaryKey())
+          .addColumn("key_id", "text", (c) => c.notNull())
+          .addColumn("created_at", "bigint", (c) => c.notNull())
+          .addColumn("attempts", "integer", (c) => c.notNull())
+          .addColumn("next_attempt_at", "bigint", (c) => c.notNull())
+          .addColumn("claimed_until", "bigint", (c) => c.notNull())
+          .addColumn("delivered_at", "bigint")
+          .addColumn("gave_up_at", "bigint")
+          .addColumn("last_error", "text")
+          .execute();
+        await db.schema.createIndex("webhook_deliveries_due").on("webhook_deliveries").columns(["delivered_at", "next_attempt_at"]).execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable("webhook_deliveries").ifExists().execute();
+        for (const c of ["webhook_secret", "webhook_url"]) await db.schema.alterTable("api_keys").dropColumn(c).execute();
+        for (const c of ["progress_total", "progress_step"]) await db.schema.alterTable("jobs").dropColumn(c).execute();
       },
     },
   };

@@ -53,7 +53,7 @@ if (why !== undefined) {
       const applied = await c.query(`select name from ${schema}.kysely_migration order by name`);
       assert.deepEqual(
         applied.rows.map((r) => r.name),
-        ["001_initial", "002_job_owner"],
+        ["001_initial", "002_job_owner", "003_progress_webhooks"],
       );
     } finally {
       await c.end();

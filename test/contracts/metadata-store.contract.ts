@@ -293,4 +293,51 @@ export function runMetadataStoreContract(name: string, makeStore: () => Promise<
     assert.equal(await s.getImage(a.id), undefined);
     assert.equal((await s.getImage(b.id))?.id, b.id);
   });
+
+  withStore("progress: recorded while running, kept after, ignored when not running", async (s) => {
+    await s.admitJob(admission("j1", null, 0));
+    await s.setJobProgress("j1", 1, 4);
+    assert.equal((await s.getJob("j1"))?.progress, null, "a queued job has no progress yet");
+    await s.markJobRunning("j1", T0 + 1);
+    await s.setJobProgress("j1", 2, 4);
+    assert.deepEqual((await s.getJob("j1"))?.progress, { step: 2, totalSteps: 4 });
+    await s.settleJob({ jobId: "j1", status: "failed", at: T0 + 2, charged: 0, error: { code: "E_X", message: "x" } });
+    await s.setJobProgress("j1", 3, 4);
+    assert.deepEqual((await s.getJob("j1"))?.progress, { step: 2, totalSteps: 4 });
+  });
+
+  withStore("webhooks: settling a job of a key with a webhook queues one delivery, claimed by one caller at a time", async (s) => {
+    await s.createKey(newKey("k1"));
+    await s.createKey(newKey("k2"));
+    assert.equal((await s.setKeyWebhook("k1", { url: "http://127.0.0.1:9/hook", secret: "whsec_abc" }))?.webhookUrl, "http://127.0.0.1:9/hook");
+    assert.equal(await s.setKeyWebhook("nobody", null), undefined);
+    await s.admitJob(admission("j1", "k1", 10));
+    await s.admitJob(admission("j2", "k2", 10));
+    assert.equal(await s.claimWebhookDelivery(T0 + 10, 1000), undefined, "nothing settled yet");
+    await s.settleJob({ jobId: "j1", status: "failed", at: T0 + 5, charged: 0, error: { code: "E_X", message: "x" } });
+    await s.settleJob({ jobId: "j2", status: "failed", at: T0 + 5, charged: 0, error: { code: "E_X", message: "x" } });
+    // Settling twice changes nothing, so the event is queued once.
+    await s.settleJob({ jobId: "j1", status: "failed", at: T0 + 6, charged: 0, error: { code: "E_X", message: "x" } });
+    const d = await s.claimWebhookDelivery(T0 + 10, 1000);
+    assert.deepEqual(d, { jobId: "j1", keyId: "k1", attempts: 0, createdAt: T0 + 5, url: "http://127.0.0.1:9/hook", secret: "whsec_abc" });
+    assert.equal(await s.claimWebhookDelivery(T0 + 20, 1000), undefined, "claimed: no one else gets it, and k2 has no webhook");
+    assert.equal((await s.claimWebhookDelivery(T0 + 1011, 1000))?.jobId, "j1", "a claim that ran out (its holder died) is taken again");
+    await s.finishWebhookDelivery("j1", { retryAt: T0 + 5000, at: T0 + 1012, error: "HTTP 500" });
+    assert.equal(await s.claimWebhookDelivery(T0 + 4999, 1000), undefined, "not due before its retry time");
+    assert.equal((await s.claimWebhookDelivery(T0 + 5000, 1000))?.attempts, 1);
+    await s.finishWebhookDelivery("j1", { deliveredAt: T0 + 5001 });
+    assert.equal(await s.claimWebhookDelivery(T0 + 99_999, 1000), undefined, "delivered: never again");
+    await s.setKeyWebhook("k1", null);
+    assert.equal((await s.getKey("k1"))?.webhookUrl, null);
+  });
+
+  withStore("webhooks: a delivery given up is never due again", async (s) => {
+    await s.createKey(newKey("k1"));
+    await s.setKeyWebhook("k1", { url: "https://example.test/h", secret: "whsec_x" });
+    await s.admitJob(admission("j1", "k1", 10));
+    await s.settleJob({ jobId: "j1", status: "cancelled", at: T0, charged: 0, error: { code: "E_CANCELLED", message: "c" } });
+    assert.equal((await s.claimWebhookDelivery(T0, 1000))?.jobId, "j1");
+    await s.finishWebhookDelivery("j1", { retryAt: null, at: T0 + 1, error: "HTTP 404" });
+    assert.equal(await s.claimWebhookDelivery(T0 + 1e9, 1000), undefined);
+  });
 }

@@ -158,7 +158,6 @@ describe("the job API, with keys", () => {
     assert.equal(list.statusCode, 200, list.body);
     const l = json<ListJson>(list);
     assert.deepEqual(l.data.map((x) => x.id), [id2, id1], "newest first");
-    assert.equal(Number(list.headers["x-remaining-credits"]), (await h.store.balance(aliceId))! / 1000, "the key's credits left");
     assert.equal(l.hasMore, false);
     assert.equal(l.lastId, id1);
   });
@@ -366,10 +365,8 @@ describe("the job API in open mode", () => {
     const res = await h.app.inject({ method: "POST", url: "/v1/images/generations", payload: { model: "sd15", prompt: "open", size: "64x64", steps: 1 } });
     assert.equal(res.statusCode, 200, res.body);
     const id = String(res.headers["x-easel-job-id"]);
-    const res2 = await h.app.inject({ method: "GET", url: "/v1/jobs" });
-    const list = json<ListJson>(res2);
+    const list = json<ListJson>(await h.app.inject({ method: "GET", url: "/v1/jobs" }));
     assert.deepEqual(list.data.map((x) => x.id), [id]);
-    assert.equal(res2.headers["x-remaining-credits"], undefined, "no balance limit, no credits header");
     assert.equal(json<JobJson>(await h.app.inject({ method: "GET", url: `/v1/jobs/${id}` })).status, "succeeded");
   });
 });

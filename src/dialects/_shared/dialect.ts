@@ -20,11 +20,26 @@ export interface RequestHead {
   easelPrincipal?: Principal;
 }
 
+/** A request answered inside the server (the dialect's own route run in-process), as it would go out. */
+export interface ForwardedAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
 export interface DialectDeps {
   images: ImageService;
   config: Config;
   /** Style presets and prompt checks (prompts/); default: one made from config (dialects/_shared/prompt-fields.ts). */
   prompts?: PromptService;
+  /**
+   * Set by the server: runs a body of dialect `dialect` through that dialect's generation route with
+   * `Prefer: respond-async` (for `POST /v1/jobs`); `dialects` are the ids it accepts.
+   */
+  submitAsync?: {
+    dialects: readonly string[];
+    forward(dialect: string, body: unknown, headers: Record<string, string>): Promise<ForwardedAnswer>;
+  };
 }
 
 /** A dialect's rendering of an EaselError: status, body (undefined = empty) and extra headers. */
@@ -44,6 +59,8 @@ export interface Dialect {
   /** Claims an unmatched request under a prefix shared with another dialect (e.g. Segmind's x-api-key under /v1/). */
   claims?(req: RequestHead): boolean;
   register(app: FastifyInstance, deps: DialectDeps): Promise<void>;
+  /** Its generation route, for `POST /v1/jobs` bodies that name this dialect (absent: not submittable there). */
+  submitPath?: string;
   errorReply(e: EaselError): ErrorReply;
   /** Headers on every response of this dialect, errors included (Segmind's x-remaining-credits). */
   commonHeaders?(req: RequestHead, deps: DialectDeps): Promise<Record<string, string>>;

@@ -55,7 +55,17 @@ export function principalOf(req: FastifyRequest): Principal {
   return req.easelPrincipal;
 }
 
-/** The RequestContext of one request; its signal aborts when the client goes away before the answer is sent. */
+/** Whether a `Prefer` header (RFC 7240: comma-separated preferences, each `token[=value][; params]`) asks for respond-async. */
+export function prefersAsync(req: HeadersOnly): boolean {
+  const h = req.headers.prefer;
+  const values = Array.isArray(h) ? h : h === undefined ? [] : [h];
+  return values.some((v) => v.split(",").some((p) => p.split(/[=;]/)[0].trim().toLowerCase() === "respond-async"));
+}
+
+/**
+ * The RequestContext of one request; its signal aborts when the client goes away before the answer is sent. With
+ * `Prefer: respond-async` the job does not wait for the caller (generate answers JobAccepted: a 202).
+ */
 export function requestContext(
   req: FastifyRequest,
   reply: FastifyReply,
@@ -74,6 +84,7 @@ export function requestContext(
     signal: controller.signal,
     onEvent: opts.onEvent,
     delivery: opts.delivery,
+    ...(prefersAsync(req) ? { respondAsync: true } : {}),
   };
 }
 

@@ -11,7 +11,7 @@ import { EaselError, invalidInput } from "../../core/errors.ts";
 import { JOB_PAGE_MAX, type JobRecord } from "../../core/image-service.ts";
 import type { DialectDeps } from "../_shared/dialect.ts";
 import { authHook, bearerKey, headerKey, imageUrl, principalOf, publicBaseUrl } from "../_shared/http.ts";
-import { DEFAULT_PAGE, errorBody, type JobObject, jobIdParams, jobList, jobObject, type ListQuery, listQuery } from "./schema.ts";
+import { DEFAULT_PAGE, errorBody, type JobObject, jobIdParams, jobList, jobObject, type ListQuery, listQuery, submitBody } from "./schema.ts";
 
 export const DIALECT_ID = "easel";
 export const PREFIX = "/v1/jobs";
@@ -22,7 +22,8 @@ const anyKey: Parameters<typeof authHook>[1] = (req) => (req.headers.authorizati
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 
-function jobJson(j: JobRecord, base: string): JobObject {
+/** A job as the job API answers it (also the body of a 202 for a caller that did not wait). */
+export function jobJson(j: JobRecord, base: string): JobObject {
   return {
     id: j.id,
     status: j.status,
@@ -42,6 +43,7 @@ function jobJson(j: JobRecord, base: string): JobObject {
     creditsReserved: j.creditsReserved,
     creditsCharged: j.creditsCharged,
     timings: j.timings,
+    progress: j.progress,
     ...(j.route ? { route: j.route } : {}),
     createdAt: iso(j.createdAt)!,
     startedAt: iso(j.startedAt),
@@ -66,7 +68,7 @@ function parseListQuery(query: unknown): ListQuery {
 }
 
 /** Other methods on a job path: 405 with Allow, before authentication (the method is a routing matter). */
-function onlyMethod(app: FastifyInstance, url: string, allowed: "GET" | "POST" | ("GET" | "DELETE")[]): void {
+function onlyMethod(app: FastifyInstance, url: string, allowed: "GET" | "POST" | ("GET" | "POST" | "DELETE")[]): void {
   const methods = typeof allowed === "string" ? [allowed] : allowed;
   const allow = methods.join(", ");
   app.route({
@@ -157,7 +159,44 @@ export async function easelRoutes(app: FastifyInstance, deps: DialectDeps): Prom
     },
   );
 
-  onlyMethod(app, PREFIX, "GET");
+  r.post(
+    PREFIX,
+    {
+      onRequest: auth,
+      bodyLimit: deps.config.server.imageBodyLimitBytes,
+      schema: {
+        tags: ["Jobs"],
+        summary: "Submit a generation in any dialect without waiting",
+        description:
+          "The body is a generation body of the dialect named by `dialect` (openai, monica-sd, monica-playground, " +
+          "playground, segmind), with that field added. It is validated and translated exactly as on that dialect's own " +
+          "route (errors in that dialect's shape), admitted and queued; the answer is 202 with the job (poll " +
+          "GET /v1/jobs/{id}, or receive the key's webhook). The same as sending that route `Prefer: respond-async`.",
+        security,
+        body: submitBody,
+        response: { 202: jobObject, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const submit = deps.submitAsync;
+      if (!submit) throw new EaselError("E_NOT_SUPPORTED", "This server does not take asynchronous submissions.");
+      const { dialect, ...body } = req.body;
+      if (!submit.dialects.includes(dialect)) {
+        throw invalidInput("dialect", `Invalid value for 'dialect': expected one of ${submit.dialects.join(", ")}, got ${JSON.stringify(dialect)}.`);
+      }
+      // The key travels in both schemes, so whichever the target dialect reads, it finds the caller's key.
+      const key = anyKey(req);
+      const headers: Record<string, string> = key === undefined ? {} : { authorization: `Bearer ${key}`, "x-api-key": key };
+      const idem = req.headers["idempotency-key"];
+      if (typeof idem === "string" && idem !== "") headers["idempotency-key"] = idem;
+      const answer = await submit.forward(dialect, body, headers);
+      // Already serialised by the target route (a JSON string with its content-type: Fastify sends it as it is); the
+      // typed reply expects the 202 object, which is what that string holds when it succeeded.
+      return reply.code(answer.status).headers(answer.headers).send(answer.body as never);
+    },
+  );
+
+  onlyMethod(app, PREFIX, ["GET", "POST"]);
   onlyMethod(app, `${PREFIX}/:id`, ["GET", "DELETE"]);
   onlyMethod(app, `${PREFIX}/:id/cancel`, "POST");
 }

@@ -24,6 +24,11 @@ export const listQuery = z.object({
 
 export type ListQuery = z.output<typeof listQuery>;
 
+/** `POST /v1/jobs`: any dialect's generation body plus the dialect's id; the rest is checked by that dialect. */
+export const submitBody = z.looseObject({
+  dialect: z.string().describe("Whose body this is: openai, monica-sd, monica-playground, playground or segmind."),
+});
+
 const warning = z.object({ code: z.string(), message: z.string(), param: z.string().optional() });
 
 /** How the gateway served a job (core/types.ts RouteRecord): present for upstream models and models with fallbacks. */
@@ -71,6 +76,10 @@ export const jobObject = z.object({
   creditsReserved: z.number(),
   creditsCharged: z.number(),
   timings: z.object({ queuedMs: z.number().nullable(), runMs: z.number().nullable() }),
+  progress: z
+    .object({ step: z.number(), totalSteps: z.number() })
+    .nullable()
+    .describe("The last step the run reported (updated about twice a second, from whichever machine runs the job)."),
   route: route.optional().describe("Upstream models: the provider, upstream model, every attempt, latency and final target."),
   createdAt: z.string(),
   startedAt: z.string().nullable(),

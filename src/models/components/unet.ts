@@ -13,5 +13,8 @@ export function prepareUnetModel(componentDir: string, opts: PrepareComponentOpt
     parseConfig: unetConfigFromJson,
     options: { hooks: opts.hooks ?? false } satisfies UnetGraphOptions,
     build: buildUnetGraph,
+    // The first and last convolutions (4 latent channels) and the time-embedding linears (one row per image) stay
+    // float: they are a sliver of the work and the first and last layers carry the most quantisation error.
+    int8: { exclude: ["conv_in.", "conv_out.", "time_embedding.", "add_embedding.", "time_emb_proj."] },
   });
 }
