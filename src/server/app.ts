@@ -1,7 +1,7 @@
 /**
  * Composition root of the HTTP surface (Fastify 5): every dialect in its own encapsulated scope with its own
  * error shape, the OpenAPI document and offline API reference (`/docs`), `/healthz`, signed image files
- * (`/v1/files/:token`), and the admin routes when that module is present.
+ * (`/v1/files/:token`), the web playground (`/`), and the admin routes when that module is present.
  */
 import type { ServerResponse } from "node:http";
 import { maxHeaderSize } from "node:http";
@@ -13,15 +13,15 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { Config } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
-import { type ImageService, JobAccepted } from "../core/image-service.ts";
+import type { ImageService } from "../core/image-service.ts";
 import type { Dialect, DialectDeps, RequestHead } from "../dialects/_shared/dialect.ts";
 import { DIALECTS } from "../dialects/index.ts";
 import type { KeyAdmin } from "../jobs/api-keys.ts";
 import { createPromptExpander, createPromptService, type PromptService } from "../prompts/index.ts";
-import { sendAccepted } from "./accepted.ts";
 import { adminRoutes } from "./admin-routes.ts";
 import { clientConnectionError, parseRequestHead, type ShapedError, writeAndClose } from "./client-errors.ts";
 import { boundaryError } from "./error-boundary.ts";
+import { webRoutes } from "./web.ts";
 
 export interface CreateAppOptions {
   config: Config;
@@ -34,6 +34,8 @@ export interface CreateAppOptions {
   keys?: KeyAdmin;
   /** Style presets and prompt checks (default: made from config, closed with the app). */
   prompts?: PromptService;
+  /** Serve the web playground at `/` (default true). */
+  web?: boolean;
 }
 
 /** Headers a browser may read on a cross-origin answer (CORS): Easel's own and the dialects'. */
@@ -49,9 +51,6 @@ const EXPOSED_HEADERS = [
   "x-remaining-credits",
   "retry-after",
 ];
-
-/** Headers of an in-process answer that belong to that exchange only, not to the answer forwarded from it. */
-const EXCHANGE_HEADERS = new Set(["content-length", "connection", "keep-alive", "transfer-encoding", "date"]);
 
 /** `GET /v1/files/<token>`, whether or not the token routes (malformed, too long, empty). */
 function isFileRequest(req: { method: string; url: string }): boolean {
@@ -97,7 +96,6 @@ async function sendDialectError(
   req: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  if (err instanceof JobAccepted) return sendAccepted(err, deps.config, req, reply);
   const e = boundaryError(err, req.body);
   if (e.status >= 500) req.log.error({ err, code: e.code }, "request failed");
   return sendShaped(e, await shapeError(d, deps, e, req), req, reply);
@@ -168,27 +166,6 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
   });
   app.server.maxConnections = server.maxConnections;
   if (!opts.prompts) app.addHook("onClose", async () => prompts.close());
-  // POST /v1/jobs runs a dialect's body through that dialect's own route, in-process (Fastify's inject), so the
-  // body is validated and translated exactly as on that route, errors included.
-  const submittable = dialects.filter((d) => d.submitPath !== undefined);
-  deps.submitAsync = {
-    dialects: submittable.map((d) => d.id),
-    async forward(id, body, headers) {
-      const target = submittable.find((d) => d.id === id);
-      if (!target?.submitPath) throw new EaselError("E_INTERNAL", `dialect ${id} has no generation route to submit to`);
-      const res = await app.inject({
-        method: "POST",
-        url: target.submitPath,
-        headers: { ...headers, "content-type": "application/json", prefer: "respond-async" },
-        payload: JSON.stringify(body),
-      });
-      const out: Record<string, string> = {};
-      for (const [k, v] of Object.entries(res.headers)) {
-        if (v !== undefined && !EXCHANGE_HEADERS.has(k.toLowerCase())) out[k] = Array.isArray(v) ? v.join(", ") : String(v);
-      }
-      return { status: res.statusCode, headers: out, body: res.body };
-    },
-  };
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("easelPrincipal", undefined);
@@ -275,6 +252,7 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
     });
   }
   if (opts.keys) await adminRoutes(app, { config, keys: opts.keys });
+  if (opts.web !== false) await webRoutes(app);
 
   app.setNotFoundHandler(async (req, reply) => {
     const e = new EaselError("E_NOT_FOUND", `Invalid URL (${req.method} ${req.url.split("?")[0]})`);
