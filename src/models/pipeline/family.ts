@@ -61,6 +61,11 @@ export interface PipelineParams
   stepNoise?: Float32Array;
   /** img2img: RGB in [-1, 1], CHW, at the output size. */
   initImage?: { data: Float32Array; width: number; height: number };
+  /**
+   * Inpainting, with initImage: the mask at the output size, [H, W] of 0 (keep) and 1 (repaint), binarised as
+   * diffusers' mask processor does. Without it, an inpainting UNet (9 input channels) repaints the whole image.
+   */
+  mask?: { data: Float32Array; width: number; height: number };
   /** Number of evenly spread preview frames to emit (0 = none). */
   previews?: number;
 }

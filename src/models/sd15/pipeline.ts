@@ -8,7 +8,7 @@ import { prepareClipTextModel } from "../components/clip-text.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import type { Checkpoint, LoadedPipeline, RuntimeOptions } from "../pipeline/family.ts";
-import { cfgBatch, runDiffusion, unetDenoiser } from "../pipeline/run.ts";
+import { cfgBatch, runDiffusion, unetChannels, unetDenoiser } from "../pipeline/run.ts";
 import { loadClipTokenizer } from "../text/clip-tokenizer.ts";
 import { SD15_PREVIEW, sd15Defaults, sd15Limits } from "./config.ts";
 
@@ -58,7 +58,7 @@ export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<Lo
         {
           defaults,
           limits,
-          latentChannels: unetModel.config.inChannels,
+          ...unetChannels(unetModel.config),
           scaling,
           schedulerConfig: ckpt.schedulerConfig,
           previewFactors: SD15_PREVIEW,

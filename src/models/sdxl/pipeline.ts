@@ -9,7 +9,7 @@ import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import type { Checkpoint, LoadedPipeline, ModelDefaults, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
 import type { LatentRgbFactors } from "../pipeline/latent-preview.ts";
-import { type Conditioning, runDiffusion, unetDenoiser } from "../pipeline/run.ts";
+import { type Conditioning, runDiffusion, unetChannels, unetDenoiser } from "../pipeline/run.ts";
 import { type ClipTokenizer, loadClipTokenizer } from "../text/clip-tokenizer.ts";
 import { SDXL_PREVIEW, sdxlDefaults, sdxlLimits } from "./config.ts";
 import { PLAYGROUND_PREVIEW, playgroundDefaults } from "./playground.ts";
@@ -180,7 +180,7 @@ export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spe
           {
             defaults: spec.defaults,
             limits: spec.limits,
-            latentChannels: unetModel.config.inChannels,
+            ...unetChannels(unetModel.config),
             scaling,
             schedulerConfig: ckpt.schedulerConfig,
             previewFactors: spec.previewFactors,
