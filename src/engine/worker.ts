@@ -2,9 +2,11 @@
  * Inference worker thread. ONNX Runtime's session.run blocks its thread, so every pipeline runs here and the HTTP
  * thread stays free. Loaded pipelines are cached per checkpoint directory; runs are serial per worker.
  */
+import { basename } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { loadCheckpoint } from "../checkpoint/checkpoint.ts";
 import { EaselError, toEaselError } from "../core/errors.ts";
+import { type LoraChoice, readLoraFile } from "../models/components/lora.ts";
 import { familyFor } from "../models/index.ts";
 import type { LoadedPipeline } from "../models/pipeline/family.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
@@ -12,21 +14,57 @@ import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 const port = parentPort;
 if (!port) throw new Error("engine/worker.ts must run in a worker thread");
 const init = workerData as WorkerInit;
+/** Loaded pipelines by checkpoint directory and LoRA set (see pipelineKey). */
 const loaded = new Map<string, Promise<LoadedPipeline>>();
 
 function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(msg, transfer);
 }
 
-function pipelineFor(modelDir: string): Promise<LoadedPipeline> {
-  let p = loaded.get(modelDir);
+/** The checkpoint directory, then the LoRA set (files and scales, in request order) when there is one. */
+const pipelineKey = (modelDir: string, loras: readonly LoraChoice[] = []) => (loras.length === 0 ? modelDir : `${modelDir}\0${JSON.stringify(loras)}`);
+const dirOfKey = (key: string) => key.split("\0")[0];
+
+/**
+ * A LoRA set is merged into the weights when its pipeline loads (models/components/lora.ts), so each set is a
+ * pipeline of its own. One LoRA pipeline per checkpoint is kept beside the plain one: a different set releases the
+ * last one first, so memory stays at two pipelines per checkpoint at most.
+ */
+async function pipelineFor(modelDir: string, loras: readonly LoraChoice[] = []): Promise<LoadedPipeline> {
+  const key = pipelineKey(modelDir, loras);
+  let p = loaded.get(key);
   if (!p) {
+    if (loras.length > 0) {
+      for (const other of [...loaded.keys()]) {
+        if (other !== modelDir && dirOfKey(other) === modelDir) {
+          const old = loaded.get(other);
+          loaded.delete(other);
+          await (await old?.catch(() => undefined))?.release();
+        }
+      }
+    }
     p = (async () => {
       const ckpt = loadCheckpoint(modelDir);
-      return familyFor(ckpt).load(ckpt, init.runtime);
+      if (loras.length === 0) return familyFor(ckpt).load(ckpt, init.runtime);
+      const applied = new Set<string>();
+      const pipe = await familyFor(ckpt).load(ckpt, { ...init.runtime, loras: { choices: loras, applied: (file, m) => applied.add(`${file}\0${m.component}:${m.module}`) } });
+      // Every module of every file must have reached a component this family loads (an SD3 model, or a LoRA with
+      // text-encoder-2 weights on SD1.5, would otherwise run without part of what was asked).
+      for (const c of loras) {
+        const missed = readLoraFile(c.file).filter((m) => !applied.has(`${c.file}\0${m.component}:${m.module}`));
+        if (missed.length > 0) {
+          await pipe.release();
+          throw new EaselError(
+            "E_NOT_SUPPORTED",
+            `LoRA ${basename(c.file)} has ${[...new Set(missed.map((m) => m.component))].join(", ")} weights this ${pipe.family} model does not apply LoRAs to`,
+            { param: "loras" },
+          );
+        }
+      }
+      return pipe;
     })();
-    loaded.set(modelDir, p);
-    p.catch(() => loaded.delete(modelDir));
+    loaded.set(key, p);
+    p.catch(() => loaded.delete(key));
   }
   return p;
 }
@@ -41,7 +79,7 @@ async function handle(msg: ToWorker): Promise<void> {
       post({ type: "described", id: msg.id, family: f.id, kind: f.kind(ckpt), limits: f.limits(ckpt, init.runtime), defaults: f.defaults(ckpt), aliases: f.aliases(ckpt) });
     } else if (msg.type === "run") {
       const flag = new Int32Array(msg.cancel);
-      const pipe = await pipelineFor(msg.modelDir);
+      const pipe = await pipelineFor(msg.modelDir, msg.params.loras);
       const output = await pipe.run(msg.params, {
         isCancelled: () => Atomics.load(flag, 0) !== 0,
         onStep: (step, totalSteps) => post({ type: "step", id: msg.id, step, totalSteps }),
@@ -49,7 +87,7 @@ async function handle(msg: ToWorker): Promise<void> {
       });
       post({ type: "done", id: msg.id, output });
     } else {
-      const dirs = msg.modelDir ? [msg.modelDir] : [...loaded.keys()];
+      const dirs = [...loaded.keys()].filter((k) => !msg.modelDir || dirOfKey(k) === msg.modelDir);
       for (const d of dirs) {
         const p = loaded.get(d);
         loaded.delete(d);

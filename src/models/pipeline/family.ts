@@ -7,6 +7,8 @@
 import type { Checkpoint } from "../../checkpoint/checkpoint.ts";
 import type { ModelDefaultValues, ModelKind, ModelLimits } from "../../core/limits.ts";
 import type { GenerationRequest, Warning } from "../../core/types.ts";
+import type { LoraApplication } from "../components/component.ts";
+import type { LoraChoice } from "../components/lora.ts";
 
 export type { Checkpoint, CheckpointComponent } from "../../checkpoint/checkpoint.ts";
 
@@ -24,6 +26,8 @@ export interface RuntimeOptions {
    * bytes kept free beyond the plan's estimate: tests and debugging.
    */
   memory?: { totalBytes: number; freeBytes: number; reserveBytes?: number };
+  /** LoRAs merged into the weights of the components they touch (set by the engine per LoRA set). */
+  loras?: LoraApplication;
 }
 
 export type ModelDefaults = ModelDefaultValues;
@@ -68,6 +72,11 @@ export interface PipelineParams
   mask?: { data: Float32Array; width: number; height: number };
   /** Number of evenly spread preview frames to emit (0 = none). */
   previews?: number;
+  /**
+   * LoRA files (resolved paths) and scales. Applied by the engine when it loads the pipeline: each distinct set is a
+   * pipeline of its own (models/components/lora.ts), which families never see in `run`.
+   */
+  loras?: LoraChoice[];
 }
 
 export interface PipelineImage {

@@ -19,7 +19,7 @@ function component(ckpt: Checkpoint, name: string): string {
 }
 
 export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<LoadedPipeline> {
-  const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider };
+  const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider, loras: rt.loras };
   const session = (path: string) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads });
   const tokenizer = loadClipTokenizer(component(ckpt, "tokenizer"));
   const textEncoder = await session(prepareClipTextModel(component(ckpt, "text_encoder"), opts).modelPath);

@@ -37,7 +37,7 @@ export function sdxlLimits(ckpt?: Checkpoint, rt?: Pick<RuntimeOptions, "memory"
 
 /** An SDXL pipeline class; Playground v2.5 (EDM scheduler or latents_mean/std in the VAE) is its own family. */
 export function isSdxlPipeline(ckpt: Checkpoint): boolean {
-  return ["StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline"].includes(ckpt.pipelineClass);
+  return ckpt.pipelineClass === "StableDiffusionXLPipeline" || ckpt.pipelineClass === "StableDiffusionXLImg2ImgPipeline";
 }
 
 export function sdxlAliases(ckpt: Checkpoint): string[] {

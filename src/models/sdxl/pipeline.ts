@@ -144,7 +144,7 @@ export interface SdxlPipelineSpec {
  * references the checkpoint's tensors in place, so only the session holds the weights in memory.
  */
 export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spec: SdxlPipelineSpec): Promise<LoadedPipeline> {
-  const opts = (name: string) => ({ cacheDir: rt.cacheDir, executionProvider: rt.executionProvider, variant: variantOf(ckpt, name) });
+  const opts = (name: string) => ({ cacheDir: rt.cacheDir, executionProvider: rt.executionProvider, variant: variantOf(ckpt, name), loras: rt.loras });
   const session = (path: string) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads });
   const opened: ModelSession[] = [];
   const open = async (path: string) => {

@@ -48,11 +48,6 @@ export interface TinyCheckpointOptions {
   dtype?: RandomWeightDtype;
   /** Required for sd3 / sd3_5, unused otherwise: the transformer graph builder whose weights are recorded. */
   transformer?: TinyTransformerBuilder;
-  /**
-   * sd15 / sdxl: an inpainting checkpoint (StableDiffusion(XL)InpaintPipeline, UNet in_channels 9: latents, mask,
-   * masked-image latents).
-   */
-  inpainting?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -331,9 +326,7 @@ export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): v
     return;
   }
   mkdirSync(join(dir, "scheduler"), { recursive: true });
-  const index = modelIndex(family);
-  if (opts.inpainting) index._class_name = family === "sd15" ? "StableDiffusionInpaintPipeline" : "StableDiffusionXLInpaintPipeline";
-  writeJson(join(dir, "model_index.json"), index);
+  writeJson(join(dir, "model_index.json"), modelIndex(family));
   writeJson(join(dir, "scheduler", "scheduler_config.json"), schedulerConfig(family));
 
   const vocabSize = Object.keys(tinyClipVocab().vocab).length;
@@ -350,7 +343,7 @@ export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): v
   writeTokenizer(join(dir, "tokenizer"), "<|endoftext|>");
   if (xl) writeTokenizer(join(dir, "tokenizer_2"), "!");
 
-  const unet = { ...unetConfig(family), ...(opts.inpainting ? { in_channels: 9 } : {}) };
+  const unet = unetConfig(family);
   writeComponent(dir, "unet", unet, "diffusion_pytorch_model.safetensors", (src) => buildUnetGraph(unetConfigFromJson(unet), src), w);
   writeVae(dir, vaeConfig(family), w);
 }

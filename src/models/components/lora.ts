@@ -1,0 +1,239 @@
+/**
+ * LoRA files (low-rank weight deltas) read in the formats that circulate, and merged into a component's weights:
+ * W' = W + sum_i scale_i * (alpha_i / rank_i) * up_i @ down_i.
+ *
+ * Formats (key layouts as diffusers' loaders/lora_pipeline.py and lora_conversion_utils.py read them):
+ * - kohya / A1111: `lora_unet_<module>.lora_down.weight`, `.lora_up.weight`, `.alpha`; `lora_te_` (SD1.5's text
+ *   encoder), `lora_te1_` / `lora_te2_` (SDXL's two). `<module>` is the module path with "." written as "_"; it is
+ *   matched against the component's own weight names. SDXL files name UNet modules the original (SGM) way
+ *   (`input_blocks_4_1_...`); those are matched through the original-layout names of ../../checkpoint/ldm-unet.ts.
+ * - PEFT (diffusers >= 0.24): `unet.<module>.lora_A.weight` / `.lora_B.weight`, `text_encoder.`, `text_encoder_2.`.
+ * - diffusers' older training scripts: `<module>.lora.down.weight` / `.lora.up.weight`,
+ *   `<module>.lora_linear_layer.down.weight` / `.up.weight`, and attention processors
+ *   `<attn>.processor.to_q_lora.down.weight` (`to_out_lora` is `to_out.0`); unprefixed keys are the UNet's.
+ * A module without `alpha` uses alpha = rank (scale 1 per unit of `scale`), as diffusers reads such files.
+ *
+ * How a LoRA set is applied (why merged weights): for each component it touches, the merged tensors are written
+ * once per LoRA set (files, scales) to a float32 safetensors file in the graph cache, and the component's graph
+ * takes those tensors from it (the rest still from the checkpoint), so the graph itself is the unchanged builder
+ * output and the cached ONNX model is keyed by that file like any weight file. Inference costs exactly what it costs
+ * without a LoRA. The price is paid per LoRA set: the merge (one matrix product per module), disk for the merged
+ * tensors (4 bytes per parameter of the touched layers), and a session load for each component touched.
+ * Low-rank branches with scale inputs would avoid the session load but add two matmuls per touched layer to every
+ * step of every request, LoRA or not.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import { EaselError } from "../../core/errors.ts";
+import { readSafetensorsHeader, readTensorData, type TensorEntry, writeSafetensors } from "../../graph/safetensors.ts";
+
+export type LoraComponent = "unet" | "text_encoder" | "text_encoder_2";
+
+/** One LoRA file and its strength, as a request or the CLI names it (the file already resolved). */
+export interface LoraChoice {
+  file: string;
+  scale: number;
+}
+
+/** One low-rank pair of a LoRA file. */
+export interface LoraModule {
+  component: LoraComponent;
+  /** Module path as the file writes it: dotted (PEFT, diffusers) or kohya's underscore form. */
+  module: string;
+  kohya: boolean;
+  down: TensorEntry;
+  up: TensorEntry;
+  alpha?: number;
+}
+
+const KOHYA_RE = /^(lora_unet|lora_te1|lora_te2|lora_te)_(.+?)\.(lora_down\.weight|lora_up\.weight|alpha)$/;
+const KOHYA_COMPONENT: Record<string, LoraComponent> = { lora_unet: "unet", lora_te: "text_encoder", lora_te1: "text_encoder", lora_te2: "text_encoder_2" };
+const PREFIX_RE = /^(unet|text_encoder|text_encoder_2)\./;
+/** [pattern, which side] for the dotted formats; group 1 is the module path. */
+const DOTTED: [RegExp, "down" | "up" | "alpha"][] = [
+  [/^(.+)\.lora_A(?:\.default)?\.weight$/, "down"],
+  [/^(.+)\.lora_B(?:\.default)?\.weight$/, "up"],
+  [/^(.+)\.lora\.down\.weight$/, "down"],
+  [/^(.+)\.lora\.up\.weight$/, "up"],
+  [/^(.+)\.lora_linear_layer\.down\.weight$/, "down"],
+  [/^(.+)\.lora_linear_layer\.up\.weight$/, "up"],
+  [/^(.+)\.alpha$/, "alpha"],
+];
+
+function bad(file: string, what: string): EaselError {
+  return new EaselError("E_INPUT_INVALID", `LoRA ${basename(file)}: ${what}`, { param: "loras", details: { file } });
+}
+
+/** `a.processor.to_q_lora.down.weight` -> `a.to_q.lora.down.weight` (and `to_out_lora` -> `to_out.0`). */
+function normaliseProcessorKey(key: string): string {
+  return key.replace(/\.processor\.(to_q|to_k|to_v|to_out)_lora\.(down|up)\.weight$/, (_m, proj: string, side: string) => `.${proj === "to_out" ? "to_out.0" : proj}.lora.${side}.weight`);
+}
+
+/** Reads a LoRA file's header and pairs its tensors per module; throws naming keys it does not understand. */
+export function readLoraFile(path: string): LoraModule[] {
+  const file = resolve(path);
+  if (!existsSync(file)) throw bad(file, "file not found");
+  const { entries } = readSafetensorsHeader(file);
+  const parts = new Map<string, { component: LoraComponent; module: string; kohya: boolean; down?: TensorEntry; up?: TensorEntry; alpha?: TensorEntry }>();
+  const unknown: string[] = [];
+  for (const e of entries) {
+    let component: LoraComponent;
+    let module: string;
+    let side: "down" | "up" | "alpha";
+    let kohya = false;
+    const k = KOHYA_RE.exec(e.name);
+    if (k) {
+      component = KOHYA_COMPONENT[k[1]];
+      module = k[2];
+      side = k[3] === "alpha" ? "alpha" : k[3].startsWith("lora_down") ? "down" : "up";
+      kohya = true;
+    } else {
+      let key = normaliseProcessorKey(e.name);
+      const p = PREFIX_RE.exec(key);
+      component = (p?.[1] as LoraComponent | undefined) ?? "unet";
+      if (p) key = key.slice(p[0].length);
+      const hit = DOTTED.map(([re, s]) => [re.exec(key), s] as const).find(([m]) => m);
+      if (!hit) {
+        unknown.push(e.name);
+        continue;
+      }
+      module = hit[0]![1];
+      side = hit[1];
+    }
+    const id = `${component}:${module}`;
+    const slot = parts.get(id) ?? { component, module, kohya };
+    slot[side] = e;
+    parts.set(id, slot);
+  }
+  if (unknown.length > 0) {
+    throw bad(file, `keys in no known LoRA layout (kohya lora_unet_/lora_te_, PEFT lora_A/lora_B, lora.down/up, lora_linear_layer): ${unknown.slice(0, 5).join(", ")}${unknown.length > 5 ? ", ..." : ""}`);
+  }
+  const modules: LoraModule[] = [];
+  for (const p of parts.values()) {
+    if (!p.down || !p.up) throw bad(file, `${p.component} module ${p.module} has ${p.down ? "no up" : "no down"} matrix`);
+    const rank = p.down.shape[0];
+    if (p.up.shape.length < 2 || p.up.shape[1] !== rank) {
+      throw bad(file, `${p.component} module ${p.module}: down [${p.down.shape}] and up [${p.up.shape}] do not share a rank`);
+    }
+    let alpha: number | undefined;
+    if (p.alpha) {
+      const a = readTensorData(p.alpha);
+      if (a.length !== 1 || !Number.isFinite(a[0])) throw bad(file, `${p.module}.alpha is not one finite number`);
+      alpha = a[0];
+    }
+    modules.push({ component: p.component, module: p.module, kohya: p.kohya, down: p.down, up: p.up, alpha });
+  }
+  if (modules.length === 0) throw bad(file, "holds no LoRA weights");
+  return modules;
+}
+
+/** A component's weight name for a module: `<module>.weight` (dotted) or by kohya's underscore name. */
+export interface TargetResolver {
+  (m: LoraModule): string | undefined;
+}
+
+/**
+ * The resolver over a component's weight names: dotted modules directly, kohya names through the underscore form of
+ * every `.weight` key, and through `aliases` (other names of the same key, e.g. the original SGM layout of an SDXL
+ * UNet) in the same underscore form.
+ */
+export function targetResolver(weightNames: Iterable<string>, aliases: Map<string, string> = new Map()): TargetResolver {
+  const names = new Set(weightNames);
+  const underscored = new Map<string, string>();
+  for (const n of names) if (n.endsWith(".weight")) underscored.set(n.slice(0, -7).replace(/\./g, "_"), n);
+  for (const [alias, n] of aliases) if (alias.endsWith(".weight") && names.has(n)) underscored.set(alias.slice(0, -7).replace(/\./g, "_"), n);
+  return (m) => (m.kohya ? underscored.get(m.module) : names.has(`${m.module}.weight`) ? `${m.module}.weight` : undefined);
+}
+
+/** out[o, i] = sum_r up[o, r] * down[r, i], accumulated into `w` times `s` (row-major). */
+function addLowRank(w: Float32Array, up: Float32Array, down: Float32Array, out: number, rank: number, inner: number, s: number): void {
+  for (let o = 0; o < out; o++) {
+    const row = o * inner;
+    for (let r = 0; r < rank; r++) {
+      const u = up[o * rank + r] * s;
+      if (u === 0) continue;
+      const d = r * inner;
+      for (let i = 0; i < inner; i++) w[row + i] += u * down[d + i];
+    }
+  }
+}
+
+/** The merged value of `target` (float32): its weight plus every module's scaled low-rank delta. */
+export function mergeTensor(base: TensorEntry, deltas: { module: LoraModule; scale: number; file: string }[]): Float32Array {
+  const w = readTensorData(base);
+  for (const { module: m, scale, file } of deltas) {
+    const rank = m.down.shape[0];
+    const inner = m.down.shape.slice(1).reduce((a, b) => a * b, 1);
+    const out = m.up.shape[0];
+    if (m.up.shape.slice(2).some((d) => d !== 1) || out * inner !== w.length) {
+      throw bad(file, `${m.module}: up [${m.up.shape}] x down [${m.down.shape}] does not fit weight ${base.name} [${base.shape}]`);
+    }
+    const alpha = m.alpha ?? rank;
+    addLowRank(w, readTensorData(m.up), readTensorData(m.down), out, rank, inner, (scale * alpha) / rank);
+  }
+  return w;
+}
+
+/** What a LoRA set does to one component: the merged tensors' file and entries. */
+export interface MergedComponent {
+  file: string;
+  entries: Map<string, TensorEntry>;
+}
+
+const identity = (f: string) => {
+  const s = statSync(f);
+  return `${resolve(f)}:${s.size}:${s.mtimeMs}`;
+};
+
+/**
+ * Merges every module of `choices` that targets `component` into the weights `index`; writes the merged tensors to
+ * `<cacheDir>/lora-<component>-<key>.safetensors` (kept and reused for the same files and scales). Returns undefined
+ * when no choice touches the component. `resolveTarget` defaults to matching the weight names of `index`.
+ */
+export function mergeLorasIntoComponent(opts: {
+  component: string;
+  index: Map<string, TensorEntry>;
+  weightFiles: string[];
+  choices: readonly LoraChoice[];
+  cacheDir: string;
+  resolveTarget?: TargetResolver;
+  /** Called once per module applied (so a caller can check that every module of a set found its component). */
+  onApplied?: (file: string, m: LoraModule) => void;
+}): MergedComponent | undefined {
+  const resolveTarget = opts.resolveTarget ?? targetResolver(opts.index.keys());
+  const byTarget = new Map<string, { module: LoraModule; scale: number; file: string }[]>();
+  for (const c of opts.choices) {
+    for (const m of readLoraFile(c.file)) {
+      if (m.component !== opts.component) continue;
+      const target = resolveTarget(m);
+      if (!target || !opts.index.has(target)) {
+        throw bad(c.file, `${m.component} module "${m.module}" matches no weight of this model's ${opts.component} (a LoRA for another model family?)`);
+      }
+      byTarget.set(target, [...(byTarget.get(target) ?? []), { module: m, scale: c.scale, file: c.file }]);
+      opts.onApplied?.(c.file, m);
+    }
+  }
+  if (byTarget.size === 0) return undefined;
+  const key = createHash("sha256")
+    .update(JSON.stringify({ component: opts.component, weights: opts.weightFiles.map(identity).sort(), loras: opts.choices.map((c) => [identity(c.file), c.scale]) }))
+    .digest("hex")
+    .slice(0, 32);
+  mkdirSync(opts.cacheDir, { recursive: true });
+  const file = join(resolve(opts.cacheDir), `lora-${opts.component}-${key}.safetensors`);
+  if (!existsSync(file)) {
+    const tensors = [...byTarget].map(([target, deltas]) => {
+      const base = opts.index.get(target)!;
+      const data = mergeTensor(base, deltas);
+      return { name: target, dtype: "F32" as const, shape: base.shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    });
+    const tmp = `${file}.tmp-${process.pid}`;
+    try {
+      writeSafetensors(tmp, tensors);
+      renameSync(tmp, file);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  return { file, entries: new Map(readSafetensorsHeader(file).entries.map((e) => [e.name, e])) };
+}
