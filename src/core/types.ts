@@ -37,6 +37,11 @@ export interface GenerationRequest {
   /** img2img: the encoded init image (png/jpeg/webp bytes) and how much of the schedule to run. */
   initImage?: Uint8Array;
   strength?: number;
+  /**
+   * Inpainting (with initImage): an encoded PNG/JPEG/WebP mask read as grayscale at the output size, diffusers'
+   * convention: white (>= 50%) is repainted, black is kept.
+   */
+  mask?: Uint8Array;
   output: OutputOptions;
   /** Number of preview frames to stream (OpenAI partial_images); 0 = none. */
   partialImages?: number;

@@ -72,9 +72,12 @@ export function initImageKey(sha256: string): string {
  * inverse of recordedParams, which replaced them by their hash and size).
  */
 export async function requestFromRow(params: Record<string, unknown>, blobs: BlobStore): Promise<GenerationRequest> {
-  const { initImage, ...rest } = params as Record<string, unknown> & { initImage?: { sha256: string } };
+  const { initImage, mask, ...rest } = params as Record<string, unknown> & { initImage?: { sha256: string }; mask?: { sha256: string } };
   if (initImage === undefined) return rest as unknown as GenerationRequest;
   const bytes = await blobs.get(initImageKey(initImage.sha256));
   if (!bytes) throw new EaselError("E_INTERNAL", "the job's init image is no longer stored");
-  return { ...(rest as unknown as GenerationRequest), initImage: bytes };
+  // The inpainting mask (canonicalJson recorded it by hash and size too) is kept beside the init image.
+  const maskBytes = mask === undefined ? undefined : await blobs.get(initImageKey(mask.sha256));
+  if (mask !== undefined && !maskBytes) throw new EaselError("E_INTERNAL", "the job's inpainting mask is no longer stored");
+  return { ...(rest as unknown as GenerationRequest), initImage: bytes, ...(maskBytes ? { mask: maskBytes } : {}) };
 }

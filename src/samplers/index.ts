@@ -195,6 +195,11 @@ export async function runSampling(
     noise: NoiseSource;
     sdeNoise?: NoiseSource;
     signal?: AbortSignal;
+    /**
+     * Called after each scheduler step at timestep index `i` with the latents the loop goes on from; it may change
+     * them in place (inpainting blends the kept region back in, as diffusers' inpaint pipelines do after each step).
+     */
+    afterStep?: (i: number, x: Float32Array) => void;
     onStep?: (i: number, total: number, x: Float32Array, denoised?: Float32Array) => void;
   },
 ): Promise<Float32Array> {
@@ -215,7 +220,8 @@ export async function runSampling(
       calls++;
       return out;
     },
-    report(_i, cur, denoised) {
+    report(i, cur, denoised) {
+      opts.afterStep?.(i, cur);
       // Some scheduler/config pairs diverge in diffusers too (VP KDPM2 classes on an EDM config): stop with a
       // clear error instead of handing NaN on to previews and the VAE.
       for (let j = 0; j < cur.length; j++)
@@ -241,9 +247,12 @@ export async function runSampling(
   return out;
 }
 
-/** img2img: diffusers' scheduler.add_noise at the plan's first timestep (scale_noise for flow). */
-export function addNoise(plan: SamplingPlan, x0: Float32Array, noise: Float32Array): Float32Array {
+/**
+ * img2img: diffusers' scheduler.add_noise at the plan's first timestep (scale_noise for flow); `index` another
+ * timestep index (inpainting noises the kept region to the level of the step just taken).
+ */
+export function addNoise(plan: SamplingPlan, x0: Float32Array, noise: Float32Array, index = plan.startIndex): Float32Array {
   if (x0.length !== noise.length)
     throw new EaselError("E_INPUT_INVALID", "addNoise: latents and noise differ in size.", { param: "noise" });
-  return samplerOf(plan).addNoise(plan.schedule, plan.config, x0, noise, plan.startIndex);
+  return samplerOf(plan).addNoise(plan.schedule, plan.config, x0, noise, index);
 }

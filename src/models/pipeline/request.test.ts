@@ -60,3 +60,11 @@ test("strength only with an init image; no previews unless asked", () => {
   assert.equal(p.initImage, undefined);
   assert.equal(p.previews, 0);
 });
+
+test("the decoded inpainting mask reaches the pipeline with the init image", () => {
+  const image = { data: new Float32Array(3 * 64 * 96), width: 64, height: 96 };
+  const mask = { data: new Float32Array(64 * 96).fill(1), width: 64, height: 96 };
+  const p = toPipelineParams(REQ, { seed: 5, initImage: image, mask });
+  assert.equal(p.mask, mask);
+  assert.equal(p.initImage, image);
+});

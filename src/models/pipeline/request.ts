@@ -10,6 +10,8 @@ export interface RequestRunInputs {
   seed: number;
   /** The request's init image decoded to CHW RGB in [-1, 1] at the output size. */
   initImage?: PipelineParams["initImage"];
+  /** The request's inpainting mask decoded and binarised at the output size (1 = repaint). */
+  mask?: PipelineParams["mask"];
 }
 
 export function toPipelineParams(req: GenerationRequest, run: RequestRunInputs): PipelineParams {
@@ -29,6 +31,7 @@ export function toPipelineParams(req: GenerationRequest, run: RequestRunInputs):
     scheduler: req.scheduler,
     seed: run.seed,
     initImage: run.initImage,
+    ...(run.mask ? { mask: run.mask } : {}),
     // Undefined lets the family pick diffusers' default (0.8 for SD1.x, 0.3 for SDXL and Playground, 0.6 for SD3).
     strength: run.initImage ? req.strength : undefined,
     clipSkip: req.clipSkip,

@@ -8,7 +8,7 @@ import { EaselError, invalidInput } from "../../core/errors.ts";
 import { checkModelLimits, img2imgStartStep, type ModelLimits, requestBytes } from "../../core/limits.ts";
 import type { Warning } from "../../core/types.ts";
 import type { HostTensor, ModelSession } from "../../runtime/session.ts";
-import { addNoise, planSampling, runSampling } from "../../samplers/index.ts";
+import { addNoise, planSampling, runSampling, type SamplingPlan } from "../../samplers/index.ts";
 import { ReplayNoise } from "../../tensor/noise.ts";
 import { TorchGenerator } from "../../tensor/rng.ts";
 import { type LatentScaling, posteriorFromMoments, samplePosterior } from "../components/vae.ts";
@@ -35,6 +35,11 @@ export interface DenoiseContext {
   splitCfg?: boolean;
   guidanceScale: number;
   guidanceRescale: number;
+  /**
+   * An inpainting UNet's extra inputs (diffusers' 9-channel case): the mask [1, 1, h, w] at latent size and the
+   * masked image's latents [1, C, h, w], concatenated after the latents of every batch row.
+   */
+  inpaint?: { mask: Float32Array; maskedImageLatents: Float32Array };
 }
 
 export interface PreparedDenoiser {
@@ -51,6 +56,8 @@ export interface DiffusionParts {
   scaling: LatentScaling;
   schedulerConfig: Record<string, unknown>;
   previewFactors: LatentRgbFactors;
+  /** The UNet takes 2C + 1 input channels (latents, mask, masked-image latents): an inpainting checkpoint. */
+  inpaintingUnet?: boolean;
   /** Encodes the request's prompts and returns the denoiser for this request. */
   prepare: (params: PipelineParams, ctx: DenoiseContext) => Promise<PreparedDenoiser>;
   /** VAE encoder: RGB [1, 3, H, W] in [-1, 1] -> posterior moments [1, 2C, h, w] (img2img). */
@@ -127,9 +134,41 @@ export function unetDenoiser(unet: ModelSession, output: string, cond: Condition
   const [, C, h, w] = ctx.shape;
   const inputsFor = cfgInputs(cond.inputs);
   return guidedDenoiser(ctx, async (x, t, batch, rows) => {
-    const feeds = { sample: { data: x, shape: [batch, C, h, w] }, timestep: { data: new Float32Array(batch).fill(t), shape: [batch] }, ...inputsFor(rows) };
+    const sample = ctx.inpaint
+      ? { data: inpaintInput(x, batch, C, h * w, ctx.inpaint), shape: [batch, 2 * C + 1, h, w] }
+      : { data: x, shape: [batch, C, h, w] };
+    const feeds = { sample, timestep: { data: new Float32Array(batch).fill(t), shape: [batch] }, ...inputsFor(rows) };
     return (await unet.run(feeds, [output]))[output].data as Float32Array;
   });
+}
+
+/**
+ * The latent channels a UNet works in and whether it is an inpainting UNet: in_channels 2C + 1 (latents, mask,
+ * masked-image latents) for out_channels C, as diffusers' inpaint pipelines tell (`num_channels_unet == 9`).
+ */
+export function unetChannels(cfg: { inChannels: number; outChannels: number }): { latentChannels: number; inpaintingUnet: boolean } {
+  return { latentChannels: cfg.outChannels, inpaintingUnet: cfg.inChannels === 2 * cfg.outChannels + 1 };
+}
+
+/** diffusers' inpainting UNet input: per batch row, cat([latents (C), mask (1), masked-image latents (C)], dim=1). */
+export function inpaintInput(x: Float32Array, batch: number, C: number, plane: number, inpaint: NonNullable<DenoiseContext["inpaint"]>): Float32Array {
+  const per = (2 * C + 1) * plane;
+  const out = new Float32Array(batch * per);
+  for (let b = 0; b < batch; b++) {
+    out.set(x.subarray(b * C * plane, (b + 1) * C * plane), b * per);
+    out.set(inpaint.mask, b * per + C * plane);
+    out.set(inpaint.maskedImageLatents, b * per + (C + 1) * plane);
+  }
+  return out;
+}
+
+/** torch's F.interpolate(mode="nearest") from [H, W] down to [H / f, W / f]: each cell takes pixel (f·y, f·x). */
+export function nearestDownsample(mask: Float32Array, width: number, height: number, factor: number): Float32Array {
+  const w = width / factor;
+  const h = height / factor;
+  const out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[y * w + x] = mask[y * factor * width + x * factor];
+  return out;
 }
 
 export interface ResolvedParams {
@@ -191,13 +230,30 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   const plane = h * w;
   const warnings: Warning[] = [...r.warnings];
 
+  // Inpainting: a mask over the init image, or an inpainting UNet (which repaints the whole image without one).
+  const inpainting = params.mask !== undefined || parts.inpaintingUnet === true;
+  if (params.mask && !params.initImage) throw invalidInput("mask", "a mask needs the image it applies to (init_image)");
+  if (parts.inpaintingUnet && !params.initImage) {
+    throw invalidInput(
+      "image",
+      "this is an inpainting model (its UNet reads a mask and the masked image): give it an image to edit and a mask (OpenAI: POST /v1/images/edits)",
+    );
+  }
+  if (params.mask && (params.mask.width !== r.width || params.mask.height !== r.height)) {
+    throw invalidInput("mask", `the mask is ${params.mask.width}x${params.mask.height}, the output is ${r.width}x${r.height}`);
+  }
+
   let startStep: number | undefined;
   let reproduce = false;
+  let strengthMax = false;
   if (params.initImage && parts.limits.img2img) {
     const { rule, defaultStrength } = parts.limits.img2img;
-    const strength = params.strength ?? defaultStrength;
+    // StableDiffusionInpaintPipeline's default strength is 1 (all steps, starting from pure noise).
+    const strength = params.strength ?? (inpainting ? 1 : defaultStrength);
     // strength 0: no denoising step; the result is the init image through the VAE.
     reproduce = strength === 0;
+    // diffusers' inpaint pipelines start from noise · init_noise_sigma at strength 1 (`is_strength_max`).
+    strengthMax = inpainting && strength === 1;
     startStep = reproduce ? 0 : img2imgStartStep(rule, r.steps, strength);
   }
   const plan = planSampling(parts.schedulerConfig, params.scheduler, r.steps, { startStep, latentSize: { height: h, width: w } });
@@ -220,9 +276,6 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   if (ctx.splitCfg) {
     warnings.push({ code: "W_MEMORY_PLAN", message: "classifier-free guidance ran as two calls per step to fit this machine's memory (same result, slower)" });
   }
-  // strength 0 runs no denoising step: the prompts are not encoded.
-  const prepared: PreparedDenoiser = reproduce ? { denoise: async (x) => x, warnings: [] } : await parts.prepare(params, ctx);
-  warnings.push(...prepared.warnings);
 
   const finish = async (latents: Float32Array): Promise<PipelineOutput> => {
     for (let i = 0; i < latents.length; i++) {
@@ -239,25 +292,52 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
     return { seed: params.seed, latents, latentShape: shape, images, warnings };
   };
 
-  let latents: Float32Array;
-  try {
-    let x: Float32Array;
-    if (params.initImage) {
-      // diffusers img2img: posterior sample from the generator first, then the noise for add_noise.
-      const moments = await parts.encodeImage({ data: params.initImage.data, shape: [1, 3, r.height, r.width] });
-      const latent = samplePosterior(posteriorFromMoments(moments.data as Float32Array, moments.shape), gen);
-      const x0 = repeatBatch(parts.scaling.fromVaeOutput(latent, C, plane), n);
-      if (reproduce) return await finish(x0);
-      const noise = params.initLatents ?? gen.randn(shape);
-      if (noise.length !== x0.length) throw invalidInput("init_latents", `init latents must have ${x0.length} values (shape [${shape}])`);
-      x = addNoise(plan, x0, noise);
-    } else {
-      x = params.initLatents ?? gen.randn(shape);
-      if (x.length !== n * C * plane) {
-        throw invalidInput("init_latents", `init latents must have shape [${shape.join(", ")}] (${n * C * plane} values), got ${x.length}`);
+  // The start latents, each draw from the generator in diffusers' order (prepare_latents, then prepare_mask_latents).
+  let x: Float32Array;
+  let afterStep: ((i: number, x: Float32Array) => void) | undefined;
+  if (params.initImage) {
+    const image = params.initImage.data;
+    /** VAE encode with a posterior sample from the generator, in model space: diffusers' `_encode_vae_image`. */
+    const encode = async (rgb: Float32Array): Promise<Float32Array> => {
+      const moments = await parts.encodeImage({ data: rgb, shape: [1, 3, r.height, r.width] });
+      return parts.scaling.fromVaeOutput(samplePosterior(posteriorFromMoments(moments.data as Float32Array, moments.shape), gen), C, plane);
+    };
+    // An inpainting UNet starting from pure noise never reads the init image's latents, so diffusers skips them.
+    const x0 = parts.inpaintingUnet && strengthMax ? undefined : repeatBatch(await encode(image), n);
+    if (reproduce && x0) return await finish(x0);
+    const noise = params.initLatents ?? gen.randn(shape);
+    if (noise.length !== n * C * plane) throw invalidInput("init_latents", `init latents must have ${n * C * plane} values (shape [${shape}])`);
+    if (strengthMax) {
+      const sigma = Math.fround(plan.initNoiseSigma);
+      x = noise.map((v) => v * sigma);
+    } else x = addNoise(plan, x0 as Float32Array, noise);
+    if (inpainting) {
+      const pixels = r.width * r.height;
+      const maskPx = params.mask?.data ?? new Float32Array(pixels).fill(1);
+      const mask = nearestDownsample(maskPx, r.width, r.height, 8);
+      if (parts.inpaintingUnet) {
+        // masked_image = init_image * (mask < 0.5), encoded; the UNet reads it beside the mask at every step.
+        const masked = new Float32Array(image.length);
+        for (let c = 0; c < 3; c++) for (let i = 0; i < pixels; i++) masked[c * pixels + i] = maskPx[i] < 0.5 ? image[c * pixels + i] : 0;
+        ctx.inpaint = { mask, maskedImageLatents: await encode(masked) };
+      } else {
+        // diffusers encodes the masked image for a 4-channel UNet too, which never reads it: only its posterior draw
+        // [1, C, h, w] is taken, so that later draws (ancestral samplers) match.
+        gen.randn([1, C, h, w]);
+        afterStep = keepUnmasked(plan, x0 as Float32Array, noise, mask, n * C);
       }
     }
+  } else {
+    x = params.initLatents ?? gen.randn(shape);
+    if (x.length !== n * C * plane) {
+      throw invalidInput("init_latents", `init latents must have shape [${shape.join(", ")}] (${n * C * plane} values), got ${x.length}`);
+    }
+  }
 
+  const prepared = await parts.prepare(params, ctx);
+  warnings.push(...prepared.warnings);
+  let latents: Float32Array;
+  try {
     const wanted = previewSteps(plan.modelCalls, params.previews ?? 0);
     let previewIndex = 0;
     const model = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
@@ -268,6 +348,7 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
       shape,
       noise: stepNoise,
       sdeNoise: params.stepNoise ? stepNoise : undefined,
+      afterStep,
       // `done` counts network calls so far (1-based).
       onStep: (done, total, current, denoised) => {
         hooks.onStep?.(done, total);
@@ -282,4 +363,24 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
     await prepared.done?.();
   }
   return finish(latents);
+}
+
+/**
+ * diffusers' 4-channel inpainting rule, after each scheduler step i: `latents = (1 - mask) * init_latents_proper +
+ * mask * latents`, where init_latents_proper is the init image's latents noised to the next timestep
+ * (`add_noise(image_latents, noise, timesteps[i + 1])`, the same noise the run started from), or unnoised after the
+ * last step. `mask` is [h, w] at latent size, 1 = repaint; `rows` = n · C planes.
+ */
+function keepUnmasked(plan: SamplingPlan, x0: Float32Array, noise: Float32Array, mask: Float32Array, rows: number): (i: number, x: Float32Array) => void {
+  const last = plan.timesteps.length - 1;
+  const plane = mask.length;
+  return (i, x) => {
+    const proper = i < last ? addNoise(plan, x0, noise, i + 1) : x0;
+    for (let r = 0; r < rows; r++) {
+      for (let p = 0; p < plane; p++) {
+        const j = r * plane + p;
+        x[j] = (1 - mask[p]) * proper[j] + mask[p] * x[j];
+      }
+    }
+  };
 }

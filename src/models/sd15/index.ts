@@ -3,7 +3,7 @@ import type { ModelFamily } from "../pipeline/family.ts";
 import { isTurbo, sd15Defaults, sd15Limits } from "./config.ts";
 import { loadSd15 } from "./pipeline.ts";
 
-const PIPELINES = new Set(["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"]);
+const PIPELINES = new Set(["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"]);
 
 export const sd15Family: ModelFamily = {
   id: "sd15",

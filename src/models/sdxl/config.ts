@@ -37,7 +37,7 @@ export function sdxlLimits(ckpt?: Checkpoint, rt?: Pick<RuntimeOptions, "memory"
 
 /** An SDXL pipeline class; Playground v2.5 (EDM scheduler or latents_mean/std in the VAE) is its own family. */
 export function isSdxlPipeline(ckpt: Checkpoint): boolean {
-  return ckpt.pipelineClass === "StableDiffusionXLPipeline" || ckpt.pipelineClass === "StableDiffusionXLImg2ImgPipeline";
+  return ["StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline"].includes(ckpt.pipelineClass);
 }
 
 export function sdxlAliases(ckpt: Checkpoint): string[] {

@@ -48,6 +48,11 @@ export interface TinyCheckpointOptions {
   dtype?: RandomWeightDtype;
   /** Required for sd3 / sd3_5, unused otherwise: the transformer graph builder whose weights are recorded. */
   transformer?: TinyTransformerBuilder;
+  /**
+   * sd15 / sdxl: an inpainting checkpoint (StableDiffusion(XL)InpaintPipeline, UNet in_channels 9: latents, mask,
+   * masked-image latents).
+   */
+  inpainting?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -326,7 +331,9 @@ export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): v
     return;
   }
   mkdirSync(join(dir, "scheduler"), { recursive: true });
-  writeJson(join(dir, "model_index.json"), modelIndex(family));
+  const index = modelIndex(family);
+  if (opts.inpainting) index._class_name = family === "sd15" ? "StableDiffusionInpaintPipeline" : "StableDiffusionXLInpaintPipeline";
+  writeJson(join(dir, "model_index.json"), index);
   writeJson(join(dir, "scheduler", "scheduler_config.json"), schedulerConfig(family));
 
   const vocabSize = Object.keys(tinyClipVocab().vocab).length;
@@ -343,7 +350,7 @@ export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): v
   writeTokenizer(join(dir, "tokenizer"), "<|endoftext|>");
   if (xl) writeTokenizer(join(dir, "tokenizer_2"), "!");
 
-  const unet = unetConfig(family);
+  const unet = { ...unetConfig(family), ...(opts.inpainting ? { in_channels: 9 } : {}) };
   writeComponent(dir, "unet", unet, "diffusion_pytorch_model.safetensors", (src) => buildUnetGraph(unetConfigFromJson(unet), src), w);
   writeVae(dir, vaeConfig(family), w);
 }

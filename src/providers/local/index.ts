@@ -41,6 +41,32 @@ export async function decodeInitImage(bytes: Uint8Array, width: number, height: 
   return { data, width, height };
 }
 
+/**
+ * Decodes an inpainting mask as diffusers' mask processor does: grayscale, resized to width x height (Lanczos),
+ * scaled to [0, 1] and binarised at 0.5 (1 = repaint). Same format and size checks as the init image.
+ */
+export async function decodeMask(bytes: Uint8Array, width: number, height: number): Promise<{ data: Float32Array; width: number; height: number }> {
+  if (!sniffImageFormat(bytes)) {
+    throw new EaselError("E_INPUT_INVALID", `mask must be a ${INPUT_IMAGE_FORMATS} image`, { param: "mask" });
+  }
+  let raw: Buffer;
+  try {
+    raw = await sharp(bytes, { limitInputPixels: MAX_INPUT_IMAGE_PIXELS })
+      .flatten({ background: "#000000" })
+      .toColourspace("b-w")
+      .resize(width, height, { fit: "fill", kernel: "lanczos3" })
+      .raw()
+      .toBuffer();
+  } catch (e) {
+    throw new EaselError("E_INPUT_INVALID", `mask is not a readable ${INPUT_IMAGE_FORMATS} image`, { param: "mask", cause: e });
+  }
+  const plane = width * height;
+  const channels = raw.length / plane;
+  const data = new Float32Array(plane);
+  for (let i = 0; i < plane; i++) data[i] = raw[i * channels] / 255 >= 0.5 ? 1 : 0;
+  return { data, width, height };
+}
+
 export function createLocalProvider(opts: LocalProviderOptions): ImageProvider {
   const randomSeed = opts.randomSeed ?? (() => Math.floor(Math.random() * MAX_SEED) + 1);
   return {
@@ -48,7 +74,8 @@ export function createLocalProvider(opts: LocalProviderOptions): ImageProvider {
     async generate(req: GenerationRequest, o: ProviderGenerateOptions): Promise<ProviderResult> {
       const seed = req.seed ?? randomSeed();
       const initImage = req.initImage ? await decodeInitImage(req.initImage, req.width, req.height) : undefined;
-      const params = toPipelineParams(req, { seed, initImage });
+      const mask = req.mask ? await decodeMask(req.mask, req.width, req.height) : undefined;
+      const params = toPipelineParams(req, { seed, initImage, mask });
       const out = await opts.engine.run(opts.modelDir(req.model), params, {
         signal: o.signal,
         onStep: (step, totalSteps) => o.onEvent?.({ type: "progress", step, totalSteps }),
