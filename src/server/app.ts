@@ -13,11 +13,12 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { Config } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
-import type { ImageService } from "../core/image-service.ts";
+import { type ImageService, JobAccepted } from "../core/image-service.ts";
 import type { Dialect, DialectDeps, RequestHead } from "../dialects/_shared/dialect.ts";
 import { DIALECTS } from "../dialects/index.ts";
 import type { KeyAdmin } from "../jobs/api-keys.ts";
 import { createPromptExpander, createPromptService, type PromptService } from "../prompts/index.ts";
+import { sendAccepted } from "./accepted.ts";
 import { adminRoutes } from "./admin-routes.ts";
 import { clientConnectionError, parseRequestHead, type ShapedError, writeAndClose } from "./client-errors.ts";
 import { boundaryError } from "./error-boundary.ts";
@@ -51,6 +52,9 @@ const EXPOSED_HEADERS = [
   "x-remaining-credits",
   "retry-after",
 ];
+
+/** Headers of an in-process answer that belong to that exchange only, not to the answer forwarded from it. */
+const EXCHANGE_HEADERS = new Set(["content-length", "connection", "keep-alive", "transfer-encoding", "date"]);
 
 /** `GET /v1/files/<token>`, whether or not the token routes (malformed, too long, empty). */
 function isFileRequest(req: { method: string; url: string }): boolean {
@@ -96,6 +100,7 @@ async function sendDialectError(
   req: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
+  if (err instanceof JobAccepted) return sendAccepted(err, deps.config, req, reply);
   const e = boundaryError(err, req.body);
   if (e.status >= 500) req.log.error({ err, code: e.code }, "request failed");
   return sendShaped(e, await shapeError(d, deps, e, req), req, reply);
@@ -166,6 +171,27 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
   });
   app.server.maxConnections = server.maxConnections;
   if (!opts.prompts) app.addHook("onClose", async () => prompts.close());
+  // POST /v1/jobs runs a dialect's body through that dialect's own route, in-process (Fastify's inject), so the
+  // body is validated and translated exactly as on that route, errors included.
+  const submittable = dialects.filter((d) => d.submitPath !== undefined);
+  deps.submitAsync = {
+    dialects: submittable.map((d) => d.id),
+    async forward(id, body, headers) {
+      const target = submittable.find((d) => d.id === id);
+      if (!target?.submitPath) throw new EaselError("E_INTERNAL", `dialect ${id} has no generation route to submit to`);
+      const res = await app.inject({
+        method: "POST",
+        url: target.submitPath,
+        headers: { ...headers, "content-type": "application/json", prefer: "respond-async" },
+        payload: JSON.stringify(body),
+      });
+      const out: Record<string, string> = {};
+      for (const [k, v] of Object.entries(res.headers)) {
+        if (v !== undefined && !EXCHANGE_HEADERS.has(k.toLowerCase())) out[k] = Array.isArray(v) ? v.join(", ") : String(v);
+      }
+      return { status: res.statusCode, headers: out, body: res.body };
+    },
+  };
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("easelPrincipal", undefined);
@@ -219,6 +245,7 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
         securitySchemes: {
           bearer: { type: "http", scheme: "bearer" },
           apiKey: { type: "apiKey", in: "header", name: "x-api-key" },
+          basic: { type: "http", scheme: "basic" },
         },
       },
     },

@@ -158,6 +158,7 @@ describe("the job API, with keys", () => {
     assert.equal(list.statusCode, 200, list.body);
     const l = json<ListJson>(list);
     assert.deepEqual(l.data.map((x) => x.id), [id2, id1], "newest first");
+    assert.equal(Number(list.headers["x-remaining-credits"]), (await h.store.balance(aliceId))! / 1000, "the key's credits left");
     assert.equal(l.hasMore, false);
     assert.equal(l.lastId, id1);
   });
@@ -227,7 +228,9 @@ describe("the job API, with keys", () => {
     assertNativeError(wrongMethod, 405, "E_METHOD_NOT_ALLOWED");
     assert.equal(wrongMethod.headers.allow, "GET, DELETE");
     assert.equal((await h.app.inject({ method: "GET", url: "/v1/jobs/job_x/cancel", headers: keyHeaders(alice) })).headers.allow, "POST");
-    assert.equal((await h.app.inject({ method: "POST", url: "/v1/jobs", headers: keyHeaders(alice) })).statusCode, 405);
+    assert.equal((await h.app.inject({ method: "PUT", url: "/v1/jobs", headers: keyHeaders(alice) })).headers.allow, "GET, POST");
+    // POST /v1/jobs submits a generation: a body without `dialect` is a bad request.
+    assertNativeError(await h.app.inject({ method: "POST", url: "/v1/jobs", headers: keyHeaders(alice), payload: {} }), 400, "E_INPUT_INVALID");
     // An unknown path under /v1/jobs/ is Easel's 404, even with Segmind's key header.
     assertNativeError(await h.app.inject({ method: "GET", url: "/v1/jobs/a/b", headers: { "x-api-key": alice } }), 404, "E_NOT_FOUND");
   });
@@ -365,8 +368,10 @@ describe("the job API in open mode", () => {
     const res = await h.app.inject({ method: "POST", url: "/v1/images/generations", payload: { model: "sd15", prompt: "open", size: "64x64", steps: 1 } });
     assert.equal(res.statusCode, 200, res.body);
     const id = String(res.headers["x-easel-job-id"]);
-    const list = json<ListJson>(await h.app.inject({ method: "GET", url: "/v1/jobs" }));
+    const res2 = await h.app.inject({ method: "GET", url: "/v1/jobs" });
+    const list = json<ListJson>(res2);
     assert.deepEqual(list.data.map((x) => x.id), [id]);
+    assert.equal(res2.headers["x-remaining-credits"], undefined, "no balance limit, no credits header");
     assert.equal(json<JobJson>(await h.app.inject({ method: "GET", url: `/v1/jobs/${id}` })).status, "succeeded");
   });
 });
