@@ -9,7 +9,9 @@
  *   analytic count (bench/flops.ts) and its ratio to the GEMM peak. `--quick` runs SD3 with 2 of its 24 layers;
  * - samplers: bench/samplers.ts's per-step overhead, as a ratio to one SD1.5 UNet call;
  * - t5: bench/t5.ts, a mid-size T5 encoder fp32 vs weight-only int8 (encode time for 256 tokens, peak RSS);
- * - gateway: bench/gateway.ts, the latency a gateway adds per proxied request (p50/p99) at a steady rate on loopback.
+ * - gateway: bench/gateway.ts, the latency a gateway adds per proxied request (p50/p99) at a steady rate on loopback;
+ * - precision: bench/precision.ts, the opt-in int8 path against fp32 on one SD1.5 UNet call (512² batch 2; `--quick`
+ *   256² batch 1): speed ratio and the output's deviation from fp32.
  * Prints a table, then one JSON line starting with `BENCH_JSON `. Random weights go to a temporary directory
  * (fp16 safetensors written tensor by tensor), deleted at the end.
  */
@@ -33,11 +35,12 @@ import {
 } from "./denoiser-run.ts";
 import { benchGateway, type GatewayBenchResult, printGatewayBench } from "./gateway.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
+import { benchPrecision, type PrecisionBenchResult, printPrecisionBench } from "./precision.ts";
 import { benchServeMemory, printServeMemory, type ServeMemoryResult } from "./serve-memory.ts";
 import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
 
 const GiB = 1024 ** 3;
-const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway"] as const;
+const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway", "precision"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -87,7 +90,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
   process.exit(error ? 2 : 0);
 }
 
@@ -138,6 +141,7 @@ async function main(): Promise<void> {
   let t5: T5BenchResult | undefined;
   let serveMemory: ServeMemoryResult | undefined;
   let gateway: GatewayBenchResult | undefined;
+  let precision: PrecisionBenchResult | undefined;
   try {
     if (args.only.has("gemm")) {
       console.error("  gemm ...");
@@ -208,6 +212,11 @@ async function main(): Promise<void> {
       serveMemory = await benchServeMemory({ afterSeconds: args.quick ? 10 : 60 });
     }
     if (args.only.has("gateway")) gateway = await benchGateway({ quick: args.quick, log: (l) => console.error(l) });
+    if (args.only.has("precision")) {
+      console.error("  int8 vs fp32 UNet call ...");
+      const shape = args.quick ? { size: 256, batch: 1, runs: 2 } : { size: 512, batch: args.batch ?? 2, runs: 3 };
+      precision = await benchPrecision({ workDir, ...shape, threads: args.threads });
+    }
   } finally {
     cleanup();
   }
@@ -267,8 +276,13 @@ async function main(): Promise<void> {
     console.log("");
     printGatewayBench(gateway, printTable);
   }
+  if (precision) {
+    console.log("");
+    printPrecisionBench(precision, printTable);
+  }
 
   const json = {
+    precision,
     t5,
     serveMemory,
     gateway,

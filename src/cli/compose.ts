@@ -23,7 +23,13 @@ export function createEngine(config: Config): Engine {
     intraOpThreads: config.engine.intraOpThreads || cpus().length,
     cacheDir: configPaths(config).cacheDir,
     t5Quantization: config.engine.t5Quantization,
+    precision: enginePrecision(config),
   });
+}
+
+/** engine.precision as the engine takes it ("bf16" never passes the config's own check). */
+export function enginePrecision(config: Config): "fp32" | "int8" {
+  return config.engine.precision === "int8" ? "int8" : "fp32";
 }
 
 /** Image bytes: the S3-compatible bucket when one is configured (probed now: a bad one fails the start), else the data directory. */

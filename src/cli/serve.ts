@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import type { FastifyInstance } from "fastify";
 import { type Config, configPaths, loadConfig, sharedUrlSecret } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
@@ -29,7 +29,11 @@ export interface EaselServer {
   jobs: JobService;
   /** Routing to upstream providers (circuit states). */
   gateway: Gateway;
-  close(): Promise<void>;
+  /**
+   * Stops serving. With `handBack` over a shared queue (SIGTERM, SIGINT), it first stops taking jobs and hands the ones
+   * it runs back to the queue for other workers; callers waiting here are answered once those jobs settle, then it stops.
+   */
+  close(opts?: { handBack?: boolean }): Promise<void>;
 }
 
 export interface StartOptions {
@@ -102,6 +106,7 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       runJobs: workers > 0,
     });
     cleanup.unshift(() => jobs.close());
+    if (shared && workers > 0) await shared.queue.whenServing?.();
     if (shared) {
       // Jobs in a shared queue belong to it, not to this process: one whose worker died is handed out again when
       // its lease runs out. Only jobs the queue no longer holds are failed, now and every minute, by every API node
@@ -137,7 +142,8 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       registry,
       jobs,
       gateway,
-      async close() {
+      async close(o = {}) {
+        if (o.handBack && shared) await jobs.close({ handBack: true });
         for (const c of cleanup) await c().catch(() => undefined);
         lock.release();
       },
@@ -164,18 +170,26 @@ export function serveCommand(): Command {
     .option("--data-dir <dir>", "SQLite file, images and graph cache (default $EASEL_DATA_DIR or ~/.easel)")
     .option("--config <file>", "JSON config file")
     .option("--workers <n>", "jobs run at once on this machine's engine (default queue.concurrency); 0: API only, for easel worker processes", count)
-    .action(async (o: { host?: string; port?: number; modelsDir?: string; dataDir?: string; config?: string; workers?: number }) => {
+    .addOption(
+      new Option("--precision <p>", "denoiser precision (engine.precision): fp32, or int8 (faster on AVX-512 VNNI, results differ slightly and say so)").choices([
+        "fp32",
+        "int8",
+        "bf16",
+      ]),
+    )
+    .action(async (o: { host?: string; port?: number; modelsDir?: string; dataDir?: string; config?: string; workers?: number; precision?: "fp32" | "int8" | "bf16" }) => {
       const config = loadConfig({
         file: o.config,
         flags: {
           ...(o.dataDir ? { dataDir: o.dataDir } : {}),
           server: { ...(o.host ? { host: o.host } : {}), ...(o.port !== undefined ? { port: o.port } : {}) },
           models: o.modelsDir ? { dir: o.modelsDir } : {},
+          ...(o.precision ? { engine: { precision: o.precision } } : {}),
         },
       });
       const server = await startServer({ config, logger: { level: "info" }, ...(o.workers === undefined ? {} : { workers: o.workers }) });
       const stop = async () => {
-        await server.close();
+        await server.close({ handBack: true });
         process.exit(0);
       };
       process.once("SIGINT", stop);

@@ -172,6 +172,18 @@ export const configSchema = z.object({
        * memory; results differ slightly and each one carries a W_QUANTIZED warning). Never chosen automatically.
        */
       t5Quantization: z.enum(["none", "int8"]).default("none"),
+      /**
+       * Compute precision of the denoiser (UNet). "fp32" (default) is exact. "int8" is opt-in: linear and
+       * convolution weights quantised per output channel, activations per call, on onnxruntime's integer kernels
+       * (faster on CPUs with AVX-512 VNNI; results differ slightly from fp32 and each one carries a W_QUANTIZED
+       * warning; docs/models.md). "bf16" is refused: onnxruntime 1.23's CPU provider has no bfloat16 MatMul or Conv.
+       */
+      precision: z
+        .enum(["fp32", "int8", "bf16"])
+        .default("fp32")
+        .refine((p) => p !== "bf16", {
+          message: 'precision "bf16" is not available: onnxruntime 1.23\'s CPU provider has no bfloat16 MatMul or Conv kernels; use "int8" or "fp32"',
+        }),
     })
     .prefault({}),
   images: z

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parsePythonJson } from "../../checkpoint/python-json.ts";
 import { EaselError } from "../../core/errors.ts";
+import type { Warning } from "../../core/types.ts";
 import type { BuiltGraph } from "../../graph/builder.ts";
 import { getOrBuildGraph } from "../../graph/cache.ts";
 import { findComponentWeightFiles, readSafetensorsIndex, type TensorEntry, type WeightVariant } from "../../graph/safetensors.ts";
@@ -111,4 +112,15 @@ export function prepareComponent<C, O>(componentDir: string, opts: PrepareCompon
     () => spec.build(config, createSafetensorsWeights(merged ? new Map([...readIndex(), ...merged.entries]) : readIndex(), componentDir), spec.options),
   );
   return { modelPath: cached.modelPath, config, cacheHit: cached.hit, int8: int8 !== undefined };
+}
+
+/** The W_QUANTIZED warning every result of an int8 component carries; none for fp32. */
+export function precisionWarnings(model: Pick<PreparedModel<unknown>, "int8">, component: string): Warning[] {
+  if (!model.int8) return [];
+  return [
+    {
+      code: "W_QUANTIZED",
+      message: `the ${component} ran with int8 weights and activations (engine.precision "int8"): results differ slightly from fp32`,
+    },
+  ];
 }

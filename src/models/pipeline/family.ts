@@ -22,6 +22,11 @@ export interface RuntimeOptions {
    */
   t5Quantization?: "none" | "int8";
   /**
+   * The denoiser's compute precision: "fp32" (default, exact) or the opt-in "int8" path (../components/component.ts);
+   * every int8 result carries a W_QUANTIZED warning.
+   */
+  precision?: "fp32" | "int8";
+  /**
    * The machine's memory as the memory plan sees it (default os.totalmem() / os.freemem() at load time) and the
    * bytes kept free beyond the plan's estimate: tests and debugging.
    */

@@ -5,6 +5,7 @@
 import { EaselError } from "../../core/errors.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
+import { precisionWarnings } from "../components/component.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import type { Checkpoint, LoadedPipeline, RuntimeOptions } from "../pipeline/family.ts";
@@ -23,7 +24,8 @@ export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<Lo
   const session = (path: string) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads });
   const tokenizer = loadClipTokenizer(component(ckpt, "tokenizer"));
   const textEncoder = await session(prepareClipTextModel(component(ckpt, "text_encoder"), opts).modelPath);
-  const unetModel = prepareUnetModel(component(ckpt, "unet"), opts);
+  const unetModel = prepareUnetModel(component(ckpt, "unet"), { ...opts, precision: rt.precision });
+  const quantized = precisionWarnings(unetModel, "UNet");
   const unet = await session(unetModel.modelPath);
   const vaeDir = component(ckpt, "vae");
   const decoder = prepareVaeDecoder(vaeDir, opts);
@@ -70,7 +72,7 @@ export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<Lo
             const D = pos.length / L;
             const batch = ctx.doCfg ? 2 * ctx.n : ctx.n;
             const cond = { inputs: { encoder_hidden_states: { data: cfgBatch(neg, pos, ctx.n), shape: [batch, L, D] } }, warnings: [] };
-            return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: [] };
+            return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: quantized };
           },
           async encodeImage(image) {
             vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts).modelPath);

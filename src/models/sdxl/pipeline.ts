@@ -5,6 +5,7 @@ import type { Warning } from "../../core/types.ts";
 import type { WeightVariant } from "../../graph/safetensors.ts";
 import { createSession, type ModelSession } from "../../runtime/session.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
+import { precisionWarnings } from "../components/component.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import type { Checkpoint, LoadedPipeline, ModelDefaults, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
@@ -160,7 +161,8 @@ export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spe
       encoder: await open(prepareClipTextModel(componentDir(ckpt, "text_encoder"), opts("text_encoder")).modelPath),
       encoder2: await open(prepareClipTextModel(componentDir(ckpt, "text_encoder_2"), opts("text_encoder_2")).modelPath),
     };
-    const unetModel = prepareUnetModel(componentDir(ckpt, "unet"), opts("unet"));
+    const unetModel = prepareUnetModel(componentDir(ckpt, "unet"), { ...opts("unet"), precision: rt.precision });
+    const quantized = precisionWarnings(unetModel, "UNet");
     if (!unetModel.config.textTime) {
       throw new EaselError("E_CHECKPOINT_INVALID", `${componentDir(ckpt, "unet")}: an SDXL UNet needs addition_embed_type "text_time"`);
     }
@@ -186,7 +188,7 @@ export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spe
             previewFactors: spec.previewFactors,
             async prepare(p, ctx) {
               const cond = await sdxlConditioning(text, forceZeros, p, ctx, ctx.n, ctx.doCfg);
-              return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: cond.warnings };
+              return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: [...cond.warnings, ...quantized] };
             },
             async encodeImage(image) {
               vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts("vae")).modelPath);
