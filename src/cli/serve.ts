@@ -29,11 +29,7 @@ export interface EaselServer {
   jobs: JobService;
   /** Routing to upstream providers (circuit states). */
   gateway: Gateway;
-  /**
-   * Stops serving. With `handBack` over a shared queue (SIGTERM, SIGINT), it first stops taking jobs and hands the ones
-   * it runs back to the queue for other workers; callers waiting here are answered once those jobs settle, then it stops.
-   */
-  close(opts?: { handBack?: boolean }): Promise<void>;
+  close(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -106,7 +102,6 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       runJobs: workers > 0,
     });
     cleanup.unshift(() => jobs.close());
-    if (shared && workers > 0) await shared.queue.whenServing?.();
     if (shared) {
       // Jobs in a shared queue belong to it, not to this process: one whose worker died is handed out again when
       // its lease runs out. Only jobs the queue no longer holds are failed, now and every minute, by every API node
@@ -142,8 +137,7 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       registry,
       jobs,
       gateway,
-      async close(o = {}) {
-        if (o.handBack && shared) await jobs.close({ handBack: true });
+      async close() {
         for (const c of cleanup) await c().catch(() => undefined);
         lock.release();
       },
@@ -189,7 +183,7 @@ export function serveCommand(): Command {
       });
       const server = await startServer({ config, logger: { level: "info" }, ...(o.workers === undefined ? {} : { workers: o.workers }) });
       const stop = async () => {
-        await server.close({ handBack: true });
+        await server.close();
         process.exit(0);
       };
       process.once("SIGINT", stop);
