@@ -7,6 +7,7 @@ export const a1111Dialect: Dialect = {
   id: DIALECT_ID,
   title: "AUTOMATIC1111",
   prefixes: [`${PREFIX}/`],
+  submitPath: `${PREFIX}/txt2img`,
   register: a1111Routes,
   errorReply: a1111Error,
 };
