@@ -98,6 +98,28 @@ describe("Prefer: respond-async and POST /v1/jobs", () => {
     assert.equal((await settledJob(h, key, String(json(pg).id))).dialect, "playground");
   });
 
+  test("POST /v1/jobs takes an A1111 txt2img body (dialect a1111)", async () => {
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/v1/jobs",
+      headers: keyHeaders(key),
+      payload: {
+        dialect: "a1111",
+        prompt: "a purple triangle",
+        steps: 4,
+        width: 64,
+        height: 64,
+        seed: 11,
+        override_settings: { sd_model_checkpoint: "sd15" },
+      },
+    });
+    assert.equal(res.statusCode, 202, res.body);
+    const done = await settledJob(h, key, String(json(res).id));
+    assert.equal(done.status, "succeeded");
+    assert.equal(done.dialect, "a1111");
+    assert.equal(done.seed, 11);
+  });
+
   test("a retry with the same Idempotency-Key answers the same job, charged once", async () => {
     const send = () =>
       h.app.inject({

@@ -169,7 +169,7 @@ export async function easelRoutes(app: FastifyInstance, deps: DialectDeps): Prom
         summary: "Submit a generation in any dialect without waiting",
         description:
           "The body is a generation body of the dialect named by `dialect` (openai, monica-sd, monica-playground, " +
-          "playground, segmind), with that field added. It is validated and translated exactly as on that dialect's own " +
+          "playground, segmind, a1111 for txt2img), with that field added. It is validated and translated exactly as on that dialect's own " +
           "route (errors in that dialect's shape), admitted and queued; the answer is 202 with the job (poll " +
           "GET /v1/jobs/{id}, or receive the key's webhook). The same as sending that route `Prefer: respond-async`.",
         security,

@@ -26,7 +26,7 @@ export type ListQuery = z.output<typeof listQuery>;
 
 /** `POST /v1/jobs`: any dialect's generation body plus the dialect's id; the rest is checked by that dialect. */
 export const submitBody = z.looseObject({
-  dialect: z.string().describe("Whose body this is: openai, monica-sd, monica-playground, playground or segmind."),
+  dialect: z.string().describe("Whose body this is: openai, monica-sd, monica-playground, playground, segmind or a1111 (txt2img)."),
 });
 
 const warning = z.object({ code: z.string(), message: z.string(), param: z.string().optional() });
