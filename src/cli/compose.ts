@@ -3,6 +3,7 @@
  * (local folders, the built-in model, upstream providers) behind the gateway.
  */
 import { cpus } from "node:os";
+import { join } from "node:path";
 import { BUILTIN_MODEL } from "../config/builtin-model.ts";
 import { type Config, configPaths } from "../config/index.ts";
 import { Engine } from "../engine/engine.ts";
@@ -55,6 +56,6 @@ export async function openModels(config: Config, engine: Engine, log: (line: str
     describeUpstream: (provider, model) => upstreams.describe(provider, model),
     onSkip: (dir, e) => log(`skipping ${dir}: ${(e as Error).message}`),
   });
-  const local = createLocalProvider({ engine, modelDir: (model) => registry.require(model, paths.modelsDir).dir });
+  const local = createLocalProvider({ engine, modelDir: (model) => registry.require(model, paths.modelsDir).dir, lorasDir: join(paths.modelsDir, "loras") });
   return { registry, gateway: createGateway({ registry, local, upstreams, log }) };
 }

@@ -2,7 +2,7 @@
  * `easel generate`: one pipeline run from the command line. The parity flags (--init-latents, --step-noise,
  * --dump-latents) read and write the reference tensor format, so any run can be compared with diffusers.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, extname, join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
@@ -13,8 +13,10 @@ import { configPaths, loadConfig } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
 import { checkModelLimits } from "../core/limits.ts";
 import type { GenerationRequest } from "../core/types.ts";
+import { extractLoraTags } from "../dialects/_shared/lora-fields.ts";
 import { resolveSchedulerName } from "../dialects/_shared/sampler-names.ts";
 import { Engine } from "../engine/engine.ts";
+import { checkLoraScale, resolveLora } from "../models/components/lora.ts";
 import { toPipelineParams } from "../models/pipeline/request.ts";
 import { decodeInitImage } from "../providers/local/index.ts";
 import { readRefFloat32, writeRefTensor } from "../tensor/io.ts";
@@ -68,6 +70,9 @@ interface GenerateOptions {
   threads?: number;
   executionProvider?: "cpu" | "cuda";
   progress: boolean;
+  lora: string[];
+  /** Set from the config: where `--lora NAME` and `<lora:NAME:S>` in the prompt look. */
+  lorasDir?: string;
 }
 
 /** Output file names: out.png for one image; out_0.png, out_1.png, ... for several. */
@@ -132,6 +137,7 @@ export function generateCommand(): Command {
     .option("--threads <n>", "ONNX Runtime intra-op threads (default: all cores)", int("--threads"))
     .addOption(new Option("--execution-provider <ep>", "ONNX Runtime execution provider").choices(["cpu", "cuda"]))
     .option("--no-progress", "no progress bar")
+    .option("--lora <name_or_file:scale>", "apply a LoRA: a name from <models>/loras or a .safetensors path, scale after the last ':' (default 1); repeatable", (v: string, prev: string[]) => [...prev, v], [])
     .action(async (o: GenerateOptions) => {
       const config = loadConfig({ flags: { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.precision ? { engine: { precision: o.precision } } : {}) } });
       const engine = new Engine({
@@ -142,11 +148,23 @@ export function generateCommand(): Command {
         precision: enginePrecision(config),
       });
       try {
-        await runGenerate(engine, o);
+        await runGenerate(engine, { ...o, lorasDir: join(configPaths(config).modelsDir, "loras") });
       } finally {
         await engine.close();
       }
     });
+}
+
+/** `--lora NAME_OR_FILE[:SCALE]`: a path (has a "/" or ends in .safetensors) or a name in the LoRA folder. */
+export function cliLora(value: string, lorasDir: string): { file: string; scale: number } {
+  const m = /^(.*?)(?::(-?[0-9.eE+-]+))?$/.exec(value)!;
+  const target = m[1];
+  const scale = checkLoraScale(m[2] === undefined ? 1 : Number(m[2]), "--lora");
+  if (target.includes("/") || target.endsWith(".safetensors")) {
+    if (!existsSync(target)) throw new EaselError("E_INPUT_INVALID", `--lora: ${target} does not exist`, { param: "--lora" });
+    return { file: resolve(target), scale };
+  }
+  return { file: resolveLora(lorasDir, target, "--lora"), scale };
 }
 
 async function runGenerate(engine: Engine, o: GenerateOptions): Promise<void> {
@@ -179,7 +197,10 @@ async function runGenerate(engine: Engine, o: GenerateOptions): Promise<void> {
     output: { format: "png" },
   };
   checkModelLimits(req, desc.defaults, desc.limits, initImage !== undefined);
-  const params = toPipelineParams(req, { seed, initImage });
+  const tags = extractLoraTags(req.prompt);
+  req.prompt = tags.prompt;
+  const loras = [...o.lora.map((v) => cliLora(v, o.lorasDir ?? "")), ...tags.loras.map((l) => ({ file: resolveLora(o.lorasDir ?? "", l.name, "prompt"), scale: checkLoraScale(l.scale, "prompt") }))];
+  const params = toPipelineParams(req, { seed, initImage, loras });
   if (o.initLatents) params.initLatents = readRefFloat32(o.initLatents).data;
   if (o.stepNoise) params.stepNoise = readRefFloat32(o.stepNoise).data;
   if (scheduler?.warning) console.error(`warning: ${scheduler.warning.message}`);

@@ -8,15 +8,17 @@ import { z } from "zod";
 import { createPromptExpander, createPromptService, type PreparedRequest, type PromptOptions, type PromptService } from "../../prompts/index.ts";
 import type { GenerationRequest } from "../../core/types.ts";
 import type { DialectDeps } from "./dialect.ts";
+import { applyLoras, LORA_FIELDS, type LoraFields } from "./lora-fields.ts";
 
 export const PROMPT_FIELDS = {
   prompt_filter: z.string().min(1).max(64).nullish().describe("Easel: a style preset (GET /v1/styles) that wraps the prompt and adds a negative prompt."),
   expand_prompt: z.boolean().nullish().describe("Easel: rewrite the prompt with the configured language model (promptExpansion)."),
   verify_prompt_safety: z.boolean().nullish().describe("Easel: refuse prompts in the unsafe categories (PROMPT_UNSAFE)."),
   prompt_rejection_topics: z.array(z.string().min(1).max(200)).max(100).nullish().describe("Easel: refuse prompts that reference one of these topics (PROMPT_UNSAFE)."),
+  ...LORA_FIELDS,
 };
 
-export interface PromptFields {
+export interface PromptFields extends LoraFields {
   prompt_filter?: string | null;
   expand_prompt?: boolean | null;
   verify_prompt_safety?: boolean | null;
@@ -47,7 +49,8 @@ export function promptsOf(deps: DialectDeps): PromptService {
 
 /** The request with the body's prompt features applied (or refused with E_PROMPT_UNSAFE, before admission). */
 export function preparePrompt(deps: DialectDeps, req: GenerationRequest, body: PromptFields, signal?: AbortSignal): Promise<PreparedRequest> {
-  return promptsOf(deps).prepare(req, promptOptions(body), signal);
+  // LoRAs (body field and <lora:...> tags) come first, so the prompt service sees the prompt without its tags.
+  return promptsOf(deps).prepare(applyLoras(deps, req, body), promptOptions(body), signal);
 }
 
 /** `x-easel-revised-prompt` (JSON string, non-ASCII escaped) when the prompt the model got differs from the client's. */

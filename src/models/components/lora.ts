@@ -23,7 +23,7 @@
  * step of every request, LoRA or not.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { EaselError } from "../../core/errors.ts";
 import { readSafetensorsHeader, readTensorData, type TensorEntry, writeSafetensors } from "../../graph/safetensors.ts";
@@ -129,9 +129,7 @@ export function readLoraFile(path: string): LoraModule[] {
 }
 
 /** A component's weight name for a module: `<module>.weight` (dotted) or by kohya's underscore name. */
-export interface TargetResolver {
-  (m: LoraModule): string | undefined;
-}
+export type TargetResolver = (m: LoraModule) => string | undefined;
 
 /**
  * The resolver over a component's weight names: dotted modules directly, kohya names through the underscore form of
@@ -236,4 +234,42 @@ export function mergeLorasIntoComponent(opts: {
     }
   }
   return { file, entries: new Map(readSafetensorsHeader(file).entries.map((e) => [e.name, e])) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The LoRA library: `<models>/loras/<name>.safetensors`
+
+const LORA_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$/;
+
+/** Names of the LoRA files in `lorasDir` (file names without `.safetensors`), sorted. */
+export function listLoras(lorasDir: string): string[] {
+  if (!existsSync(lorasDir)) return [];
+  return readdirSync(lorasDir)
+    .filter((n) => n.endsWith(".safetensors") && LORA_NAME_RE.test(n.slice(0, -".safetensors".length)))
+    .map((n) => n.slice(0, -".safetensors".length))
+    .sort();
+}
+
+/**
+ * The file of LoRA `name` in `lorasDir`; names are file names without `.safetensors` (no paths, so a request can
+ * only reach the library). Throws E_INPUT_INVALID naming the LoRAs there when there is no such file.
+ */
+export function resolveLora(lorasDir: string, name: string, param = "loras"): string {
+  const file = join(resolve(lorasDir), `${name}.safetensors`);
+  if (!LORA_NAME_RE.test(name) || name.includes("..") || !existsSync(file)) {
+    const have = listLoras(lorasDir);
+    throw new EaselError("E_INPUT_INVALID", `no LoRA named "${name}" in ${lorasDir}${have.length ? ` (there: ${have.join(", ")})` : " (it has none)"}`, {
+      param,
+      details: { available: have },
+    });
+  }
+  return file;
+}
+
+/** A LoRA scale as requests give it: finite, within [-8, 8] (beyond that no LoRA produces a usable image). */
+export function checkLoraScale(scale: number, param = "loras"): number {
+  if (!Number.isFinite(scale) || scale < -8 || scale > 8) {
+    throw new EaselError("E_INPUT_INVALID", `LoRA scale ${scale} is outside [-8, 8]`, { param });
+  }
+  return scale;
 }

@@ -12,6 +12,8 @@ export interface RequestRunInputs {
   initImage?: PipelineParams["initImage"];
   /** The request's inpainting mask decoded and binarised at the output size (1 = repaint). */
   mask?: PipelineParams["mask"];
+  /** The request's LoRAs with their files resolved (the caller knows the LoRA folder). */
+  loras?: PipelineParams["loras"];
 }
 
 export function toPipelineParams(req: GenerationRequest, run: RequestRunInputs): PipelineParams {
@@ -38,5 +40,6 @@ export function toPipelineParams(req: GenerationRequest, run: RequestRunInputs):
     maxSequenceLength: req.maxSequenceLength,
     useT5: req.useT5,
     previews: req.partialImages ?? 0,
+    ...(run.loras && run.loras.length > 0 ? { loras: run.loras } : {}),
   };
 }

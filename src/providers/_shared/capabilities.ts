@@ -85,6 +85,7 @@ export function planRequest(req: GenerationRequest, caps: Capabilities, ctx: Pla
   checkSize(req, caps, ctx);
   if (req.initImage && !caps.img2img) throw notSupported("init_image", "does not take an init image (img2img)", ctx);
   if (req.mask) throw notSupported("mask", "does not take an inpainting mask", ctx);
+  if (req.loras && req.loras.length > 0) throw notSupported("loras", "does not apply this server's LoRA files", ctx);
   if (req.negativePrompt && !caps.negativePrompt) throw notSupported("negative_prompt", "takes no negative prompt", ctx);
   if (!caps.easelFields) {
     for (const [field, param] of EASEL_FIELDS) {

@@ -4,6 +4,7 @@ import { EaselError } from "../../core/errors.ts";
 import { INPUT_IMAGE_FORMATS, MAX_INPUT_IMAGE_PIXELS, sniffImageFormat } from "../../core/image-format.ts";
 import type { GenerationRequest } from "../../core/types.ts";
 import type { Engine } from "../../engine/engine.ts";
+import { resolveLora } from "../../models/components/lora.ts";
 import { toPipelineParams } from "../../models/pipeline/request.ts";
 import type { ImageProvider, ProviderGenerateOptions, ProviderResult } from "../spec.ts";
 
@@ -13,6 +14,8 @@ export interface LocalProviderOptions {
   modelDir: (model: string) => string;
   /** Source of random seeds when the request has none; injectable for tests. */
   randomSeed?: () => number;
+  /** The LoRA folder request LoRAs are named in (`<models>/loras`); without it a request with LoRAs is refused. */
+  lorasDir?: string;
 }
 
 const MAX_SEED = 2 ** 32 - 1;
@@ -75,7 +78,11 @@ export function createLocalProvider(opts: LocalProviderOptions): ImageProvider {
       const seed = req.seed ?? randomSeed();
       const initImage = req.initImage ? await decodeInitImage(req.initImage, req.width, req.height) : undefined;
       const mask = req.mask ? await decodeMask(req.mask, req.width, req.height) : undefined;
-      const params = toPipelineParams(req, { seed, initImage, mask });
+      const loras = (req.loras ?? []).map((l) => {
+        if (!opts.lorasDir) throw new EaselError("E_NOT_SUPPORTED", "this server has no LoRA folder", { param: "loras" });
+        return { file: resolveLora(opts.lorasDir, l.name), scale: l.scale };
+      });
+      const params = toPipelineParams(req, { seed, initImage, mask, loras });
       const out = await opts.engine.run(opts.modelDir(req.model), params, {
         signal: o.signal,
         onStep: (step, totalSteps) => o.onEvent?.({ type: "progress", step, totalSteps }),
