@@ -29,7 +29,11 @@ export interface EaselServer {
   jobs: JobService;
   /** Routing to upstream providers (circuit states). */
   gateway: Gateway;
-  close(): Promise<void>;
+  /**
+   * Stops serving. With `handBack` over a shared queue (SIGTERM, SIGINT), it first stops taking jobs and hands the ones
+   * it runs back to the queue for other workers; callers waiting here are answered once those jobs settle, then it stops.
+   */
+  close(opts?: { handBack?: boolean }): Promise<void>;
 }
 
 export interface StartOptions {
@@ -102,6 +106,7 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       runJobs: workers > 0,
     });
     cleanup.unshift(() => jobs.close());
+    if (shared && workers > 0) await shared.queue.whenServing?.();
     if (shared) {
       // Jobs in a shared queue belong to it, not to this process: one whose worker died is handed out again when
       // its lease runs out. Only jobs the queue no longer holds are failed, now and every minute, by every API node
@@ -137,7 +142,8 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       registry,
       jobs,
       gateway,
-      async close() {
+      async close(o = {}) {
+        if (o.handBack && shared) await jobs.close({ handBack: true });
         for (const c of cleanup) await c().catch(() => undefined);
         lock.release();
       },
@@ -183,7 +189,7 @@ export function serveCommand(): Command {
       });
       const server = await startServer({ config, logger: { level: "info" }, ...(o.workers === undefined ? {} : { workers: o.workers }) });
       const stop = async () => {
-        await server.close();
+        await server.close({ handBack: true });
         process.exit(0);
       };
       process.once("SIGINT", stop);

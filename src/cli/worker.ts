@@ -17,8 +17,11 @@ export interface WorkerOptions {
 
 export interface EaselWorker {
   instanceId: string;
-  /** Stops taking jobs; the ones running end cancelled (their callers are answered), then everything closes. */
-  close(): Promise<void>;
+  /**
+   * Stops taking jobs, then everything closes. The jobs running end cancelled (their callers are answered), or with
+   * `handBack` (SIGTERM, SIGINT) go back to the queue unsettled, their leases released, for another worker to take at once.
+   */
+  close(opts?: { handBack?: boolean }): Promise<void>;
 }
 
 export async function startWorker(opts: WorkerOptions): Promise<EaselWorker> {
@@ -59,11 +62,14 @@ export async function startWorker(opts: WorkerOptions): Promise<EaselWorker> {
       runJobs: true,
     });
     cleanup.unshift(() => jobs.close());
+    // API nodes admit jobs for a model only while a live worker advertises it.
+    await shared.queue.whenServing?.();
     const models = registry.list();
     log(`easel worker ${instanceId} ready: queue ${config.queue.name}, ${concurrency} at once; models: ${models.map((m) => m.id).join(", ") || "none"}`);
     return {
       instanceId,
-      async close() {
+      async close(o = {}) {
+        if (o.handBack) await jobs.close({ handBack: true });
         for (const c of cleanup) await c().catch(() => undefined);
       },
     };
@@ -87,8 +93,9 @@ export function workerCommand(): Command {
       });
       if (o.concurrency === 0) throw new EaselError("E_INPUT_INVALID", "--concurrency must be at least 1", { param: "concurrency" });
       const worker = await startWorker({ config, ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }) });
+      // Stopping hands the running job back to the queue: another worker takes it at once.
       const stop = async () => {
-        await worker.close();
+        await worker.close({ handBack: true });
         process.exit(0);
       };
       process.once("SIGINT", stop);

@@ -37,6 +37,8 @@ export function queueOptions(config: Config, req: GenerationRequest, model: Mode
     priority: keyId === null ? 1 : (config.limits.priorities[keyId] ?? 1),
     cost: Math.max(1e-6, (req.n * req.width * req.height * steps) / 1e6),
     maxWaitingInGroup: config.limits.maxQueuedPerKey,
+    // A shared queue gives the job only to processes that have its model.
+    lane: model.id,
     ...(config.queue.jobTimeoutSeconds > 0 ? { timeoutMs: config.queue.jobTimeoutSeconds * 1000 } : {}),
   };
 }

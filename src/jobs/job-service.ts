@@ -13,7 +13,7 @@ import { type ImageService, JOB_PAGE_MAX, JobAccepted, type JobRecord, type Requ
 import type { GeneratedImage, GenerationEvent, GenerationRequest, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { createMemoryQueue } from "../queue/memory.ts";
-import type { JobEventBus, JobQueue, } from "../queue/queue.ts";
+import { HandedBack, type JobEventBus, type JobQueue } from "../queue/queue.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { encodeImage } from "../storage/image-codec.ts";
 import type { MetadataStore } from "../storage/metadata-store.ts";
@@ -90,8 +90,12 @@ export interface JobService extends ImageService {
   recoverCrashedJobs(): Promise<{ failed: string[]; kept: string[] }>;
   /** Deletes images (blobs and rows) older than images.retentionDays and expired idempotency records. */
   runRetention(): Promise<{ images: number; orphans: number; idempotency: number }>;
-  /** Stops the queue; running and waiting jobs end cancelled. The store and blob store stay open (caller owns them). */
-  close(): Promise<void>;
+  /**
+   * Stops the queue; running and waiting jobs end cancelled. With `handBack` over a shared queue (SIGTERM), this process
+   * stops taking jobs and hands its running ones back to the queue, unsettled, for another worker to take at once; its
+   * own callers keep waiting for them to settle there. The store and blob store stay open (caller owns them).
+   */
+  close(opts?: { handBack?: boolean }): Promise<void>;
 }
 
 interface Pending {
@@ -122,6 +126,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
     deps.queue ??
     createMemoryQueue<{ jobId: string }>({ concurrency: deps.concurrency ?? config.queue.concurrency, maxWaiting: config.queue.maxQueued });
   const pending = new Map<string, Pending>();
+  let closing: Promise<void> | undefined;
   const { resultOf, jobRecord } = createJobViews({ store, blobs, signer, ttlSeconds: config.images.urlTtlSeconds });
   const webhooks = createWebhookSender({
     store,
@@ -183,6 +188,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
     const p = local ?? (await persistedRun(jobId));
     if (!p) return;
     const { req, model } = p;
+    let handedBack = false;
     // Previews are encoded concurrently but delivered in the order taken, each before the job's answer: a frame
     // whose encode finishes late must neither overtake an earlier one nor be dropped after completion.
     const deliver = (event: Promise<GenerationEvent | undefined>) => {
@@ -247,17 +253,24 @@ export function createJobService(deps: JobServiceDeps): JobService {
         images: rows,
       });
     } catch (e) {
-      p.error = signal.aborted ? abortReason(signal) : toEaselError(e);
-      await settleFailure(jobId, p.error).catch(() => undefined);
+      // Handed back to the shared queue (this process is stopping): another worker runs it and settles it.
+      if (signal.reason instanceof HandedBack) handedBack = true;
+      else {
+        p.error = signal.aborted ? abortReason(signal) : toEaselError(e);
+        await settleFailure(jobId, p.error).catch(() => undefined);
+      }
     } finally {
       await p.events;
-      // The caller waits on another node: everything it was sent comes before this.
-      if (!local) await deps.events?.publish(jobId, { type: "settled" }).catch(() => undefined);
-      p.finish();
+      if (!handedBack) {
+        // The caller waits on another node: everything it was sent comes before this.
+        if (!local) await deps.events?.publish(jobId, { type: "settled" }).catch(() => undefined);
+        p.finish();
+      }
     }
   }
 
-  if (deps.runJobs ?? true) queue.process((job) => runJob(job.payload.jobId, job.signal));
+  // A shared queue gives this process only jobs for the models it has (one lane per model), and advertises them.
+  if (deps.runJobs ?? true) queue.process((job) => runJob(job.payload.jobId, job.signal), { lanes: models.list().map((m) => m.id) });
 
   async function waitSettled(jobId: string, signal?: AbortSignal): Promise<void> {
     const local = pending.get(jobId);
@@ -286,8 +299,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
     throw new JobAccepted(await jobRecord((await store.getJob(jobId))!));
   }
 
-  async function cancel(jobId: string): Promise<void> {
-    const outcome = await queue.cancel(jobId);
+  async function cancel(jobId: string, model: string): Promise<void> {
+    const outcome = await queue.cancel(jobId, model);
     if (outcome === "removed") {
       await settleFailure(jobId, cancelledError());
       pending.get(jobId)?.finish();
@@ -307,6 +320,13 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const qopts = queueOptions(config, req, model, ctx.principal.keyId);
       // Refused here, a full queue leaves nothing behind: no job row, reservation or rate-limit use.
       await queue.checkCapacity(qopts);
+      // Over a shared queue, a model that no live worker (nor this node's own engine) takes would wait forever.
+      if (queue.serving && !(await queue.serving(model.id))) {
+        throw new EaselError("E_OVERLOADED", `No worker that has model ${JSON.stringify(model.id)} is running; retry once one has started.`, {
+          param: "model",
+          details: { retryAfterSeconds: Math.max(1, config.queue.leaseSeconds), model: model.id },
+        });
+      }
       const cost = priceMillicredits(config, model, req);
       const jobId = `job_${Buffer.from(random(12)).toString("hex")}`;
       const { warnings: translated, ...rest } = req;
@@ -362,7 +382,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const keep = (ctx.delivery ?? "url") === "url" || config.images.storeB64 || ctx.idempotencyKey !== undefined || deps.events !== undefined;
       const entry: Pending = { req, model, emit: (e) => emit(ctx, e), keep, done, finish, images: new Map(), events: queued };
       pending.set(jobId, entry);
-      const onAbort = () => void cancel(jobId).catch(() => undefined);
+      const onAbort = () => void cancel(jobId, model.id).catch(() => undefined);
       ctx.signal?.addEventListener("abort", onAbort, { once: true });
       let unsubscribe: (() => Promise<void>) | undefined;
       let polling: NodeJS.Timeout | undefined;
@@ -453,7 +473,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
     async cancelJob(id, principal) {
       const job = await service.getJob(id, principal);
       if (job.status !== "queued" && job.status !== "running") return job;
-      await cancel(id);
+      await cancel(id, job.model);
       // A running job stops at the executor's next abort check; answer once it has settled, or as it stands.
       const stop = new AbortController();
       let timer: NodeJS.Timeout | undefined;
@@ -486,7 +506,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
         if (queue.has) {
           // A shared queue: the job is alive while the queue holds it (a dead worker's job is handed out again when
           // its lease runs out), whoever recorded it.
-          if (now() - job.createdAt < LOST_JOB_GRACE_MS || (await queue.has(job.id))) {
+          if (now() - job.createdAt < LOST_JOB_GRACE_MS || (await queue.has(job.id, job.model))) {
             kept.push(job.id);
             continue;
           }
@@ -528,15 +548,20 @@ export function createJobService(deps: JobServiceDeps): JobService {
       return out;
     },
 
-    async close() {
-      await webhooks.stop();
-      const waiting = [...pending.keys()];
-      await queue.close();
-      for (const id of waiting) {
+    close(opts = {}) {
+      closing ??= (async () => {
+        await webhooks.stop();
+        const waiting = [...pending.keys()];
+        await queue.close({ handBack: opts.handBack ?? false });
+        // Handed back, this node's callers' jobs run elsewhere: the callers keep waiting for them (bus and row).
+        if (opts.handBack && deps.events) return;
+        for (const id of waiting) {
         const j = await store.getJob(id);
-        if (j && (j.status === "queued" || j.status === "running")) await settleFailure(id, cancelledError()).catch(() => undefined);
-        pending.get(id)?.finish();
-      }
+          if (j && (j.status === "queued" || j.status === "running")) await settleFailure(id, cancelledError()).catch(() => undefined);
+          pending.get(id)?.finish();
+        }
+      })();
+      return closing;
     },
   };
   return service;

@@ -19,11 +19,24 @@
  * E_RATE_LIMITED) are decided there too, so two API nodes cannot both take the last place. Cancelling a running
  * job, wherever it runs, goes over Redis pub/sub to the process that runs it; run-time limits are timers in that
  * process, as in memory.ts.
+ *
+ * Lanes (Easel: one per model): a job added with a lane waits in that lane's own BullMQ queue (`<name>@<lane>`), and
+ * only processes that listed the lane in `process` take it, so a worker takes only jobs for models it has. Such a
+ * process advertises its lanes in Redis (a sorted set per lane, scored by when the advertisement runs out, renewed
+ * every half lease and timed by Redis's own clock), so that an API node can refuse a job no live process would take
+ * (`serving`). One process's concurrency spans all its lanes: while it is full its lanes stop fetching, and a job one
+ * of them took meanwhile goes straight back to its queue for another process. Fair-queuing tags and bounds stay
+ * shared across lanes.
+ *
+ * Stopping with `close({ handBack: true })` (SIGTERM on a worker) aborts the running handlers with a HandedBack
+ * reason and moves their jobs back to their queues (BullMQ's moveToWait), releasing the lease at once, so another
+ * worker takes them without waiting for it to run out.
  */
-import { Queue, Worker } from "bullmq";
+import { randomUUID } from "node:crypto";
+import { type Job, Queue, WaitingError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { EaselError } from "../core/errors.ts";
-import type { CancelOutcome, JobEventBus, JobQueue, QueueAddOptions, QueueJob, QueueLimits } from "./queue.ts";
+import { type CancelOutcome, HandedBack, type JobEventBus, type JobQueue, type QueueAddOptions, type QueueJob, type QueueLimits } from "./queue.ts";
 
 export interface BullmqQueueOptions extends QueueLimits {
   /** `redis://host:6379/0` (`rediss://` for TLS). */
@@ -129,6 +142,35 @@ function countOrUnbounded(v: number | undefined, param: string): number {
   return v;
 }
 
+/**
+ * KEYS: the lanes' advertisement sets. ARGV: this process's member, ttl (ms). Each member's score is when its
+ * advertisement runs out, by Redis's clock; members that ran out are dropped.
+ */
+const ADVERTISE_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+for _, k in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+  redis.call('ZADD', k, now + ttl, ARGV[1])
+  redis.call('PEXPIRE', k, ttl * 4)
+end
+return now
+`;
+
+/** KEYS: one lane's advertisement set. Returns how many live processes advertise it. */
+const SERVING_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+`;
+
+/** The BullMQ queue of a lane: `<name>@<lane>` (BullMQ names may not hold ':'; a lane with other characters goes in hex). */
+export function laneQueueName(name: string, lane: string | undefined): string {
+  if (lane === undefined) return name;
+  return /^[A-Za-z0-9_.-]{1,128}$/.test(lane) ? `${name}@${lane}` : `${name}#${Buffer.from(lane).toString("hex")}`;
+}
+
 const shuttingDown = () => new EaselError("E_OVERLOADED", "The server is shutting down.", { details: { retryAfterSeconds: 1 } });
 
 export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQueue<P>> {
@@ -153,11 +195,28 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
     sub.disconnect();
     throw new EaselError("E_INTERNAL", `cannot reach Redis at ${redactUrl(opts.redisUrl)}: ${(e as Error).message}`, { cause: e });
   }
-  const queue = new Queue<Carried<P>>(opts.name, { connection: redis, prefix });
-  let worker: Worker<Carried<P>> | undefined;
+  const queues = new Map<string, Queue<Carried<P>>>();
+  /** The BullMQ queue of a lane, opened on first use. */
+  const queueFor = (lane: string | undefined): Queue<Carried<P>> => {
+    const name = laneQueueName(opts.name, lane);
+    let q = queues.get(name);
+    if (!q) {
+      q = new Queue<Carried<P>>(name, { connection: redis, prefix });
+      queues.set(name, q);
+    }
+    return q;
+  };
+  queueFor(undefined);
+  const workers: Worker<Carried<P>>[] = [];
   let workerConnection: Redis | undefined;
   const active = new Map<string, AbortController>();
   let closed = false;
+  let running = 0;
+  const servingKey = (lane: string) => `${fair}:serving:${lane}`;
+  /** This process's advertisement: its lanes, renewed every half lease. */
+  const member = randomUUID();
+  let advertised: { keys: string[]; timer: NodeJS.Timeout; first: Promise<void> } | undefined;
+  const activeCount = async () => (await Promise.all([...queues.values()].map((q) => q.getActiveCount()))).reduce((a, b) => a + b, 0);
 
   await sub.subscribe(cancelChannel);
   sub.on("message", (_channel: string, id: string) => {
@@ -171,7 +230,7 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
 
   /** Seconds until about `starts` more jobs have started (>= 1), from the mean run time and the jobs running now. */
   async function secondsUntil(starts: number): Promise<number> {
-    const parallel = Math.max(1, await queue.getActiveCount());
+    const parallel = Math.max(1, await activeCount());
     return Math.max(1, Math.ceil((starts * (await meanRunMs())) / parallel / 1000));
   }
 
@@ -197,7 +256,9 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
     return { stride, maxInGroup: countOrUnbounded(o.maxWaitingInGroup, "maxWaitingInGroup") };
   }
 
-  async function run(handler: (job: QueueJob<P>) => Promise<void>, id: string, data: Carried<P>): Promise<void> {
+  async function run(handler: (job: QueueJob<P>) => Promise<void>, job: Job<Carried<P>>, token: string | undefined): Promise<void> {
+    const id = job.id!;
+    const data = job.data;
     await redis.eval(LEAVE_SCRIPT, 4, ...keys, id, String(data.tag));
     const ctrl = new AbortController();
     active.set(id, ctrl);
@@ -214,9 +275,14 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
             );
           }, data.timeoutMs);
     try {
-      if (closed) ctrl.abort(new EaselError("E_CANCELLED", "The server is shutting down."));
+      if (closed) ctrl.abort(closing());
       // A handler that throws has failed to settle its own job; the queue only guarantees the slot is freed.
       await handler({ id, payload: data.payload, group: data.group, signal: ctrl.signal }).catch(() => undefined);
+      if (ctrl.signal.reason instanceof HandedBack && token !== undefined) {
+        // Back to its queue at its priority, the lease released: another worker takes it now.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
     } finally {
       clearTimeout(timer);
       active.delete(id);
@@ -225,6 +291,21 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
       const next = mean === 0 ? ran : mean + RUN_TIME_SMOOTHING * (ran - mean);
       await redis.hset(keys[0], "meanRunMs", String(Math.round(next))).catch(() => undefined);
     }
+  }
+
+  let handingBack = false;
+  const closing = () => (handingBack ? new HandedBack() : new EaselError("E_CANCELLED", "The server is shutting down."));
+
+  /** While this process runs as many jobs as it may, none of its lanes fetches another (more than one lane only). */
+  const pauseLanes = async () => {
+    if (workers.length > 1) await Promise.all(workers.map((w) => w.pause(true)));
+  };
+  const resumeLanes = () => {
+    if (workers.length > 1 && !closed) for (const w of workers) if (w.isPaused()) w.resume();
+  };
+
+  async function advertise(lanes: string[]): Promise<void> {
+    await redis.eval(ADVERTISE_SCRIPT, lanes.length, ...lanes.map(servingKey), member, String(leaseMs));
   }
 
   return {
@@ -243,7 +324,7 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
       if (r[0] !== "ok") throw await refusal(r[0], r[1], Number(r[2]), maxInGroup);
       const carried: Carried<P> = { payload, group: o.group, tag: Number(r[2]), ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }) };
       try {
-        await queue.add("job", carried, { jobId: id, priority: r[1], removeOnComplete: true, removeOnFail: true, attempts: 1 });
+        await queueFor(o.lane).add("job", carried, { jobId: id, priority: r[1], removeOnComplete: true, removeOnFail: true, attempts: 1 });
       } catch (e) {
         await redis.eval(LEAVE_SCRIPT, 4, ...keys, id, "").catch(() => undefined);
         throw e;
@@ -263,22 +344,62 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
       if (maxWaiting >= 0 && total >= maxWaiting && !(maxWaiting === 0 && total === 0)) throw await refusal("all", total, 0, maxInGroup);
     },
 
-    process(handler) {
-      if (worker) throw new EaselError("E_INTERNAL", "the queue already has a handler");
+    process(handler, po = {}) {
+      if (workerConnection) throw new EaselError("E_INTERNAL", "the queue already has a handler");
+      if (closed) return;
       workerConnection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
-      worker = new Worker<Carried<P>>(opts.name, async (job) => run(handler, job.id!, job.data), {
-        connection: workerConnection,
-        prefix,
-        concurrency: opts.concurrency,
-        lockDuration: leaseMs,
-        stalledInterval: Math.max(1000, Math.floor(leaseMs / 2)),
-        maxStalledCount: opts.maxLeaseLosses ?? 5,
-      });
-      // Connection trouble is retried by ioredis; an unhandled "error" event would end the process.
-      worker.on("error", () => undefined);
+      const lanes = po.lanes === undefined ? [undefined] : [...new Set(po.lanes)];
+      for (const lane of lanes) {
+        const w = new Worker<Carried<P>>(
+          laneQueueName(opts.name, lane),
+          async (job, token) => {
+            if (running >= opts.concurrency) {
+              // Taken by a lane while another lane filled this process: back to the queue for another process.
+              await pauseLanes();
+              await job.moveToWait(token!);
+              throw new WaitingError();
+            }
+            running++;
+            if (running >= opts.concurrency) await pauseLanes();
+            try {
+              await run(handler, job, token);
+            } finally {
+              running--;
+              resumeLanes();
+            }
+          },
+          {
+            connection: workerConnection,
+            prefix,
+            concurrency: opts.concurrency,
+            lockDuration: leaseMs,
+            stalledInterval: Math.max(1000, Math.floor(leaseMs / 2)),
+            maxStalledCount: opts.maxLeaseLosses ?? 5,
+          },
+        );
+        // Connection trouble is retried by ioredis; an unhandled "error" event would end the process.
+        w.on("error", () => undefined);
+        workers.push(w);
+      }
+      const named = lanes.filter((l): l is string => l !== undefined);
+      if (named.length > 0) {
+        const first = advertise(named).catch(() => undefined);
+        const timer = setInterval(() => void advertise(named).catch(() => undefined), Math.max(500, Math.floor(leaseMs / 2)));
+        timer.unref();
+        advertised = { keys: named.map(servingKey), timer, first };
+      }
     },
 
-    async cancel(id): Promise<CancelOutcome> {
+    async whenServing() {
+      await advertised?.first;
+    },
+
+    async serving(lane) {
+      return Number(await redis.eval(SERVING_SCRIPT, 1, servingKey(lane))) > 0;
+    },
+
+    async cancel(id, lane): Promise<CancelOutcome> {
+      const queue = queueFor(lane);
       if (active.has(id)) {
         active.get(id)!.abort(new EaselError("E_CANCELLED", "The request was cancelled."));
         return "aborted";
@@ -297,24 +418,30 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
       return "unknown";
     },
 
-    async has(id) {
-      const state = await queue.getJobState(id);
+    async has(id, lane) {
+      const state = await queueFor(lane).getJobState(id);
       return state === "waiting" || state === "prioritized" || state === "active" || state === "delayed" || state === "waiting-children";
     },
 
     async stats(group) {
-      const [waiting, activeCount] = await Promise.all([redis.zcard(keys[1]), queue.getActiveCount()]);
-      const out = { waiting, active: activeCount };
+      const [waiting, activeNow] = await Promise.all([redis.zcard(keys[1]), activeCount()]);
+      const out = { waiting, active: activeNow };
       return group === undefined ? out : { ...out, groupWaiting: await redis.zcard(keys[3] + group) };
     },
 
-    async close() {
+    async close(o = {}) {
       if (closed) return;
       closed = true;
-      for (const c of active.values()) c.abort(new EaselError("E_CANCELLED", "The server is shutting down."));
-      await worker?.close();
+      handingBack = o.handBack ?? false;
+      if (advertised) {
+        clearInterval(advertised.timer);
+        // No longer taking jobs: API nodes stop counting on this process at once.
+        await Promise.all(advertised.keys.map((k) => redis.zrem(k, member))).catch(() => undefined);
+      }
+      for (const c of active.values()) c.abort(closing());
+      await Promise.all(workers.map((w) => w.close()));
       await workerConnection?.quit().catch(() => workerConnection?.disconnect());
-      await queue.close();
+      for (const q of queues.values()) await q.close();
       await sub.quit().catch(() => sub.disconnect());
       await redis.quit().catch(() => redis.disconnect());
     },

@@ -32,6 +32,32 @@ export interface QueueAddOptions {
   timeoutMs?: number;
   /** Most jobs of this group that may wait (not yet started) at once; `add` past it throws E_RATE_LIMITED. */
   maxWaitingInGroup?: number;
+  /**
+   * Which processes may take the job (Easel: its model id): only those that listed this lane in `process`. Drivers
+   * within one process, where the one handler serves everything, ignore it.
+   */
+  lane?: string;
+}
+
+export interface ProcessOptions {
+  /** The lanes this process takes jobs from (shared drivers; unset: jobs added without a lane). */
+  lanes?: string[];
+}
+
+export interface CloseOptions {
+  /**
+   * Shared drivers: running jobs are handed back to the queue, where another process takes them at once, instead of
+   * ending cancelled. Their handlers see their signal aborted with a HandedBack reason and must leave them unsettled.
+   */
+  handBack?: boolean;
+}
+
+/** The abort reason of a running job that its process hands back to a shared queue while it stops. */
+export class HandedBack extends Error {
+  constructor() {
+    super("This process is stopping; the job goes back to the queue for another worker.");
+    this.name = "HandedBack";
+  }
 }
 
 export interface QueueLimits {
@@ -49,10 +75,10 @@ export interface JobQueue<P> {
   add(id: string, payload: P, opts: QueueAddOptions): Promise<{ position: number }>;
   /** Throws exactly what `add` would throw now for a job with these options, without adding anything. */
   checkCapacity(opts: QueueAddOptions): Promise<void>;
-  /** Registers the one handler; jobs start (up to the queue's concurrency) once it is set. */
-  process(handler: (job: QueueJob<P>) => Promise<void>): void;
-  /** A waiting job is removed (its handler never runs); a running one has its signal aborted. */
-  cancel(id: string): Promise<CancelOutcome>;
+  /** Registers the one handler; jobs start (up to the queue's concurrency, over all lanes) once it is set. */
+  process(handler: (job: QueueJob<P>) => Promise<void>, opts?: ProcessOptions): void;
+  /** A waiting job is removed (its handler never runs); a running one has its signal aborted. `lane` as added. */
+  cancel(id: string, lane?: string): Promise<CancelOutcome>;
   /** Jobs waiting and running; with `group`, also that group's waiting jobs. */
   stats(group?: string): Promise<{ waiting: number; active: number; groupWaiting?: number }>;
   /**
@@ -60,9 +86,16 @@ export interface JobQueue<P> {
    * outlives any one process, and a job the queue no longer holds (lost before it was queued, or given up after its
    * workers kept dying) is one nobody will settle.
    */
-  has?(id: string): Promise<boolean>;
-  /** Stops starting jobs, aborts the running ones and waits for their handlers to return. */
-  close(): Promise<void>;
+  has?(id: string, lane?: string): Promise<boolean>;
+  /**
+   * Shared drivers: whether a live process takes jobs of this lane now (each process that calls `process` renews
+   * its lanes while it runs; a process that died drops out within a lease).
+   */
+  serving?(lane: string): Promise<boolean>;
+  /** Shared drivers: resolves once the lanes given to `process` are advertised (a process's start waits for it). */
+  whenServing?(): Promise<void>;
+  /** Stops starting jobs, aborts the running ones (or hands them back) and waits for their handlers to return. */
+  close(opts?: CloseOptions): Promise<void>;
 }
 
 /**

@@ -57,7 +57,7 @@ if (why !== undefined) {
       await admit("lost", old);
       await admit("held", old);
       await admit("young", t);
-      await queue.add("held", { jobId: "held" }, { group: info.id });
+      await queue.add("held", { jobId: "held" }, { group: info.id, lane: "sd15" });
       assert.equal(await store.balance(info.id), 7_000);
 
       const r = await svc.recoverCrashedJobs();
