@@ -1,6 +1,7 @@
 /**
  * The real server (`startServer` on loopback) for the AUTOMATIC1111 client tests: the micro sd15 fixture installed
- * twice, as "sd15" (the configured default) and "sd15-b" (for model switches), with or without an API key.
+ * twice, as "sd15" and "sd15-b" (for model switches), and the micro sdxl fixture as "sdxl" (whose UNet has no
+ * attention at full latent resolution, so 1024x1024 stays quick); with or without an API key.
  */
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
@@ -13,6 +14,7 @@ import { createKeyAdmin, type KeyAdmin } from "../../src/jobs/api-keys.ts";
 import { openSqliteStore } from "../../src/storage/sqlite.ts";
 
 const SD15_FIXTURE = resolve("test/fixtures/models/sd15");
+const SDXL_FIXTURE = resolve("test/fixtures/models/sdxl");
 
 export interface A1111Server {
   base: string;
@@ -27,12 +29,13 @@ export interface A1111Server {
   close(): Promise<void>;
 }
 
-export async function startA1111Server(opts: { withKey: boolean; credits?: number | null }): Promise<A1111Server> {
+export async function startA1111Server(opts: { withKey: boolean; credits?: number | null; defaultModel?: string }): Promise<A1111Server> {
   const dataDir = mkdtempSync(join(tmpdir(), "easel-a1111-"));
   const modelsDir = join(dataDir, "models");
   mkdirSync(modelsDir);
   symlinkSync(SD15_FIXTURE, join(modelsDir, "sd15"));
   symlinkSync(SD15_FIXTURE, join(modelsDir, "sd15-b"));
+  symlinkSync(SDXL_FIXTURE, join(modelsDir, "sdxl"));
   const dbPath = join(dataDir, "easel.db");
   let key: string | undefined;
   let keyId: string | undefined;
@@ -48,7 +51,7 @@ export async function startA1111Server(opts: { withKey: boolean; credits?: numbe
   }
   const config = loadConfig({
     env: {},
-    flags: { dataDir, server: { host: "127.0.0.1", port: 0 }, engine: { intraOpThreads: 2 }, models: { default: "sd15" } },
+    flags: { dataDir, server: { host: "127.0.0.1", port: 0 }, engine: { intraOpThreads: 2 }, models: { default: opts.defaultModel ?? "sd15" } },
   });
   const s = await startServer({ config, log: () => {} });
   const withAdmin = async <T>(f: (admin: KeyAdmin) => Promise<T>): Promise<T> => {

@@ -20,7 +20,6 @@ import {
   warningsHeader,
 } from "../_shared/http.ts";
 import { preparePrompt, promptHeaders } from "../_shared/prompt-fields.ts";
-import { openAiEditRoutes } from "./edit-routes.ts";
 import { openAiError } from "./errors.ts";
 import { type GenerationBody, generationBody } from "./schema.ts";
 import { type Translated, translate } from "./translate.ts";
@@ -203,5 +202,4 @@ export async function openAiRoutes(app: FastifyInstance, deps: DialectDeps): Pro
       return modelObject(m);
     },
   );
-  await openAiEditRoutes(app, deps);
 }
