@@ -140,15 +140,21 @@ function notFound(name: string, param: string): EaselError {
  * A1111 `sampler_name` (+ optional `scheduler`) → canonical id for the model's kind. Canonical Easel ids are
  * accepted too (an Easel infotext names them).
  */
-export function resolveA1111Sampler(samplerName: string, scheduleName: string | undefined, kind: ModelKind): A1111Resolved {
-  let sampler = findSampler(samplerName);
-  let schedule = scheduleName ? findSchedule(scheduleName) : undefined;
-  if (scheduleName && !schedule) {
-    throw new EaselError("E_INPUT_INVALID", `Scheduler not found: "${scheduleName}".`, {
+/** An A1111 schedule type by name, label or alias; E_INPUT_INVALID naming `scheduler` when there is none. */
+export function a1111Schedule(name: string): { name: string; label: string } {
+  const schedule = findSchedule(name);
+  if (!schedule) {
+    throw new EaselError("E_INPUT_INVALID", `Scheduler not found: "${name}".`, {
       param: "scheduler",
       details: { allowed: A1111_SCHEDULES.map((x) => x.name) },
     });
   }
+  return schedule;
+}
+
+export function resolveA1111Sampler(samplerName: string, scheduleName: string | undefined, kind: ModelKind): A1111Resolved {
+  let sampler = findSampler(samplerName);
+  let schedule = scheduleName ? a1111Schedule(scheduleName) : undefined;
   if (!sampler) {
     const legacy = splitLegacy(samplerName) ?? (SCHEDULER_IDS.includes(samplerName) && kind === "vp" ? fromCanonical(samplerName) : undefined);
     if (legacy) {

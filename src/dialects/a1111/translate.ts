@@ -7,7 +7,7 @@ import { EaselError, invalidInput } from "../../core/errors.ts";
 import { formatInfotext } from "../../core/image-format.ts";
 import type { ImageService } from "../../core/image-service.ts";
 import type { GenerationRequest, GenerationResult, ImageFormat, ModelInfo, Warning } from "../../core/types.ts";
-import { a1111NamesOf, resolveA1111Sampler } from "../_shared/a1111-names.ts";
+import { a1111NamesOf, a1111Schedule, resolveA1111Sampler } from "../_shared/a1111-names.ts";
 import { decodeBase64InitImage } from "../_shared/init-image.ts";
 import { resolveModel } from "../_shared/models.ts";
 import type { CommonBody, Img2ImgBody } from "./schema.ts";
@@ -149,7 +149,7 @@ export async function translate(
     if (r.warning) warnings.push(r.warning);
     sampler = r;
   } else {
-    if (body.scheduler && !["automatic"].includes(body.scheduler.toLowerCase())) {
+    if (body.scheduler && a1111Schedule(body.scheduler).name !== "automatic") {
       warnings.push(ignored("scheduler", "a schedule type without sampler_name does not change the model's own scheduler"));
     }
     sampler = { id: undefined, ...a1111NamesOf(model.defaults.scheduler) };
