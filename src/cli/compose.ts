@@ -56,6 +56,11 @@ export async function openModels(config: Config, engine: Engine, log: (line: str
     describeUpstream: (provider, model) => upstreams.describe(provider, model),
     onSkip: (dir, e) => log(`skipping ${dir}: ${(e as Error).message}`),
   });
-  const local = createLocalProvider({ engine, modelDir: (model) => registry.require(model, paths.modelsDir).dir, lorasDir: join(paths.modelsDir, "loras") });
+  const local = createLocalProvider({
+    engine,
+    modelDir: (model) => registry.require(model, paths.modelsDir).dir,
+    lorasDir: join(paths.modelsDir, "loras"),
+    safety: config.safety,
+  });
   return { registry, gateway: createGateway({ registry, local, upstreams, log }) };
 }

@@ -309,6 +309,17 @@ export const configSchema = z.object({
       minimumPerImage: z.number().min(0.001).max(1e6).default(0.001),
     })
     .prefault({}),
+  /** The image safety checker (diffusers' StableDiffusionSafetyChecker) on local models (docs/prompts.md). */
+  safety: z
+    .object({
+      /** A StableDiffusionSafetyChecker folder (config.json, weights, preprocessor_config.json) for models without their own. */
+      checkerDir: z.string().min(1).optional(),
+      /** A flagged image: "black" replaces it by a black image with a W_IMAGE_FLAGGED warning; "refuse" fails the request (E_PROMPT_UNSAFE). */
+      onFlagged: z.enum(["black", "refuse"]).default("black"),
+      /** Check every image of models that have a checker, whether or not the request asks. */
+      always: z.boolean().default(false),
+    })
+    .prefault({}),
   /** Style presets and prompt checks (docs/prompts.md). */
   prompts: z
     .object({

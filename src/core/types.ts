@@ -53,6 +53,8 @@ export interface GenerationRequest {
   maxSequenceLength?: number;
   /** false runs a T5 model without T5 (its part of the context is zeros), saving memory and time. */
   useT5?: boolean;
+  /** Run the model's image safety checker on the outputs (flagged images black or refused, config.safety). */
+  safetyCheck?: boolean;
   /** LoRAs from the models directory's loras/ folder (file name without .safetensors) and their scales, in order. */
   loras?: { name: string; scale: number }[];
   /** Warnings found while translating the request (e.g. W_SAMPLER_SUBSTITUTED); returned with the result. */

@@ -12,9 +12,12 @@ import type {
   RuntimeOptions,
 } from "../models/pipeline/family.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
+import type { SafetyRun } from "./safety.ts";
 
 export interface RunHooks {
   signal?: AbortSignal;
+  /** Run the image safety checker on the outputs (engine/safety.ts). */
+  safety?: SafetyRun;
   onStep?: (step: number, totalSteps: number) => void;
   onPreview?: (index: number, step: number, images: PipelineImage[]) => void;
 }
@@ -87,7 +90,7 @@ export class Engine {
     const onAbort = () => Atomics.store(flag, 0, 1);
     hooks.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const r = await this.request({ type: "run", modelDir, params, cancel } as Omit<ToWorker, "id">, hooks);
+      const r = await this.request({ type: "run", modelDir, params, cancel, ...(hooks.safety ? { safety: hooks.safety } : {}) } as Omit<ToWorker, "id">, hooks);
       if (r.type !== "done") throw new Error(`unexpected worker reply ${r.type}`);
       return r.output;
     } finally {

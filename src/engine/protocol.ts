@@ -1,5 +1,6 @@
 /** Messages between the engine (main thread) and its inference worker thread. */
 import type { ModelDescription, PipelineImage, PipelineOutput, PipelineParams, RuntimeOptions } from "../models/pipeline/family.ts";
+import type { SafetyRun } from "./safety.ts";
 
 export interface WorkerInit {
   runtime: RuntimeOptions;
@@ -7,7 +8,7 @@ export interface WorkerInit {
 
 export type ToWorker =
   | { type: "describe"; id: number; modelDir: string }
-  | { type: "run"; id: number; modelDir: string; params: PipelineParams; cancel: SharedArrayBuffer }
+  | { type: "run"; id: number; modelDir: string; params: PipelineParams; cancel: SharedArrayBuffer; safety?: SafetyRun }
   | { type: "release"; id: number; modelDir?: string };
 
 export interface SerializedError {

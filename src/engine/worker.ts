@@ -10,12 +10,14 @@ import { type LoraChoice, readLoraFile } from "../models/components/lora.ts";
 import { familyFor } from "../models/index.ts";
 import type { LoadedPipeline } from "../models/pipeline/family.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import { createSafetyCheckers } from "./safety.ts";
 
 const port = parentPort;
 if (!port) throw new Error("engine/worker.ts must run in a worker thread");
 const init = workerData as WorkerInit;
 /** Loaded pipelines by checkpoint directory and LoRA set (see pipelineKey). */
 const loaded = new Map<string, Promise<LoadedPipeline>>();
+const safety = createSafetyCheckers(init.runtime);
 
 function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(msg, transfer);
@@ -85,6 +87,8 @@ async function handle(msg: ToWorker): Promise<void> {
         onStep: (step, totalSteps) => post({ type: "step", id: msg.id, step, totalSteps }),
         onPreview: (index, step, images) => post({ type: "preview", id: msg.id, index, step, images }),
       });
+      // Before the images leave this thread: a flagged one is never sent, encoded or stored.
+      if (msg.safety) await safety.apply(msg.modelDir, output, msg.safety);
       post({ type: "done", id: msg.id, output });
     } else {
       const dirs = [...loaded.keys()].filter((k) => !msg.modelDir || dirOfKey(k) === msg.modelDir);
@@ -93,6 +97,7 @@ async function handle(msg: ToWorker): Promise<void> {
         loaded.delete(d);
         if (p) await (await p.catch(() => undefined))?.release();
       }
+      if (!msg.modelDir) await safety.release();
       post({ type: "released", id: msg.id });
     }
   } catch (e) {

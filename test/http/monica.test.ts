@@ -63,9 +63,13 @@ describe("Monica playground", async () => {
     assert.equal(monicaError(body).code, "missing_required_parameter");
   });
 
-  test("safety_check: true is refused as not supported rather than ignored", async () => {
-    const { body } = await expectRejected(app, images, { url, payload: { ...PLAYGROUND_EXAMPLE, safety_check: true }, headers: AUTH }, 400);
-    assert.equal(monicaError(body).param, "safety_check");
+  test("safety_check: true (or \"true\") asks for the model's image safety checker; false or missing does not", async () => {
+    for (const v of [true, "true"]) {
+      await expectOk(app, { url, payload: { ...PLAYGROUND_EXAMPLE, safety_check: v }, headers: AUTH });
+      assert.equal(images.calls.at(-1)!.req.safetyCheck, true);
+    }
+    await expectOk(app, { url, payload: PLAYGROUND_EXAMPLE, headers: AUTH });
+    assert.equal(images.calls.at(-1)!.req.safetyCheck, undefined);
   });
 
   test("keys, method, balance", async () => {

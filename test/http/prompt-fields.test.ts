@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { model } from "./fake-image-service.ts";
 import { AUTH, expectOk, expectRejected, makeApp } from "./helpers.ts";
 
 const small = { prompt: "a lighthouse" };
@@ -47,6 +48,16 @@ describe("prompt fields on every dialect", async () => {
     await expectOk(app, { url: "/v1/playground-v2.5", payload: { prompt: "a fox", prompt_filter: "portrait" }, headers });
     assert.match(images.calls.at(-1)!.req.prompt, /^portrait of a fox, head and shoulders/);
     await expectRejected(app, images, { url: "/v1/playground-v2.5", payload: { prompt: "a cigarette ad", prompt_rejection_topics: ["cigarettes"] }, headers }, 400);
+  });
+
+  test("safety_check on every dialect reaches the request; a model served upstream refuses it before admission", async () => {
+    await expectOk(app, { url: "/v1/images/generations", payload: { ...small, model: "sd15", size: "512x512", safety_check: true }, headers: AUTH });
+    assert.equal(images.calls.at(-1)!.req.safetyCheck, true);
+    await expectOk(app, { url: "/v1/playground-v2.5", payload: { prompt: "a fox", safety_check: true }, headers: { "x-api-key": "sk-test" } });
+    assert.equal(images.calls.at(-1)!.req.safetyCheck, true);
+    const { app: up, images: upImages } = await makeApp({ keys: { "sk-test": 1000 }, models: [{ ...model("dall-e-3", "upstream"), backend: "openai-cloud" }] });
+    const { body } = await expectRejected(up, upImages, { url: "/v1/images/generations", payload: { ...small, model: "dall-e-3", safety_check: true }, headers: AUTH }, 400);
+    assert.match((body.error as { message: string }).message, /local models only; "dall-e-3" is served by openai-cloud/);
   });
 
   test("GET /v1/styles lists the 36 presets with their templates; it needs a key", async () => {

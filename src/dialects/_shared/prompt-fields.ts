@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { createPromptExpander, createPromptService, type PreparedRequest, type PromptOptions, type PromptService } from "../../prompts/index.ts";
+import { EaselError } from "../../core/errors.ts";
 import type { GenerationRequest } from "../../core/types.ts";
 import type { DialectDeps } from "./dialect.ts";
 import { applyLoras, LORA_FIELDS, type LoraFields } from "./lora-fields.ts";
@@ -18,11 +19,17 @@ export const PROMPT_FIELDS = {
   ...LORA_FIELDS,
 };
 
+/** `safety_check` (Monica's field, spec 000) for the dialects that do not have it: the image safety checker. */
+export const SAFETY_FIELDS = {
+  safety_check: z.boolean().nullish().describe("Easel: run the model's image safety checker; flagged images come back black (or the request fails, by configuration)."),
+};
+
 export interface PromptFields extends LoraFields {
   prompt_filter?: string | null;
   expand_prompt?: boolean | null;
   verify_prompt_safety?: boolean | null;
   prompt_rejection_topics?: string[] | null;
+  safety_check?: boolean | null;
 }
 
 export function promptOptions(body: PromptFields): PromptOptions {
@@ -47,10 +54,23 @@ export function promptsOf(deps: DialectDeps): PromptService {
   return s;
 }
 
-/** The request with the body's prompt features applied (or refused with E_PROMPT_UNSAFE, before admission). */
-export function preparePrompt(deps: DialectDeps, req: GenerationRequest, body: PromptFields, signal?: AbortSignal): Promise<PreparedRequest> {
+/**
+ * The request with the body's prompt features applied (or refused with E_PROMPT_UNSAFE, before admission), and
+ * `safety_check` carried over: only local models run a safety checker, so an upstream one is refused here.
+ */
+export async function preparePrompt(deps: DialectDeps, req: GenerationRequest, body: PromptFields, signal?: AbortSignal): Promise<PreparedRequest> {
+  const safetyCheck = body.safety_check === true || req.safetyCheck === true;
+  if (safetyCheck) {
+    const model = deps.images.findModel(req.model);
+    if (model && model.backend !== "local") {
+      throw new EaselError("E_NOT_SUPPORTED", `safety_check runs Easel's own image safety checker, on local models only; "${model.id}" is served by ${model.backend}`, {
+        param: "safety_check",
+      });
+    }
+  }
   // LoRAs (body field and <lora:...> tags) come first, so the prompt service sees the prompt without its tags.
-  return promptsOf(deps).prepare(applyLoras(deps, req, body), promptOptions(body), signal);
+  const prepared = await promptsOf(deps).prepare(applyLoras(deps, req, body), promptOptions(body), signal);
+  return safetyCheck ? { ...prepared, req: { ...prepared.req, safetyCheck: true } } : prepared;
 }
 
 /** `x-easel-revised-prompt` (JSON string, non-ASCII escaped) when the prompt the model got differs from the client's. */

@@ -18,7 +18,7 @@ export const playgroundBody = z.object({
   size: z.enum(SIZES).nullish().describe("Default 1024x1024."),
   step: numeric(z.number().int().min(1).max(50)).nullish().describe("Denoising steps, 1-50 (default 30)."),
   seed: numeric(z.number().int().min(0).max(MAX_SEED)).nullish().describe("0-2147483647; 0 or missing = random."),
-  safety_check: booleanish(z.boolean()).nullish().describe("Default false; true is not supported yet."),
+  safety_check: booleanish(z.boolean()).nullish().describe("Default false; true runs the model's image safety checker (flagged images black, or refused by configuration)."),
   cfg_scale: numeric(z.number().min(0).max(30)).nullish().describe("Classifier-free guidance, 0-30 (default 7)."),
   // Easel extensions: style presets and prompt checks (docs/prompts.md).
   ...PROMPT_FIELDS,

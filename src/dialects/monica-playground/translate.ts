@@ -1,5 +1,4 @@
 /** Monica Playground request -> GenerationRequest (URLs to PNG images). */
-import { EaselError } from "../../core/errors.ts";
 import type { ImageService } from "../../core/image-service.ts";
 import type { GenerationRequest } from "../../core/types.ts";
 import { resolveModel } from "../_shared/models.ts";
@@ -9,13 +8,6 @@ import type { PlaygroundBody } from "./schema.ts";
 export const DEFAULTS = { count: 1, size: "1024x1024", step: 30, cfgScale: 7 } as const;
 
 export function translate(body: PlaygroundBody, images: ImageService): GenerationRequest {
-  if (body.safety_check === true) {
-    throw new EaselError(
-      "E_NOT_SUPPORTED",
-      "safety_check is not supported yet on this server: no safety checker is installed. Send safety_check: false.",
-      { param: "safety_check" },
-    );
-  }
   const name = body.model ?? "playground-v2-5";
   const model = resolveModel(images, [name, "playground-v2.5"], { param: "model" });
   const { width, height } = parseSize(body.size ?? DEFAULTS.size);
@@ -31,5 +23,7 @@ export function translate(body: PlaygroundBody, images: ImageService): Generatio
     // "If 0, we will use a totally random seed."
     seed: body.seed ? body.seed : undefined,
     output: { format: "png" },
+    // The model's image safety checker (a model without one answers E_NOT_SUPPORTED naming safety_check).
+    ...(body.safety_check === true ? { safetyCheck: true } : {}),
   };
 }

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { numeric } from "../_shared/numbers.ts";
-import { PROMPT_FIELDS } from "../_shared/prompt-fields.ts";
+import { PROMPT_FIELDS, SAFETY_FIELDS } from "../_shared/prompt-fields.ts";
 
 export const MODELS = ["sdxl", "sd3", "sd3_5"] as const;
 export const SIZES = ["1024x1024", "1344x768", "768x1344"] as const;
@@ -42,6 +42,7 @@ export const sdBody = z.object({
   num_inference_steps: numeric(z.number().int().min(1).max(500)).nullish().describe("sdxl only, 1-500 (default 50)."),
   // Easel extensions: style presets and prompt checks (docs/prompts.md).
   ...PROMPT_FIELDS,
+  ...SAFETY_FIELDS,
 });
 
 export type SdBody = z.output<typeof sdBody>;

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { SIZE_RE } from "../_shared/numbers.ts";
-import { PROMPT_FIELDS } from "../_shared/prompt-fields.ts";
+import { PROMPT_FIELDS, SAFETY_FIELDS } from "../_shared/prompt-fields.ts";
 
 export const MAX_SEED = Number.MAX_SAFE_INTEGER;
 
@@ -40,6 +40,7 @@ export const generationBody = z.strictObject({
   max_sequence_length: z.number().int().min(1).nullish().describe("Easel: T5 prompt length in tokens (SD3; default 256)."),
   use_t5: z.boolean().nullish().describe("Easel: false runs an SD3 model without its T5 encoder (less memory and time)."),
   ...PROMPT_FIELDS,
+  ...SAFETY_FIELDS,
 });
 
 export type GenerationBody = z.output<typeof generationBody>;

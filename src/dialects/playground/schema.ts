@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { numeric } from "../_shared/numbers.ts";
-import { PROMPT_FIELDS } from "../_shared/prompt-fields.ts";
+import { PROMPT_FIELDS, SAFETY_FIELDS } from "../_shared/prompt-fields.ts";
 
 export const FILTER_MODELS = ["Playground_v2.5", "Photorealism", "Playground_v3"] as const;
 
@@ -90,6 +90,7 @@ export const externalBody = z.object({
   expand_prompt: PROMPT_FIELDS.expand_prompt.describe("Rewrite the prompt with the configured language model (promptExpansion); the prompt used comes back in x-easel-revised-prompt."),
   verify_prompt_safety: PROMPT_FIELDS.verify_prompt_safety.describe("Refuse prompts in the unsafe categories with PROMPT_UNSAFE (docs/prompts.md)."),
   prompt_rejection_topics: PROMPT_FIELDS.prompt_rejection_topics.describe("Refuse prompts that reference one of these topics with PROMPT_UNSAFE."),
+  ...SAFETY_FIELDS,
   prompt_filter: z.enum(PROMPT_FILTERS).nullish().describe("A style preset wrapping the prompt (GET /v1/styles); the prompt used comes back in x-easel-revised-prompt."),
 });
 

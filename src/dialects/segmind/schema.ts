@@ -3,7 +3,7 @@
  * default `1`, so 0 and 1 are accepted as well as false and true. Unknown fields are ignored.
  */
 import { z } from "zod";
-import { PROMPT_FIELDS } from "../_shared/prompt-fields.ts";
+import { PROMPT_FIELDS, SAFETY_FIELDS } from "../_shared/prompt-fields.ts";
 
 export const MAX_SEED = 999999999999999;
 
@@ -20,6 +20,7 @@ export const segmindBody = z.object({
     .describe("true (default): JSON with base64 JPEG; false: the raw image/jpeg body."),
   // Easel extensions: style presets and prompt checks (docs/prompts.md).
   ...PROMPT_FIELDS,
+  ...SAFETY_FIELDS,
 });
 
 export type SegmindBody = z.output<typeof segmindBody>;

@@ -12,9 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { expectClose } from "../../../test/helpers/tensors.ts";
-import { openComponentWeights, readTensorData, writeSafetensors } from "../../graph/safetensors.ts";
+import { openComponentWeights, readTensorData } from "../../graph/safetensors.ts";
 import { mulberry32 } from "../testing/random-safetensors.ts";
-import { addTinySafetyChecker, TINY_PREPROCESSOR, TINY_SAFETY_CONFIG, writeTinySafetyCheckerFolder } from "../testing/tiny-safety-checker.ts";
+import { addTinySafetyChecker, setSafetyThresholds, TINY_PREPROCESSOR, TINY_SAFETY_CONFIG, writeTinySafetyCheckerFolder } from "../testing/tiny-safety-checker.ts";
 import type { PipelineImage } from "../pipeline/family.ts";
 import { safetyCheckerConfigFromJson } from "./safety-checker.graph.ts";
 import { blackImage, CLIP_PROCESSING, clipPixelValues, clipProcessingFromJson, findSafetyChecker, loadSafetyChecker, scoreSafety } from "./safety-checker.ts";
@@ -155,23 +155,12 @@ function randomImages(n: number, seed: number): PipelineImage[] {
   return Array.from({ length: n }, () => ({ width: 16, height: 16, rgb: Uint8Array.from({ length: 16 * 16 * 3 }, () => Math.floor(rnd() * 256)) }));
 }
 
-/** Rewrites the checker's thresholds (special_care_embeds_weights, concept_embeds_weights), keeping every other weight. */
-function setThresholds(dir: string, special: number, concept: number): void {
-  const entries = openComponentWeights(dir);
-  const tensors = [...entries.values()].map((e) => {
-    const t = e.name === "special_care_embeds_weights" ? special : e.name === "concept_embeds_weights" ? concept : undefined;
-    const data = t === undefined ? readTensorData(e) : new Float32Array(e.shape[0]).fill(t);
-    return { name: e.name, dtype: "F32" as const, shape: e.shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-  });
-  writeSafetensors(join(dir, "model.safetensors"), tensors);
-}
-
 test("the checker's graph matches the CLIPVisionModel + cosine_distance reference; verdicts follow diffusers' scores", async () => {
   const dir = join(work, "checker");
   writeTinySafetyCheckerFolder(dir, { seed: 11 });
   // Thresholds where these images fall on both sides, at least 0.005 from any rounding step (the random ones, near 0,
   // flag every image: 17 concepts). Their highest concept similarities are 0.73-0.83, special-care ones 0.01-0.15.
-  setThresholds(dir, 0.1, 0.78);
+  setSafetyThresholds(dir, 0.1, 0.78);
   const checker = await loadSafetyChecker({ dir, preprocessor: join(dir, "preprocessor_config.json") }, { cacheDir: join(work, "cache") });
   try {
     const images = randomImages(8, 5);
@@ -207,7 +196,7 @@ test("raising every threshold to 1 (no similarity exceeds it) passes every image
   ] as const) {
     const dir = join(work, `thresholds${t}`);
     writeTinySafetyCheckerFolder(dir, { seed: 11 });
-    setThresholds(dir, t, t);
+    setSafetyThresholds(dir, t, t);
     const checker = await loadSafetyChecker({ dir }, { cacheDir: join(work, `cache${t}`) });
     try {
       const v = await checker.check(randomImages(3, 9));

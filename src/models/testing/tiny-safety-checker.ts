@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { openComponentWeights, readTensorData, writeSafetensors } from "../../graph/safetensors.ts";
 import { createRecordingWeights } from "../../graph/weights.ts";
 import { buildSafetyCheckerGraph, safetyCheckerConfigFromJson } from "../components/safety-checker.graph.ts";
 import { type RandomWeightDtype, writeRandomSafetensors } from "./random-safetensors.ts";
@@ -36,8 +37,26 @@ function writeJson(file: string, v: unknown): void {
   writeFileSync(file, `${JSON.stringify(v, null, 2)}\n`);
 }
 
+export interface TinySafetyCheckerOptions {
+  seed: number;
+  dtype?: RandomWeightDtype;
+  /** Replace the random thresholds (special_care_embeds_weights, concept_embeds_weights) by these constants. */
+  thresholds?: { special: number; concept: number };
+}
+
+/** Rewrites a checker's thresholds, keeping every other weight (stored as F32). */
+export function setSafetyThresholds(dir: string, special: number, concept: number): void {
+  const entries = openComponentWeights(dir);
+  const tensors = [...entries.values()].map((e) => {
+    const t = e.name === "special_care_embeds_weights" ? special : e.name === "concept_embeds_weights" ? concept : undefined;
+    const data = t === undefined ? readTensorData(e) : new Float32Array(e.shape[0]).fill(t);
+    return { name: e.name, dtype: "F32" as const, shape: e.shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  });
+  writeSafetensors(join(dir, "model.safetensors"), tensors);
+}
+
 /** Writes config.json, model.safetensors and preprocessor_config.json into `dir` (a standalone checker folder). */
-export function writeTinySafetyCheckerFolder(dir: string, opts: { seed: number; dtype?: RandomWeightDtype }): void {
+export function writeTinySafetyCheckerFolder(dir: string, opts: TinySafetyCheckerOptions): void {
   mkdirSync(dir, { recursive: true });
   writeJson(join(dir, "config.json"), TINY_SAFETY_CONFIG);
   writeJson(join(dir, "preprocessor_config.json"), TINY_PREPROCESSOR);
@@ -45,10 +64,11 @@ export function writeTinySafetyCheckerFolder(dir: string, opts: { seed: number; 
   const rec = createRecordingWeights({ dtype });
   buildSafetyCheckerGraph(safetyCheckerConfigFromJson(TINY_SAFETY_CONFIG), rec.source);
   writeRandomSafetensors(join(dir, "model.safetensors"), rec.recorded(), { seed: opts.seed, dtype, namespace: "safety_checker" });
+  if (opts.thresholds) setSafetyThresholds(dir, opts.thresholds.special, opts.thresholds.concept);
 }
 
 /** Adds `safety_checker/` and `feature_extractor/` to the diffusers checkpoint in `modelDir` and lists them in model_index.json. */
-export function addTinySafetyChecker(modelDir: string, opts: { seed: number; dtype?: RandomWeightDtype }): void {
+export function addTinySafetyChecker(modelDir: string, opts: TinySafetyCheckerOptions): void {
   writeTinySafetyCheckerFolder(join(modelDir, "safety_checker"), opts);
   const fe = join(modelDir, "feature_extractor");
   mkdirSync(fe, { recursive: true });

@@ -14,6 +14,8 @@ export interface LocalProviderOptions {
   modelDir: (model: string) => string;
   /** Source of random seeds when the request has none; injectable for tests. */
   randomSeed?: () => number;
+  /** The image safety checker (config.safety): a checker folder for models without one, what a flag does, check always. */
+  safety?: { checkerDir?: string; onFlagged: "black" | "refuse"; always: boolean };
   /** The LoRA folder request LoRAs are named in (`<models>/loras`); without it a request with LoRAs is refused. */
   lorasDir?: string;
 }
@@ -83,8 +85,13 @@ export function createLocalProvider(opts: LocalProviderOptions): ImageProvider {
         return { file: resolveLora(opts.lorasDir, l.name), scale: l.scale };
       });
       const params = toPipelineParams(req, { seed, initImage, mask, loras });
+      const check = req.safetyCheck === true || opts.safety?.always === true;
+      const safety = check ? { requested: req.safetyCheck === true, checkerDir: opts.safety?.checkerDir, onFlagged: opts.safety?.onFlagged ?? "black" } : undefined;
+      // A preview would show an image before the safety checker has seen it.
+      if (safety) params.previews = 0;
       const out = await opts.engine.run(opts.modelDir(req.model), params, {
         signal: o.signal,
+        safety,
         onStep: (step, totalSteps) => o.onEvent?.({ type: "progress", step, totalSteps }),
         onPreview: (index, step, images) => {
           if (images[0]) o.onEvent?.({ type: "preview", index, step, image: { ...images[0], seed } });
