@@ -141,4 +141,26 @@ describe("A1111 dialect: errors in A1111's shapes, nothing charged; img2img and 
     assert.ok(meta.exif?.includes(Buffer.from("ASCII\0\0\0a blue square\nSteps: 3, ", "latin1")), "no UserComment with the parameters");
     await post("/sdapi/v1/options", { samples_format: "png" }, bearer);
   });
+
+  test("an interrupted call that is still connected answers 499 in A1111's shape; the job is cancelled, not charged", async () => {
+    const balance = await srv.balance();
+    const call = post("/sdapi/v1/txt2img", { ...small, steps: 400, sampler_name: "Euler" });
+    const auth = { authorization: `Bearer ${srv.key}` };
+    let running = false;
+    for (let i = 0; i < 600 && !running; i++) {
+      const p = (await (await fetch(`${srv.base}/sdapi/v1/progress?skip_current_image=true`, { headers: auth })).json()) as Record<string, unknown>;
+      running = Number((p.state as Record<string, number>).sampling_step) >= 1;
+      if (running) assert.equal(p.current_image, null, "skip_current_image");
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(running, "the call never started");
+    const interrupt = await fetch(`${srv.base}/sdapi/v1/interrupt`, { method: "POST", headers: auth });
+    assert.equal(interrupt.status, 200);
+    const res = await call;
+    const body = (await res.json()) as Record<string, unknown>;
+    assert.equal(res.status, 499, JSON.stringify(body).slice(0, 300));
+    assert.equal(body.error, "HTTPException");
+    assert.equal(res.headers.get("x-easel-error-code"), "E_CANCELLED");
+    assert.equal(await srv.balance(), balance);
+  });
 });
