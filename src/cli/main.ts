@@ -1,4 +1,4 @@
-/** `easel` command line: serve, worker, generate, models, pull, keys. */
+/** `easel` command line: serve, worker, generate, models, pull, convert, keys. */
 import { Command, CommanderError } from "commander";
 import { isEaselError } from "../core/errors.ts";
 
@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   generate: async () => (await import("./generate.ts")).generateCommand(),
   models: async () => (await import("./models.ts")).modelsCommand(),
   pull: async () => (await import("./models.ts")).pullCommand(),
+  convert: async () => (await import("./models.ts")).convertCommand(),
   keys: async () => (await import("./keys.ts")).keysCommand(),
   worker: async () => (await import("./worker.ts")).workerCommand(),
 };

@@ -3,8 +3,10 @@
  * config (with size on disk and where each folder came from), removing a model folder, pulling one from the hub.
  */
 import { cpus } from "node:os";
+import { basename, join } from "node:path";
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { convertSingleFile } from "../checkpoint/single-file.ts";
 import { BUILTIN_MODEL } from "../config/builtin-model.ts";
 import { type Config, configPaths, loadConfig } from "../config/index.ts";
 import { Engine } from "../engine/engine.ts";
@@ -12,7 +14,7 @@ import { discoverModels } from "../gateway/registry.ts";
 import { createUpstreams } from "../gateway/upstreams.ts";
 import type { WeightVariant } from "../graph/safetensors.ts";
 import { describeSource, listInstalledModels, removeInstalledModel } from "../hub/installed.ts";
-import { type PullProgress, pullModel } from "../hub/pull.ts";
+import { checkModelName, type PullProgress, pullModel } from "../hub/pull.ts";
 
 interface PlaceOptions {
   modelsDir?: string;
@@ -91,6 +93,26 @@ function pullProgressView(): { update: (p: PullProgress) => void; stop: () => vo
 function parseVariant(v: string): WeightVariant {
   if (v !== "fp16" && v !== "bf16") throw new InvalidArgumentError("the variants are fp16 and bf16");
   return v;
+}
+
+/** `easel convert FILE [--config DIR] (-o OUT | --name NAME)`: a single-file checkpoint to a diffusers folder. */
+export function convertCommand(): Command {
+  return (
+    new Command("convert")
+      .option("--models-dir <dir>", "models directory (default <data-dir>/models)")
+      .option("--data-dir <dir>", "data directory")
+      .description("convert a single-file checkpoint (.safetensors, SD1.x / SD2.x / SDXL base) to a diffusers folder")
+      .argument("<file>", "the .safetensors file")
+      .option("--config <dir>", "a diffusers folder of the same family: configs, scheduler and tokenizer files (weights only for components the file lacks)")
+      .option("-o, --out <dir>", "output folder (default: <models-dir>/<name>, so the server serves it)")
+      .option("--name <name>", "model name in the models directory (default: the file's name)")
+  ).action((file: string, o: Omit<PlaceOptions, "config"> & { config?: string; out?: string; name?: string }) => {
+    // --config names the diffusers folder here; the JSON config file of other commands is EASEL_* / defaults only.
+    const modelsDir = configPaths(placeConfig({ modelsDir: o.modelsDir, dataDir: o.dataDir })).modelsDir;
+    const out = o.out ?? join(modelsDir, checkModelName(o.name ?? basename(file).replace(/\.safetensors$/, "")));
+    const r = convertSingleFile(file, { configDir: o.config, out });
+    console.log(`${r.out}\t${r.family}\t${r.tensors} tensors${r.fromConfig.length ? `; from --config: ${r.fromConfig.join(", ")}` : ""}`);
+  });
 }
 
 /** `easel pull <owner>/<repo>[@revision]` (also `easel models pull`). */
