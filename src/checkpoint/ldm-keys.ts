@@ -139,7 +139,9 @@ export function convertOpenClip(file: string, entries: TensorEntry[], prefix: st
     if (!e.name.startsWith(prefix)) continue;
     const k = e.name.slice(prefix.length);
     let m: RegExpExecArray | null;
-    const put = (name: string, extra: Partial<ConvertedTensor> = {}) => out.push({ name, source: e, shape: e.shape, ...extra });
+    const put = (name: string, extra: Partial<ConvertedTensor> = {}): void => {
+      out.push({ name, source: e, shape: e.shape, ...extra });
+    };
     if (k === "logit_scale") continue;
     if (k === "positional_embedding") put("text_model.embeddings.position_embedding.weight");
     else if (k === "token_embedding.weight") put("text_model.embeddings.token_embedding.weight");

@@ -16,7 +16,23 @@ import { findComponentWeightFiles, readSafetensorsHeader, readTensorBytes, readT
 import { mulberry32, writeTinyCheckpoint } from "../testing/tiny-checkpoint.ts";
 import { readLoraFile } from "./lora.ts";
 
-type Format = "kohya" | "peft" | "diffusers";
+type Format = "kohya" | "kohya-sgm" | "peft" | "diffusers";
+
+/**
+ * kohya's SDXL UNet module names: the original (SGM) block path with "_" for "." (input_blocks_<n>_<i>_..., n = 1 +
+ * block * (layers_per_block + 1) + layer; output_blocks_<block * 3 + layer>_...; middle_block_1_...), written here
+ * from the published layout for layers_per_block = 2. Resnets name their layers in_layers_2 / out_layers_3.
+ */
+function sgmModule(module: string): string {
+  const per = 3;
+  const resnet = (r: string) => r.replace(/^conv1$/, "in_layers_2").replace(/^conv2$/, "out_layers_3").replace(/^norm1$/, "in_layers_0");
+  let m: RegExpExecArray | null;
+  if ((m = /^down_blocks\.(\d+)\.attentions\.(\d+)\.(.+)$/.exec(module))) return `input_blocks_${1 + Number(m[1]) * per + Number(m[2])}_1_${m[3].replace(/\./g, "_")}`;
+  if ((m = /^down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(module))) return `input_blocks_${1 + Number(m[1]) * per + Number(m[2])}_0_${resnet(m[3])}`;
+  if ((m = /^up_blocks\.(\d+)\.attentions\.(\d+)\.(.+)$/.exec(module))) return `output_blocks_${Number(m[1]) * per + Number(m[2])}_1_${m[3].replace(/\./g, "_")}`;
+  if ((m = /^mid_block\.attentions\.0\.(.+)$/.exec(module))) return `middle_block_1_${m[1].replace(/\./g, "_")}`;
+  throw new Error(`no SGM name for ${module}`);
+}
 
 interface Pair {
   component: "unet" | "text_encoder" | "text_encoder_2";
@@ -58,8 +74,9 @@ const KOHYA_PREFIX = (family: "sd15" | "sdxl", c: Pair["component"]) =>
 /** The file's keys for one pair, written the way each tool writes them (module = target without ".weight"). */
 function pairKeys(format: Format, family: "sd15" | "sdxl", p: Pair, variant: number): { down: string; up: string; alpha?: string } {
   const module = p.target.slice(0, -".weight".length);
-  if (format === "kohya") {
-    const base = `${KOHYA_PREFIX(family, p.component)}_${module.replace(/\./g, "_")}`;
+  if (format === "kohya" || format === "kohya-sgm") {
+    const name = format === "kohya-sgm" && p.component === "unet" ? sgmModule(module) : module.replace(/\./g, "_");
+    const base = `${KOHYA_PREFIX(family, p.component)}_${name}`;
     return { down: `${base}.lora_down.weight`, up: `${base}.lora_up.weight`, alpha: `${base}.alpha` };
   }
   if (format === "peft") return { down: `${p.component}.${module}.lora_A.weight`, up: `${p.component}.${module}.lora_B.weight`, alpha: `${p.component}.${module}.alpha` };
@@ -198,6 +215,18 @@ describe("LoRA files applied per request equal the merged-weights checkpoint", (
       { format: "kohya", pairs: kohya, scale: 1 },
       { format: "peft", pairs: peft, scale: 0.7 },
     ]);
+  });
+
+  test("sdxl: kohya files that name UNet modules the original (SGM) way", async () => {
+    const d = dirs.sdxl;
+    const pairs = [
+      makePair(d, "unet", "down_blocks.1.attentions.0.transformer_blocks.1.attn2.to_v.weight", 2, 4, 51),
+      makePair(d, "unet", "up_blocks.0.attentions.1.transformer_blocks.0.ff.net.2.weight", 2, undefined, 52),
+      makePair(d, "unet", "mid_block.attentions.0.proj_out.weight", 3, 1, 53),
+      makePair(d, "unet", "down_blocks.0.resnets.1.conv1.weight", 2, 2, 54),
+      makePair(d, "text_encoder_2", "text_model.encoder.layers.0.self_attn.k_proj.weight", 2, 2, 55),
+    ];
+    await parity("sdxl", "sdxl-sgm", [{ format: "kohya-sgm", pairs, scale: 0.9 }]);
   });
 
   test("formats are read into modules with their alpha (none = rank)", () => {

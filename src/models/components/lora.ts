@@ -25,6 +25,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { ldmUnetKey } from "../../checkpoint/ldm-keys.ts";
 import { EaselError } from "../../core/errors.ts";
 import { readSafetensorsHeader, readTensorData, type TensorEntry, writeSafetensors } from "../../graph/safetensors.ts";
 
@@ -136,12 +137,25 @@ export type TargetResolver = (m: LoraModule) => string | undefined;
  * every `.weight` key, and through `aliases` (other names of the same key, e.g. the original SGM layout of an SDXL
  * UNet) in the same underscore form.
  */
-export function targetResolver(weightNames: Iterable<string>, aliases: Map<string, string> = new Map()): TargetResolver {
+export function targetResolver(weightNames: Iterable<string>): TargetResolver {
   const names = new Set(weightNames);
   const underscored = new Map<string, string>();
   for (const n of names) if (n.endsWith(".weight")) underscored.set(n.slice(0, -7).replace(/\./g, "_"), n);
-  for (const [alias, n] of aliases) if (alias.endsWith(".weight") && names.has(n)) underscored.set(alias.slice(0, -7).replace(/\./g, "_"), n);
-  return (m) => (m.kohya ? underscored.get(m.module) : names.has(`${m.module}.weight`) ? `${m.module}.weight` : undefined);
+  // UNet resnets per down block, for SGM-named modules (kohya's SDXL files): input_blocks_4_1_... -> down_blocks.1.attentions.0.
+  const layersPerBlock = new Set([...names].flatMap((n) => /^down_blocks\.0\.resnets\.(\d+)\./.exec(n)?.[1] ?? [])).size;
+  const sgm = (module: string): string | undefined => {
+    const m = /^(input_blocks_\d+_\d+|output_blocks_\d+_\d+|middle_block_\d+)_(.+)$/.exec(module);
+    if (!m || layersPerBlock === 0) return undefined;
+    // The block path in dotted form; inside a resnet the original layer names carry an index (in_layers_2 -> in_layers.2).
+    const rest = m[2].replace(/^(in_layers|out_layers|emb_layers)_(\d+)$/, "$1.$2");
+    // ".weight" completes the path, so that a downsampler's "op" and an upsampler's "conv" are told from a layer name.
+    const key = ldmUnetKey(`${m[1].replace(/_(\d+)/g, ".$1")}.${rest}.weight`, layersPerBlock);
+    return key ? (names.has(key) ? key : underscored.get(key.slice(0, -7).replace(/\./g, "_"))) : undefined;
+  };
+  return (m) => {
+    if (!m.kohya) return names.has(`${m.module}.weight`) ? `${m.module}.weight` : undefined;
+    return underscored.get(m.module) ?? (m.component === "unet" ? sgm(m.module) : undefined);
+  };
 }
 
 /** out[o, i] = sum_r up[o, r] * down[r, i], accumulated into `w` times `s` (row-major). */
