@@ -29,7 +29,13 @@ export interface A1111Server {
   close(): Promise<void>;
 }
 
-export async function startA1111Server(opts: { withKey: boolean; credits?: number | null; defaultModel?: string }): Promise<A1111Server> {
+export async function startA1111Server(opts: {
+  withKey: boolean;
+  credits?: number | null;
+  defaultModel?: string;
+  /** Config flags beside the defaults here (e.g. `images`). */
+  flags?: Record<string, unknown>;
+}): Promise<A1111Server> {
   const dataDir = mkdtempSync(join(tmpdir(), "easel-a1111-"));
   const modelsDir = join(dataDir, "models");
   mkdirSync(modelsDir);
@@ -51,7 +57,13 @@ export async function startA1111Server(opts: { withKey: boolean; credits?: numbe
   }
   const config = loadConfig({
     env: {},
-    flags: { dataDir, server: { host: "127.0.0.1", port: 0 }, engine: { intraOpThreads: 2 }, models: { default: opts.defaultModel ?? "sd15" } },
+    flags: {
+      dataDir,
+      server: { host: "127.0.0.1", port: 0 },
+      engine: { intraOpThreads: 2 },
+      models: { default: opts.defaultModel ?? "sd15" },
+      ...opts.flags,
+    },
   });
   const s = await startServer({ config, log: () => {} });
   const withAdmin = async <T>(f: (admin: KeyAdmin) => Promise<T>): Promise<T> => {
