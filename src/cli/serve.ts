@@ -14,6 +14,7 @@ import { createKeyAdmin } from "../jobs/api-keys.ts";
 import { newInstanceId } from "../jobs/instance.ts";
 import { createJobService, type JobService } from "../jobs/job-service.ts";
 import { decideOpenMode } from "../jobs/open-mode.ts";
+import { createPromptExpander, createPromptService } from "../prompts/index.ts";
 import { startServer as listen } from "../server/serve.ts";
 import { lockDataDir } from "../storage/data-dir-lock.ts";
 import type { MetadataStore } from "../storage/metadata-store.ts";
@@ -128,7 +129,18 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
     retention.unref();
     cleanup.unshift(async () => clearInterval(retention));
 
-    const http = await listen({ config, images: jobs, keys: createKeyAdmin({ store }), logger: opts.logger ?? false });
+    // Prompt features; the semantic part of prompt rejection (config.prompts.semanticThreshold) asks the engine for the
+    // local model's CLIP text embeddings.
+    const prompts = createPromptService({
+      config,
+      expander: createPromptExpander(config),
+      embedderFor: (name) => {
+        const m = registry.find(name);
+        return m?.backend === "local" ? (texts) => engine.embedText(m.dir, texts) : undefined;
+      },
+    });
+    cleanup.unshift(() => prompts.close());
+    const http = await listen({ config, images: jobs, keys: createKeyAdmin({ store }), logger: opts.logger ?? false, prompts });
     cleanup.unshift(() => http.close());
     const address = http.url;
     lock.setUrl(address);

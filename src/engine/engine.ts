@@ -98,6 +98,13 @@ export class Engine {
     }
   }
 
+  /** Pooled CLIP text embeddings of `texts` from the checkpoint's text encoder (prompt rejection's similarity). */
+  async embedText(modelDir: string, texts: string[]): Promise<Float32Array[]> {
+    const r = await this.request({ type: "embed", modelDir, texts } as Omit<ToWorker, "id">);
+    if (r.type !== "embedded") throw new Error(`unexpected worker reply ${r.type}`);
+    return r.vectors;
+  }
+
   async release(modelDir?: string): Promise<void> {
     if (!this.worker) return;
     await this.request({ type: "release", modelDir } as Omit<ToWorker, "id">);

@@ -9,7 +9,8 @@ export interface WorkerInit {
 export type ToWorker =
   | { type: "describe"; id: number; modelDir: string }
   | { type: "run"; id: number; modelDir: string; params: PipelineParams; cancel: SharedArrayBuffer; safety?: SafetyRun }
-  | { type: "release"; id: number; modelDir?: string };
+  | { type: "release"; id: number; modelDir?: string }
+  | { type: "embed"; id: number; modelDir: string; texts: string[] };
 
 export interface SerializedError {
   code: string;
@@ -24,4 +25,5 @@ export type FromWorker =
   | { type: "preview"; id: number; index: number; step: number; images: PipelineImage[] }
   | { type: "done"; id: number; output: PipelineOutput }
   | { type: "released"; id: number }
+  | { type: "embedded"; id: number; vectors: Float32Array[] }
   | { type: "error"; id: number; error: SerializedError };

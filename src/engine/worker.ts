@@ -11,6 +11,7 @@ import { familyFor } from "../models/index.ts";
 import type { LoadedPipeline } from "../models/pipeline/family.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import { createSafetyCheckers } from "./safety.ts";
+import { loadTextEmbedder, type TextEmbedder } from "../models/pipeline/text-embedding.ts";
 
 const port = parentPort;
 if (!port) throw new Error("engine/worker.ts must run in a worker thread");
@@ -18,6 +19,7 @@ const init = workerData as WorkerInit;
 /** Loaded pipelines by checkpoint directory and LoRA set (see pipelineKey). */
 const loaded = new Map<string, Promise<LoadedPipeline>>();
 const safety = createSafetyCheckers(init.runtime);
+const embedders = new Map<string, Promise<TextEmbedder>>();
 
 function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(msg, transfer);
@@ -90,6 +92,14 @@ async function handle(msg: ToWorker): Promise<void> {
       // Before the images leave this thread: a flagged one is never sent, encoded or stored.
       if (msg.safety) await safety.apply(msg.modelDir, output, msg.safety);
       post({ type: "done", id: msg.id, output });
+    } else if (msg.type === "embed") {
+      let e = embedders.get(msg.modelDir);
+      if (!e) {
+        e = loadTextEmbedder(loadCheckpoint(msg.modelDir), init.runtime);
+        embedders.set(msg.modelDir, e);
+        e.catch(() => embedders.delete(msg.modelDir));
+      }
+      post({ type: "embedded", id: msg.id, vectors: await (await e).embed(msg.texts) });
     } else {
       const dirs = [...loaded.keys()].filter((k) => !msg.modelDir || dirOfKey(k) === msg.modelDir);
       for (const d of dirs) {
@@ -98,6 +108,11 @@ async function handle(msg: ToWorker): Promise<void> {
         if (p) await (await p.catch(() => undefined))?.release();
       }
       if (!msg.modelDir) await safety.release();
+      for (const d of msg.modelDir ? [msg.modelDir] : [...embedders.keys()]) {
+        const e = embedders.get(d);
+        embedders.delete(d);
+        if (e) await (await e.catch(() => undefined))?.release();
+      }
       post({ type: "released", id: msg.id });
     }
   } catch (e) {
