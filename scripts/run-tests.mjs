@@ -24,7 +24,9 @@ const run = (cmd, args) => {
 
 if (only.length === 0) {
   run("npx", ["tsc", "--noEmit", "-p", "."]);
-  run("npx", ["biome", "lint", "src", "test", "scripts", "bench"]);
+  // The web page's own project (DOM types).
+  run("npx", ["tsc", "--noEmit", "-p", "web"]);
+  run("npx", ["biome", "lint", "src", "test", "scripts", "bench", "web"]);
   run("node", ["--import", "tsx", "scripts/check-layers.ts"]);
 }
 run("node", ["--import", "tsx", "--test", "--test-concurrency=2", "--test-reporter=spec", ...files]);

@@ -91,3 +91,12 @@ export function resolveSchedulerName(name: string, kind: ModelKind): ResolvedSch
 export function schedulerFields(r: ResolvedScheduler): { scheduler: string; warnings?: Warning[] } {
   return r.warning ? { scheduler: r.id, warnings: [r.warning] } : { scheduler: r.id };
 }
+
+/**
+ * The canonical scheduler ids meant for a model kind, for pickers (GET /v1/models): `edm_*` for EDM models,
+ * `flow_*` for flow-matching models, the rest for ε/v-prediction models.
+ */
+export function schedulersForKind(kind: ModelKind): string[] {
+  const prefix = kind === "vp" ? undefined : `${kind}_`;
+  return SCHEDULER_IDS.filter((id) => (prefix ? id.startsWith(prefix) : !id.startsWith("edm_") && !id.startsWith("flow_")));
+}

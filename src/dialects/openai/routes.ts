@@ -20,6 +20,7 @@ import {
   warningsHeader,
 } from "../_shared/http.ts";
 import { preparePrompt, promptHeaders } from "../_shared/prompt-fields.ts";
+import { schedulersForKind } from "../_shared/sampler-names.ts";
 import { openAiError } from "./errors.ts";
 import { type GenerationBody, generationBody } from "./schema.ts";
 import { type Translated, translate } from "./translate.ts";
@@ -41,9 +42,12 @@ function streamQuality(q: GenerationBody["quality"]): "low" | "medium" | "high" 
   return q === "low" || q === "medium" || q === "high" ? q : "auto";
 }
 
-/** OpenAI's model object, plus where the model runs: `backend` "local" or the upstream provider's id. */
-/** OpenAI's model object, plus what Easel knows of it: backend, family, defaults and a description where known. */
+/**
+ * OpenAI's model object, plus what Easel knows of it: backend, family, aliases, defaults, what requests it accepts
+ * (sizes, steps, guidance, images, img2img) and the scheduler ids meant for it, and a description where known.
+ */
 function modelObject(m: ModelInfo) {
+  const l = m.limits;
   return {
     id: m.id,
     object: "model",
@@ -51,7 +55,20 @@ function modelObject(m: ModelInfo) {
     owned_by: m.backend === "local" ? "easel" : m.backend,
     backend: m.backend,
     family: m.family,
+    kind: m.kind,
+    aliases: m.aliases,
     defaults: m.defaults,
+    limits: {
+      sizeMultiple: l.sizeMultiple,
+      minSize: l.minSize,
+      maxSize: l.maxSize,
+      maxImages: l.maxImages,
+      maxSteps: l.maxSteps,
+      guidance: l.guidance,
+      negativePrompt: l.negativePrompt,
+      img2img: l.img2img === false ? false : { defaultStrength: l.img2img.defaultStrength },
+    },
+    schedulers: schedulersForKind(m.kind),
     ...(m.description ? { description: m.description } : {}),
   };
 }
