@@ -68,7 +68,19 @@ export interface Word {
 export function normalizeWords(text: string): Word[] {
   return plainWords(text)
     .filter((w) => !STOP.has(w))
-    .map((plain) => ({ plain, stem: stemmer(plain) }));
+    .map((plain) => ({ plain, stem: stem(plain) }));
 }
 
-export const stem = (word: string): string => stemmer(word);
+/** Stems by word, kept for the process (bounded): the same words recur across prompts, terms and joins. */
+const stems = new Map<string, string>();
+const STEM_CACHE_MAX = 50_000;
+
+export function stem(word: string): string {
+  let s = stems.get(word);
+  if (s === undefined) {
+    s = stemmer(word);
+    if (stems.size >= STEM_CACHE_MAX) stems.clear();
+    stems.set(word, s);
+  }
+  return s;
+}

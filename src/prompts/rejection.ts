@@ -47,11 +47,24 @@ export function cosine(a: Float32Array, b: Float32Array): number {
 }
 
 /** The first topic the prompt references, or undefined. Lexical first (cheap, no model); then semantic where set up. */
+/** Compiled categories per category list: the list is fixed per server, so its terms are stemmed once. */
+const compiledCategories = new WeakMap<readonly SafetyCategory[], CompiledTopic[]>();
+
+function categoriesOf(list: readonly SafetyCategory[]): CompiledTopic[] {
+  let c = compiledCategories.get(list);
+  if (!c) {
+    c = list.map((x) => compileTopic(x.id, x.terms));
+    compiledCategories.set(list, c);
+  }
+  return c;
+}
+
 export async function findRejectedTopic(prompt: string, check: RejectionCheck, s: RejectionSettings): Promise<TopicHit | undefined> {
   const targets: { topic: CompiledTopic; source: TopicHit["source"]; text: string }[] = [];
   for (const t of check.topics ?? []) targets.push({ topic: compileTopic(t, [t]), source: "topic", text: t });
   if (check.verifySafety) {
-    for (const c of s.categories) targets.push({ topic: compileTopic(c.id, c.terms), source: "safety", text: c.description });
+    const compiled = categoriesOf(s.categories);
+    for (const [i, c] of s.categories.entries()) targets.push({ topic: compiled[i], source: "safety", text: c.description });
   }
   if (targets.length === 0) return undefined;
   const words = normalizeWords(prompt);
