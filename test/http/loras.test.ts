@@ -54,6 +54,14 @@ describe("LoRAs in requests", async () => {
     assert.deepEqual(images.calls.at(-1)!.req.loras, [{ name: "ink", scale: 0.7 }]);
   });
 
+  test("A1111: <lora:name:scale> in the prompt", async () => {
+    await expectOk(app, { url: "/sdapi/v1/txt2img", payload: { prompt: "a fox <lora:pixel art:0.4>", steps: 4, width: 512, height: 512 }, headers: AUTH });
+    const req = images.calls.at(-1)!.req;
+    assert.equal(req.prompt, "a fox");
+    assert.deepEqual(req.loras, [{ name: "pixel art", scale: 0.4 }]);
+    await expectRejected(app, images, { url: "/sdapi/v1/txt2img", payload: { prompt: "a fox <lora:nope:1>", steps: 4 }, headers: AUTH }, 422);
+  });
+
   test("unknown names, paths and scales out of range are refused before admission", async () => {
     const missing = await expectRejected(app, images, { url: "/v1/images/generations", payload: { model: "sd15", prompt: "a fox", loras: [{ name: "nope" }] }, headers: AUTH }, 400);
     const e = missing.body.error as { param: string; message: string };

@@ -19,6 +19,7 @@ import type { GenerationEvent } from "../../core/types.ts";
 import { A1111_SAMPLERS, A1111_SCHEDULES } from "../_shared/a1111-names.ts";
 import type { DialectDeps } from "../_shared/dialect.ts";
 import { authHook, b64, bearerKey, type HeadersOnly, methodNotAllowed, principalOf, requestContext, resultHeaders } from "../_shared/http.ts";
+import { applyLoras } from "../_shared/lora-fields.ts";
 import { type CommonBody, img2imgBody, optionsBody, txt2imgBody } from "./schema.ts";
 import { defaultModel, findCheckpoint, infoObject, type KeyOptions, parseClipStop, parseSamplesFormat, translate } from "./translate.ts";
 
@@ -97,7 +98,8 @@ export async function a1111Routes(app: FastifyInstance, deps: DialectDeps): Prom
     state.running.add(running);
     try {
       const ctx = requestContext(req, reply, { dialect: DIALECT_ID, delivery: t.saveImages ? "url" : "bytes", onEvent });
-      const result = await images.generate(t.req, ctx);
+      // <lora:name:scale> in the prompt, as the web UI reads it: resolved in the LoRA folder before admission.
+      const result = await images.generate(applyLoras({ config }, t.req, {}), ctx);
       const { init_images: _omit, ...echo } = body as CommonBody & { init_images?: unknown };
       reply.headers(resultHeaders(result));
       return {
