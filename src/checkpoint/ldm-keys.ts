@@ -154,7 +154,9 @@ export function convertOpenClip(file: string, entries: TensorEntry[], prefix: st
       let r: RegExpExecArray | null;
       if ((r = /^attn\.in_proj_(weight|bias)$/.exec(rest))) {
         const d = e.shape[0] / 3;
-        ["q_proj", "k_proj", "v_proj"].forEach((p, i) => put(`${base}.self_attn.${p}.${r![1]}`, { shape: [d, ...e.shape.slice(1)], rows: { start: i * d, count: d } }));
+        for (const [i, p] of ["q_proj", "k_proj", "v_proj"].entries()) {
+          put(`${base}.self_attn.${p}.${r[1]}`, { shape: [d, ...e.shape.slice(1)], rows: { start: i * d, count: d } });
+        }
       } else if ((r = /^(ln_1|ln_2)\.(weight|bias)$/.exec(rest))) put(`${base}.${r[1] === "ln_1" ? "layer_norm1" : "layer_norm2"}.${r[2]}`);
       else if ((r = /^mlp\.(c_fc|c_proj)\.(weight|bias)$/.exec(rest))) put(`${base}.mlp.${r[1] === "c_fc" ? "fc1" : "fc2"}.${r[2]}`);
       else if ((r = /^attn\.out_proj\.(weight|bias)$/.exec(rest))) put(`${base}.self_attn.out_proj.${r[1]}`);

@@ -47,12 +47,18 @@ export interface ModelLimits {
 export interface MemoryModel {
   weightBytes: number;
   activationBytesPerPixel: number;
+  /**
+   * Activation bytes per output pixel of the VAE decode, which runs one image at a time after the denoiser's last
+   * call: the request's peak is the larger of the two.
+   */
+  decodeBytesPerPixel?: number;
   machineBytes: number;
 }
 
-/** Memory a denoising call needs for `batch` images of width x height (weights included). */
+/** Memory a request needs: weights, plus the larger of a denoising call for `batch` images of width x height and one image's decode. */
 export function requestBytes(m: MemoryModel, width: number, height: number, batch: number): number {
-  return m.weightBytes + m.activationBytesPerPixel * width * height * batch;
+  const pixels = width * height;
+  return m.weightBytes + Math.max(m.activationBytesPerPixel * pixels * batch, (m.decodeBytesPerPixel ?? 0) * pixels);
 }
 
 export interface ModelDefaultValues {

@@ -5,19 +5,25 @@
  * to another worker once its lease runs out, the waiting HTTP caller gets its images, and the ledger holds one
  * reservation, one release and one charge. The crash trials (many jobs, many kills, S3, an API node killed) are in
  * crash-trials.test.ts. Skips, saying why, when PostgreSQL or Redis does not answer.
+ *
+ * A second cluster of its own (test/helpers/cluster.ts, 30 s leases) checks that workers advertise their models (an
+ * API node refuses a model no live worker has, and admits it once one starts) and that SIGTERM on a worker, or on an
+ * `easel serve` that runs jobs, hands the running job back to the queue: another worker finishes it long before the
+ * lease would have run out.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { after, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
 import pg from "pg";
 import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
 import { openPostgresStore } from "../../src/storage/postgres.ts";
+import { startCluster } from "../helpers/cluster.ts";
 import { redisUnreachable } from "../helpers/redis.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/easel.js", import.meta.url));
@@ -209,5 +215,104 @@ if (why !== undefined) {
       ["release", "reserve"],
       "the reservation is released, nothing charged",
     );
+  });
+
+  describe("model advertising and SIGTERM hand-back (30 s leases)", async () => {
+    const SD15 = "test/fixtures/models/sd15";
+    const cluster = await startCluster({ models: { sd15: SD15, sdxl: "test/fixtures/models/sdxl" }, leaseSeconds: 30, label: "handback" });
+    after(() => cluster.close());
+    const { store } = cluster;
+    const { key, info } = await createKeyAdmin({ store }).create({ name: "handback", credits: 100 });
+    const api = await cluster.apiNode("hb-api");
+    const generate = (model: string, prompt: string, steps = 4, url = api.url) =>
+      fetch(`${url}/v1/images/generations`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+        body: JSON.stringify({ model, prompt, size: "64x64", steps, scheduler: "euler", n: 1, response_format: "url" }),
+      });
+    /** The job of `prompt` once it runs (its owner is the process running it). */
+    const running = async (prompt: string) => {
+      for (let i = 0; i < 3000; i++) {
+        const job = (await store.listJobs({ keyId: info.id, limit: 10 })).find((j) => j.params.prompt === prompt);
+        if (job?.status === "running" && job.owner) return job;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.fail(`the job of "${prompt}" never ran`);
+    };
+
+    test("workers advertise their models: a model no live worker has is refused before admission, and admitted once one starts", { timeout: 120_000 }, async (t) => {
+      const sd15Worker = await cluster.worker("hb-sd15", { models: { sd15: SD15 } });
+      t.after(() => sd15Worker.kill("SIGKILL"));
+      const balance = await store.balance(info.id);
+      const refused = await generate("sdxl", "nobody has sdxl");
+      const body = await refused.text();
+      assert.equal(refused.status, 503, body);
+      assert.match((JSON.parse(body) as { error: { message: string } }).error.message, /^No worker that has model "sdxl" is running/);
+      assert.ok(Number(refused.headers.get("retry-after")) >= 1, "the caller is told when to retry");
+      assert.equal((await store.listJobs({ keyId: info.id, limit: 10 })).length, 0, "nothing recorded");
+      assert.equal(await store.balance(info.id), balance, "nothing reserved");
+
+      const ok = await generate("sd15", "sd15 is served");
+      assert.equal(ok.status, 200, await ok.text());
+      assert.equal((await store.getJob(ok.headers.get("x-easel-job-id")!))?.owner, sd15Worker.instanceId);
+
+      const sdxlWorker = await cluster.worker("hb-sdxl", { models: { sdxl: "test/fixtures/models/sdxl" } });
+      t.after(() => sdxlWorker.kill("SIGKILL"));
+      const now = await generate("sdxl", "sdxl is served now");
+      assert.equal(now.status, 200, await now.text());
+      assert.equal((await store.getJob(now.headers.get("x-easel-job-id")!))?.owner, sdxlWorker.instanceId, "run by the worker that has sdxl");
+      await sdxlWorker.kill("SIGTERM");
+      assert.equal(sdxlWorker.child.exitCode, 0);
+      assert.equal((await generate("sdxl", "sdxl gone again")).status, 503, "a stopped worker withdraws its models at once");
+      await sd15Worker.kill("SIGTERM");
+    });
+
+    test("SIGTERM on a worker mid-job: it exits, another worker takes the job at once (not after the 30 s lease), the caller gets its images, one charge", { timeout: 120_000 }, async (t) => {
+      const workers = await Promise.all(["hb-a", "hb-b"].map((name) => cluster.worker(name, { models: { sd15: SD15 } })));
+      for (const w of workers) t.after(() => w.kill("SIGKILL"));
+      const answer = generate("sd15", "handed back", 600);
+      answer.catch(() => undefined);
+      const job = await running("handed back");
+      const first = workers.find((w) => w.instanceId === job.owner)!;
+      const second = workers.find((w) => w !== first)!;
+      assert.ok(first, `run by one of the two workers: ${job.owner}`);
+      const t0 = Date.now();
+      await first.kill("SIGTERM");
+      assert.equal(first.child.exitCode, 0, first.log());
+      const res = await answer;
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      const seconds = (Date.now() - t0) / 1000;
+      assert.ok(seconds < 20, `answered ${seconds.toFixed(1)} s after the SIGTERM: the job waited for its lease`);
+      const done = await store.getJob(job.id);
+      assert.equal(done?.status, "succeeded");
+      assert.equal(done?.owner, second.instanceId, "the second worker finished it");
+      assert.deepEqual(
+        (await store.ledger(info.id)).filter((e) => e.jobId === job.id).map((e) => e.kind).sort(),
+        ["charge", "release", "reserve"],
+      );
+      await second.kill("SIGTERM");
+      assert.equal(second.child.exitCode, 0, "an idle worker stops at once too");
+    });
+
+    test("SIGTERM on easel serve --workers 1 mid-job: the job goes back to the queue, a worker finishes it, the caller on another node gets its images", { timeout: 120_000 }, async (t) => {
+      const both = await cluster.apiNode("hb-serve-1", { workers: 1 });
+      t.after(() => both.kill("SIGKILL"));
+      // Only the serving node runs jobs until it stops.
+      const answer = generate("sd15", "served then handed back", 1000);
+      answer.catch(() => undefined);
+      const job = await running("served then handed back");
+      const worker = await cluster.worker("hb-after", { models: { sd15: SD15 }, cache: "hb" });
+      t.after(() => worker.kill("SIGKILL"));
+      assert.ok(job.owner?.includes(`:${both.child.pid}:`), `run by the serving node: ${job.owner}`);
+      await both.kill("SIGTERM");
+      assert.equal(both.child.exitCode, 0, both.log());
+      const res = await answer;
+      assert.equal(res.status, 200, await res.text());
+      const done = await store.getJob(job.id);
+      assert.equal(done?.status, "succeeded");
+      assert.equal(done?.owner, worker.instanceId);
+      await worker.kill("SIGTERM");
+    });
   });
 }

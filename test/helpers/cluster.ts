@@ -73,7 +73,8 @@ export interface Cluster {
   redisUrl: string;
   store: MetadataStore;
   root: string;
-  apiNode(name: string): Promise<ApiNode>;
+  /** `easel serve`, API only unless `workers` says how many jobs it runs itself. */
+  apiNode(name: string, o?: { workers?: number }): Promise<ApiNode>;
   /** `cache` names the graph cache directory (a replacement reuses its predecessor's); `models` overrides the cluster's. */
   worker(name: string, o?: { cache?: string; models?: Record<string, string>; args?: string[] }): Promise<WorkerProc>;
   /** Kills every process still running, drops the database, removes the queue's Redis keys and the temporary files. */
@@ -159,7 +160,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     redisUrl,
     store,
     root,
-    apiNode: (name) => spawnEasel(name, ["serve", "--workers", "0", "--port", "0"], name, clusterModels, /easel listening on (http:\/\/\S+)/, (m, p) => ({ ...p, url: m[1] })),
+    apiNode: (name, a = {}) =>
+      spawnEasel(name, ["serve", "--workers", String(a.workers ?? 0), "--port", "0"], name, clusterModels, /easel listening on (http:\/\/\S+)/, (m, p) => ({ ...p, url: m[1] })),
     worker: (name, w = {}) =>
       spawnEasel(name, ["worker", ...(w.args ?? [])], w.cache ?? name, w.models ? modelsDir(w.models) : clusterModels, /easel worker (\S+) ready/, (m, p) => ({ ...p, instanceId: m[1] })),
     async close() {

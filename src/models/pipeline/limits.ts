@@ -42,6 +42,14 @@ export const RESIDENT_BYTES_PER_PARAM = 5.1;
  */
 export const UNET_ACTIVATION_BYTES_PER_PIXEL = 1_500;
 
+/**
+ * Activation bytes per output pixel of one image's VAE decode (SD / SDXL AutoencoderKL decoder, 128-channel
+ * full-resolution feature maps; the mid-block attention is fused, so nothing grows with the square of the tokens).
+ * Measured peak above the open session at 512² on a shared 2-core machine: 3,084 bytes per pixel (0.76 GiB); 1024²
+ * (3.0 GiB by this figure) was not measured, its decode taking over 15 minutes on that machine. With a margin.
+ */
+export const VAE_DECODE_BYTES_PER_PIXEL = 3_300;
+
 /** Memory kept free for the process itself and the system. */
 export const MEMORY_RESERVE_BYTES = 1024 ** 3;
 
@@ -59,11 +67,12 @@ export function componentParams(ckpt: Checkpoint, names: readonly string[]): num
   return n;
 }
 
-/** A UNet pipeline's memory model: every listed component resident, UNet activations per pixel. */
+/** A UNet pipeline's memory model: every listed component resident, UNet activations per pixel, one image's VAE decode. */
 export function unetMemory(ckpt: Checkpoint, components: readonly string[], rt?: Pick<RuntimeOptions, "memory">): MemoryModel {
   return {
     weightBytes: componentParams(ckpt, components) * RESIDENT_BYTES_PER_PARAM,
     activationBytesPerPixel: UNET_ACTIVATION_BYTES_PER_PIXEL,
+    decodeBytesPerPixel: VAE_DECODE_BYTES_PER_PIXEL,
     machineBytes: machineBytes(rt),
   };
 }

@@ -16,6 +16,7 @@
 import { EaselError } from "../../core/errors.ts";
 import type { Warning } from "../../core/types.ts";
 import { T5_LINEAR_RE } from "../components/t5-int8.ts";
+import { VAE_DECODE_BYTES_PER_PIXEL } from "../pipeline/limits.ts";
 import type { Checkpoint } from "../pipeline/family.ts";
 
 export const SD3_COMPONENTS = ["clip", "t5", "transformer", "vae"] as const;
@@ -204,11 +205,13 @@ export function t5WorkingBytes(cfg: { dModel: number; dFf: number; numHeads: num
   return scores + hidden + (int8 ? 2 * cfg.dFf * cfg.dModel * 4 : 0);
 }
 
-/** Working memory (bytes) of one VAE decode at `width` x `height`: full-size feature maps and the mid-block attention. */
+/**
+ * Working memory (bytes) of one VAE decode at `width` x `height`: the full-resolution feature maps, scaled from the
+ * measured figure of the 128-channel decoder (../pipeline/limits.ts). The mid-block attention is fused (no
+ * [tokens, tokens] score matrix: 2 GiB at 1024² before).
+ */
 export function vaeWorkingBytes(blockOutChannels: number[], o: { width: number; height: number }): number {
-  const maps = 6 * (blockOutChannels[0] ?? 128) * o.width * o.height * 4;
-  const tokens = (o.width / 8) * (o.height / 8);
-  return maps + 2 * tokens * tokens * 4;
+  return VAE_DECODE_BYTES_PER_PIXEL * ((blockOutChannels[0] ?? 128) / 128) * o.width * o.height;
 }
 
 /** Working memory (bytes) of one CLIP encode (77 tokens): small, counted for completeness. */

@@ -1,0 +1,19 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type MemoryModel, requestBytes } from "../../core/limits.ts";
+import { UNET_ACTIVATION_BYTES_PER_PIXEL, VAE_DECODE_BYTES_PER_PIXEL } from "./limits.ts";
+
+const GiB = 1024 ** 3;
+
+test("a request's memory is its weights plus the larger of the UNet call's batch and one image's VAE decode", () => {
+  const m: MemoryModel = { weightBytes: 10 * GiB, activationBytesPerPixel: UNET_ACTIVATION_BYTES_PER_PIXEL, decodeBytesPerPixel: VAE_DECODE_BYTES_PER_PIXEL, machineBytes: 24 * GiB };
+  const px = 1024 * 1024;
+  // Batch 1 (no guidance): the decode's full-resolution feature maps are the larger part.
+  assert.equal(requestBytes(m, 1024, 1024, 1), 10 * GiB + VAE_DECODE_BYTES_PER_PIXEL * px);
+  // Guidance over 2 images (batch 4): the UNet call is.
+  assert.equal(requestBytes(m, 1024, 1024, 4), 10 * GiB + UNET_ACTIVATION_BYTES_PER_PIXEL * px * 4);
+  // The decode runs one image at a time: n images cost the decode of one.
+  assert.equal(requestBytes(m, 1024, 1024, 2), requestBytes(m, 1024, 1024, 1));
+  // Models without a decode figure keep the UNet-only rule.
+  assert.equal(requestBytes({ ...m, decodeBytesPerPixel: undefined }, 512, 512, 1), 10 * GiB + UNET_ACTIVATION_BYTES_PER_PIXEL * 512 * 512);
+});
