@@ -4,6 +4,12 @@ import type { ImageService } from "../../core/image-service.ts";
 import type { ModelInfo } from "../../core/types.ts";
 
 /**
+ * OpenAI's image model names, which clients with a fixed model list send. The config's `models.defaultAliases`
+ * maps them onto the default model unless a model is given one of them as its id or alias.
+ */
+export const OPENAI_MODEL_NAMES: readonly string[] = ["dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini"];
+
+/**
  * The first installed model among `names` (the client's own spelling first, so a configured alias wins, then
  * Easel's canonical ids). Throws E_MODEL_NOT_FOUND naming the model and how to install it.
  */

@@ -6,6 +6,7 @@ import { resolveModel } from "../_shared/models.ts";
 import { parseSize } from "../_shared/numbers.ts";
 import { resolveSchedulerName, schedulerFields } from "../_shared/sampler-names.ts";
 import type { GenerationBody } from "./schema.ts";
+import { chooseSize, isOpenAiModelName } from "./sizes.ts";
 
 export interface Translated {
   req: GenerationRequest;
@@ -30,7 +31,12 @@ export function checkSide(param: string, v: number): void {
   }
 }
 
-function pickModel(images: ImageService, name: string | null | undefined): ModelInfo {
+/** The request carrying the dialect's own warnings too, so the job record keeps them (and replays answer them). */
+export function withWarnings(t: Translated): GenerationRequest {
+  return t.warnings.length === 0 ? t.req : { ...t.req, warnings: [...t.warnings, ...(t.req.warnings ?? [])] };
+}
+
+export function pickModel(images: ImageService, name: string | null | undefined): ModelInfo {
   if (name) return resolveModel(images, [name], { param: "model" });
   const first = images.listModels()[0];
   if (!first) {
@@ -51,9 +57,13 @@ export function translate(body: GenerationBody, images: ImageService): Translate
   let width = model.defaults.width;
   let height = model.defaults.height;
   if (body.size && body.size !== "auto") {
-    ({ width, height } = parseSize(body.size));
-    checkSide("size", width);
-    checkSide("size", height);
+    const asked = parseSize(body.size);
+    checkSide("size", asked.width);
+    checkSide("size", asked.height);
+    // OpenAI's sizes on a local model: ./sizes.ts says which size is made.
+    const chosen = chooseSize(model, asked, { openAiName: isOpenAiModelName(body.model), n: body.n ?? 1, from: "size" });
+    ({ width, height } = chosen.size);
+    if (chosen.warning) warnings.push(chosen.warning);
   }
 
   if (body.background === "transparent") {

@@ -25,6 +25,7 @@ import { prepareClipTextModel } from "../components/clip-text.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { prepareVaeEncoder } from "../components/vae.ts";
 import { loadSd15 } from "../sd15/pipeline.ts";
+import { loadSdxl } from "../sdxl/pipeline.ts";
 import { writeTinyCheckpoint } from "../testing/tiny-checkpoint.ts";
 import { loadClipTokenizer } from "../text/clip-tokenizer.ts";
 import type { LoadedPipeline } from "./family.ts";
@@ -287,5 +288,65 @@ describe("inpainting UNet (in_channels 9, tiny sd15 inpainting checkpoint)", () 
     const ref = await diffusersInpaint(nets, { seed: 4, steps: 3, strength: 1, image, mask: new Float32Array(W * H).fill(1), nineChannel: true });
     expectClose(out.latents, ref, { atol: 1e-4, rtol: 0, what: "9-channel, whole image" });
     await assert.rejects(pipe.run(base), (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && /inpainting model/.test(e.message));
+  });
+});
+
+describe("inpainting on the SDXL pipeline (tiny SDXL checkpoints, 4- and 9-channel UNets)", () => {
+  let dir: string;
+  const pipes: Record<string, LoadedPipeline> = {};
+  let vaeEncoder: ModelSession;
+  let scalingFactor = 0;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "easel-inpaint-xl-"));
+    const rt = { executionProvider: "cpu" as const, intraOpThreads: 1, cacheDir: join(dir, "cache") };
+    for (const inpainting of [false, true]) {
+      const model = join(dir, inpainting ? "xl-inpainting" : "xl");
+      writeTinyCheckpoint(model, { family: "sdxl", seed: 21, inpainting });
+      pipes[inpainting ? "nine" : "four"] = await loadSdxl(loadCheckpoint(model), rt);
+    }
+    const vae = prepareVaeEncoder(join(dir, "xl", "vae"), rt);
+    vaeEncoder = await createSession(vae.modelPath, { executionProvider: "cpu", intraOpThreads: 1 });
+    scalingFactor = vae.config.scalingFactor;
+  });
+  after(async () => {
+    await Promise.all([...Object.values(pipes).map((p) => p.release()), vaeEncoder?.release()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const image = testImage();
+  const mask = testMask();
+  const params = (m: Float32Array) => ({
+    prompt: PROMPT,
+    n: 1,
+    width: W,
+    height: H,
+    steps: 3,
+    guidanceScale: 5,
+    scheduler: "euler",
+    seed: 8,
+    initImage: { data: image, width: W, height: H },
+    mask: { data: m, width: W, height: H },
+  });
+
+  test("4 channels: the kept region ends exactly at the init image's latents (the blend after the last step)", async () => {
+    const out = await pipes.four.run(params(mask));
+    const nets = { vaeEncoder, scalingFactor } as Nets;
+    const imageLatents = await encodeSample(nets, image, new TorchGenerator(8));
+    const m = latentMask(mask);
+    let repainted = 0;
+    for (let j = 0; j < C * PLANE; j++) {
+      if (m[j % PLANE] === 0) assert.equal(out.latents[j], imageLatents[j], `kept latent ${j}`);
+      else repainted = Math.max(repainted, Math.abs(out.latents[j] - imageLatents[j]));
+    }
+    assert.ok(repainted > 0.05, `the masked region is repainted (max change ${repainted})`);
+  });
+
+  test("9 channels: the UNet reads the mask and the masked image; nothing is blended", async () => {
+    const out = await pipes.nine.run(params(mask));
+    assert.deepEqual(out.latentShape, [1, C, H / 8, W / 8]);
+    assert.ok(out.latents.every(Number.isFinite));
+    const inverted = await pipes.nine.run(params(mask.map((v) => 1 - v)));
+    assert.ok(maxAbsDiff(out.latents, inverted.latents) > 1e-3, "the mask is read");
+    await assert.rejects(pipes.nine.run({ prompt: PROMPT, n: 1, steps: 2, seed: 1 }), (e: unknown) => e instanceof EaselError && /inpainting model/.test(e.message));
   });
 });

@@ -221,7 +221,10 @@ export function previewSteps(total: number, count: number): Set<number> {
 }
 
 export async function runDiffusion(parts: DiffusionParts, params: PipelineParams, hooks: PipelineHooks = {}): Promise<PipelineOutput> {
-  const r = resolveParams(params, parts.defaults, parts.limits);
+  // Inpainting: a mask over the init image, or an inpainting UNet (which repaints the whole image without one).
+  const inpainting = params.mask !== undefined || parts.inpaintingUnet === true;
+  // StableDiffusionInpaintPipeline's default strength is 1 (all steps, starting from pure noise).
+  const r = resolveParams(inpainting && params.strength === undefined ? { ...params, strength: 1 } : params, parts.defaults, parts.limits);
   const { n } = r;
   const C = parts.latentChannels;
   const h = r.height / 8;
@@ -230,8 +233,6 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   const plane = h * w;
   const warnings: Warning[] = [...r.warnings];
 
-  // Inpainting: a mask over the init image, or an inpainting UNet (which repaints the whole image without one).
-  const inpainting = params.mask !== undefined || parts.inpaintingUnet === true;
   if (params.mask && !params.initImage) throw invalidInput("mask", "a mask needs the image it applies to (init_image)");
   if (parts.inpaintingUnet && !params.initImage) {
     throw invalidInput(
@@ -248,7 +249,6 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   let strengthMax = false;
   if (params.initImage && parts.limits.img2img) {
     const { rule, defaultStrength } = parts.limits.img2img;
-    // StableDiffusionInpaintPipeline's default strength is 1 (all steps, starting from pure noise).
     const strength = params.strength ?? (inpainting ? 1 : defaultStrength);
     // strength 0: no denoising step; the result is the init image through the VAE.
     reproduce = strength === 0;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import sharp from "sharp";
-import { decodeInitImage } from "./index.ts";
+import { decodeInitImage, decodeMask } from "./index.ts";
 
 const solid = () => sharp({ create: { width: 16, height: 16, channels: 3, background: "#336699" } });
 
@@ -23,4 +23,18 @@ test("the local executor refuses any other format before a decoder sees it (a jo
       return true;
     });
   }
+});
+
+test("an inpainting mask is read as grayscale at the output size and binarised at half (1 = repaint), as diffusers' mask processor does", async () => {
+  // Left half white (repaint), right half a grey just under half: kept.
+  const raw = Buffer.alloc(16 * 16);
+  for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) raw[y * 16 + x] = x < 8 ? 255 : 120;
+  const png = await sharp(raw, { raw: { width: 16, height: 16, channels: 1 } }).png().toBuffer();
+  const mask = await decodeMask(new Uint8Array(png), 8, 8);
+  assert.deepEqual([mask.width, mask.height, mask.data.length], [8, 8, 64]);
+  for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) assert.equal(mask.data[y * 8 + x], x < 4 ? 1 : 0, `(${x}, ${y})`);
+  // An RGB mask is read through its luminance; anything but PNG, JPEG or WebP is refused under the mask's name.
+  const rgb = await decodeMask(new Uint8Array(await solid().png().toBuffer()), 4, 4);
+  assert.ok(rgb.data.every((v) => v === 0), "#336699 is darker than half");
+  await assert.rejects(decodeMask(new Uint8Array(await solid().gif().toBuffer()), 4, 4), (e: Error & { param?: string }) => e.param === "mask");
 });
