@@ -29,6 +29,7 @@ export function settingsOf(job: Job): Partial<Settings> {
     scheduler: str(p.scheduler) ?? "",
     seed: job.seed ?? num(p.seed) ?? null,
     n: num(p.n),
+    strength: num(p.strength),
   };
 }
 

@@ -5,7 +5,9 @@
 import { Api, ApiError, type Model } from "./api.ts";
 import { $, h, mimeOf } from "./dom.ts";
 import { History } from "./history.ts";
-import { a1111Body, openAiBody, type RequestText, requestTexts, type Settings } from "./requests.ts";
+import { CopyAsRequest } from "./copy.ts";
+import { a1111Body, openAiBody, type Settings } from "./requests.ts";
+import { StartingImage } from "./starting-image.ts";
 
 const KEY_STORAGE = "easel.apiKey";
 /** Common sizes offered after the model's own default (kept only where the model accepts them). */
@@ -39,11 +41,6 @@ const el = {
   seed: $<HTMLInputElement>("seed"),
   seedRandom: $<HTMLInputElement>("seed-random"),
   count: $<HTMLInputElement>("count"),
-  drop: $("drop"),
-  dropHint: $("drop-hint"),
-  initFile: $<HTMLInputElement>("init-file"),
-  initPreview: $<HTMLImageElement>("init-preview"),
-  initClear: $<HTMLButtonElement>("init-clear"),
   strength: $<HTMLInputElement>("strength"),
   strengthValue: $<HTMLOutputElement>("strength-value"),
   generate: $<HTMLButtonElement>("generate"),
@@ -53,9 +50,6 @@ const el = {
   status: $("status"),
   preview: $<HTMLImageElement>("preview"),
   results: $("results"),
-  copyKind: $<HTMLSelectElement>("copy-kind"),
-  copyText: $("copy-text"),
-  copyButton: $<HTMLButtonElement>("copy-button"),
   credits: $("credits"),
   keyPanel: $("key-panel"),
   keyReason: $("key-reason"),
@@ -68,8 +62,11 @@ const el = {
 
 const api = new Api(localStorage.getItem(KEY_STORAGE));
 let models: Model[] = [];
-let initImage: string | null = null;
 let running: AbortController | undefined;
+const startingImage = new StartingImage(updateCopy, showError);
+const copy = new CopyAsRequest((status) => {
+  el.status.textContent = status;
+});
 
 const history = new History({
   api: () => api,
@@ -185,11 +182,7 @@ function applyModel(defaults: boolean): void {
     el.strengthValue.value = el.strength.value;
   }
   syncSizePreset();
-  const why = img2imgReason(m);
-  el.drop.setAttribute("aria-disabled", why ? "true" : "false");
-  el.strength.disabled = Boolean(why);
-  el.dropHint.textContent = why ?? "Drop or paste an image here, or press Enter to choose a file.";
-  if (why && initImage) setInitImage(null);
+  startingImage.setUnavailable(img2imgReason(m));
   updateCopy();
 }
 
@@ -211,7 +204,7 @@ function settings(): Settings {
     scheduler: el.sampler.value,
     seed: el.seedRandom.checked ? null : num(el.seed),
     n: num(el.count),
-    initImage,
+    initImage: startingImage.value,
     strength: Number(el.strength.value),
   };
 }
@@ -229,6 +222,10 @@ function applySettings(s: Partial<Settings>): void {
   if (s.guidance !== undefined) el.guidance.value = String(s.guidance);
   if (s.scheduler !== undefined) el.sampler.value = [...el.sampler.options].some((o) => o.value === s.scheduler) ? s.scheduler : "";
   if (s.n !== undefined) el.count.value = String(s.n);
+  if (s.strength !== undefined) {
+    el.strength.value = String(s.strength);
+    el.strengthValue.value = el.strength.value;
+  }
   if (s.seed !== undefined) {
     el.seedRandom.checked = s.seed === null;
     el.seed.disabled = s.seed === null;
@@ -257,86 +254,10 @@ el.strength.addEventListener("input", () => {
 el.form.addEventListener("input", updateCopy);
 el.form.addEventListener("change", updateCopy);
 
-// --- starting image --------------------------------------------------------------------------------------------
-
-function setInitImage(dataUrl: string | null): void {
-  initImage = dataUrl;
-  el.initPreview.hidden = dataUrl === null;
-  el.initClear.hidden = dataUrl === null;
-  if (dataUrl) el.initPreview.src = dataUrl;
-  else el.initPreview.removeAttribute("src");
-  updateCopy();
-}
-
-function readImageFile(file: File | null | undefined): void {
-  if (!file || !/^image\/(png|jpeg|webp)$/.test(file.type)) {
-    showError(new Error("A starting image must be a PNG, JPEG or WebP file."));
-    return;
-  }
-  const reader = new FileReader();
-  reader.onload = () => setInitImage(String(reader.result));
-  reader.readAsDataURL(file);
-}
-
-const img2imgAllowed = () => el.drop.getAttribute("aria-disabled") !== "true";
-// A button: Enter and Space open the file chooser too.
-el.drop.addEventListener("click", () => img2imgAllowed() && el.initFile.click());
-el.drop.addEventListener("dragover", (ev) => {
-  ev.preventDefault();
-  el.drop.classList.add("over");
-});
-el.drop.addEventListener("dragleave", () => el.drop.classList.remove("over"));
-el.drop.addEventListener("drop", (ev) => {
-  ev.preventDefault();
-  el.drop.classList.remove("over");
-  if (img2imgAllowed()) readImageFile(ev.dataTransfer?.files[0]);
-});
-el.initFile.addEventListener("change", () => readImageFile(el.initFile.files?.[0]));
-el.initClear.addEventListener("click", () => {
-  setInitImage(null);
-  el.initFile.value = "";
-  el.drop.focus();
-});
-document.addEventListener("paste", (ev) => {
-  const file = [...(ev.clipboardData?.files ?? [])].find((f) => f.type.startsWith("image/"));
-  if (file && img2imgAllowed()) {
-    ev.preventDefault();
-    readImageFile(file);
-  }
-});
-
-// --- copy as request -------------------------------------------------------------------------------------------
-
-let copies: RequestText[] = [];
-
 function updateCopy(): void {
   const m = currentModel();
-  if (!m) return;
-  copies = requestTexts(settings(), m, location.origin);
-  const chosen = el.copyKind.value || "openai";
-  el.copyKind.replaceChildren(...copies.map((c) => new Option("text" in c ? c.label : `${c.label} (not possible)`, c.id)));
-  el.copyKind.value = chosen;
-  showCopy();
+  if (m) copy.update(settings(), m);
 }
-
-function showCopy(): void {
-  const c = copies.find((x) => x.id === el.copyKind.value) ?? copies[0];
-  if (!c) return;
-  el.copyText.textContent = "text" in c ? c.text : c.unavailable;
-  el.copyButton.disabled = !("text" in c);
-}
-
-el.copyKind.addEventListener("change", showCopy);
-el.copyButton.addEventListener("click", async () => {
-  try {
-    await navigator.clipboard.writeText(el.copyText.textContent ?? "");
-    el.status.textContent = "Copied. Set EASEL_API_KEY in your shell first.";
-  } catch {
-    // Clipboard access needs a secure context or permission: select the text so the person can copy it.
-    getSelection()?.selectAllChildren(el.copyText);
-    el.status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
-  }
-});
 
 // --- generate --------------------------------------------------------------------------------------------------
 
