@@ -12,6 +12,8 @@
  * - gateway: bench/gateway.ts, the latency a gateway adds per proxied request (p50/p99) at a steady rate on loopback;
  * - precision: bench/precision.ts, the opt-in int8 path against fp32 on one SD1.5 UNet call (512² batch 2; `--quick`
  *   256² batch 1): speed ratio and the output's deviation from fp32.
+ * - scale-out: bench/scale-out.ts, 200 small jobs through 2 API nodes and 2 workers over PostgreSQL and Redis: jobs/s
+ *   and the queue's overhead per job (end-to-end minus the worker's run time); skipped without PostgreSQL or Redis.
  * Prints a table, then one JSON line starting with `BENCH_JSON `. Random weights go to a temporary directory
  * (fp16 safetensors written tensor by tensor), deleted at the end.
  */
@@ -36,11 +38,12 @@ import {
 import { benchGateway, type GatewayBenchResult, printGatewayBench } from "./gateway.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
 import { benchPrecision, type PrecisionBenchResult, printPrecisionBench } from "./precision.ts";
+import { benchScaleOut, printScaleOut, type ScaleOutResult } from "./scale-out.ts";
 import { benchServeMemory, printServeMemory, type ServeMemoryResult } from "./serve-memory.ts";
 import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
 
 const GiB = 1024 ** 3;
-const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway", "precision"] as const;
+const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway", "precision", "scale-out"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -90,7 +93,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,scale-out] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
   process.exit(error ? 2 : 0);
 }
 
@@ -142,6 +145,7 @@ async function main(): Promise<void> {
   let serveMemory: ServeMemoryResult | undefined;
   let gateway: GatewayBenchResult | undefined;
   let precision: PrecisionBenchResult | undefined;
+  let scaleOut: ScaleOutResult | undefined;
   try {
     if (args.only.has("gemm")) {
       console.error("  gemm ...");
@@ -217,6 +221,10 @@ async function main(): Promise<void> {
       const shape = args.quick ? { size: 256, batch: 1, runs: 2 } : { size: 512, batch: args.batch ?? 2, runs: 3 };
       precision = await benchPrecision({ workDir, ...shape, threads: args.threads });
     }
+    if (args.only.has("scale-out")) {
+      console.error("  scale-out ...");
+      scaleOut = await benchScaleOut({ quick: args.quick, workDir, log: (l) => console.error(l) });
+    }
   } finally {
     cleanup();
   }
@@ -281,7 +289,13 @@ async function main(): Promise<void> {
     printPrecisionBench(precision, printTable);
   }
 
+  if (scaleOut) {
+    console.log("");
+    printScaleOut(scaleOut);
+  }
+
   const json = {
+    scaleOut,
     precision,
     t5,
     serveMemory,
