@@ -60,6 +60,19 @@ describe("prompt fields on every dialect", async () => {
     assert.match((body.error as { message: string }).message, /local models only; "dall-e-3" is served by openai-cloud/);
   });
 
+  test("A1111: styles by name apply as the web UI applies them; an unknown name is skipped with a warning; /sdapi/v1/prompt-styles", async () => {
+    const res = await expectOk(app, { url: "/sdapi/v1/txt2img", payload: { prompt: "a fox", negative_prompt: "text", styles: ["closeup", "nope", "haze"], width: 64, height: 64, steps: 2 }, headers: AUTH });
+    const { req } = images.calls.at(-1)!;
+    assert.equal(req.prompt, "close-up of a fox, tight framing, fine surface detail, shallow depth of field, soft atmospheric haze, diffused light, muted colors, dreamy depth");
+    assert.match(req.negativePrompt ?? "", /^text, wide shot, distant, .*, harsh contrast, crisp clear air, /);
+    assert.ok(req.warnings?.some((w) => w.code === "W_PARAM_IGNORED" && w.param === "styles" && /"nope"/.test(w.message)), JSON.stringify(req.warnings));
+    assert.equal(res.statusCode, 200);
+    const list = await app.inject({ method: "GET", url: "/sdapi/v1/prompt-styles", headers: AUTH });
+    const styles = list.json() as { name: string; prompt: string; negative_prompt: string }[];
+    assert.equal(styles.length, 36);
+    assert.ok(styles.some((s) => s.name === "old-timey" && s.prompt.includes("{prompt}")));
+  });
+
   test("GET /v1/styles lists the 36 presets with their templates; it needs a key", async () => {
     const res = await app.inject({ method: "GET", url: "/v1/styles", headers: AUTH });
     assert.equal(res.statusCode, 200, res.body);

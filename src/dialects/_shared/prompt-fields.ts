@@ -73,6 +73,31 @@ export async function preparePrompt(deps: DialectDeps, req: GenerationRequest, b
   return safetyCheck ? { ...prepared, req: { ...prepared.req, safetyCheck: true } } : prepared;
 }
 
+/**
+ * AUTOMATIC1111's `styles: [name, ...]`, with the web UI's rule (modules/styles.py): a style whose text has `{prompt}`
+ * puts the prompt there, another is appended after ", "; the negative prompt likewise; styles apply in order. Names
+ * are the preset ids of GET /v1/styles (also GET /sdapi/v1/prompt-styles); an unknown name is skipped, as the web UI
+ * does, with a W_PARAM_IGNORED warning saying so.
+ */
+export function applyNamedStyles(deps: DialectDeps, req: GenerationRequest, names: readonly string[]): GenerationRequest {
+  if (names.length === 0) return req;
+  const styles = promptsOf(deps).styles();
+  const merge = (text: string, into: string) => (text.includes("{prompt}") ? text.split("{prompt}").join(into) : into ? `${into}, ${text}` : text);
+  let prompt = req.prompt;
+  let negative = req.negativePrompt ?? "";
+  const warnings = [...(req.warnings ?? [])];
+  for (const name of names) {
+    const style = styles.find((s) => s.id === name);
+    if (!style) {
+      warnings.push({ code: "W_PARAM_IGNORED", param: "styles", message: `style "${name}" is not on this server (GET /sdapi/v1/prompt-styles lists them); skipped` });
+      continue;
+    }
+    prompt = merge(style.prompt, prompt);
+    if (style.negativePrompt) negative = merge(style.negativePrompt, negative);
+  }
+  return { ...req, prompt, ...(negative ? { negativePrompt: negative } : {}), ...(warnings.length > 0 ? { warnings } : {}) };
+}
+
 /** `x-easel-revised-prompt` (JSON string, non-ASCII escaped) when the prompt the model got differs from the client's. */
 export function promptHeaders(p: PreparedRequest, original: string): Record<string, string> {
   if (p.revisedPrompt === original) return {};

@@ -20,6 +20,7 @@ import { A1111_SAMPLERS, A1111_SCHEDULES } from "../_shared/a1111-names.ts";
 import type { DialectDeps } from "../_shared/dialect.ts";
 import { authHook, b64, bearerKey, type HeadersOnly, methodNotAllowed, principalOf, requestContext, resultHeaders } from "../_shared/http.ts";
 import { applyLoras } from "../_shared/lora-fields.ts";
+import { applyNamedStyles, promptsOf } from "../_shared/prompt-fields.ts";
 import { type CommonBody, img2imgBody, optionsBody, txt2imgBody } from "./schema.ts";
 import { defaultModel, findCheckpoint, infoObject, type KeyOptions, parseClipStop, parseSamplesFormat, translate } from "./translate.ts";
 
@@ -99,7 +100,8 @@ export async function a1111Routes(app: FastifyInstance, deps: DialectDeps): Prom
     try {
       const ctx = requestContext(req, reply, { dialect: DIALECT_ID, delivery: t.saveImages ? "url" : "bytes", onEvent });
       // <lora:name:scale> in the prompt, as the web UI reads it: resolved in the LoRA folder before admission.
-      const result = await images.generate(applyLoras({ config }, t.req, {}), ctx);
+      // Prompt styles by name (the presets of GET /sdapi/v1/prompt-styles), applied as the web UI applies them.
+      const result = await images.generate(applyNamedStyles(deps, applyLoras({ config }, t.req, {}), body.styles ?? []), ctx);
       const { init_images: _omit, ...echo } = body as CommonBody & { init_images?: unknown };
       reply.headers(resultHeaders(result));
       return {
@@ -170,6 +172,11 @@ export async function a1111Routes(app: FastifyInstance, deps: DialectDeps): Prom
     A1111_SAMPLERS.map((s) => ({ name: s.name, aliases: s.aliases, options: s.options })),
   );
   r.get(`${PREFIX}/schedulers`, { onRequest: auth, schema: { tags, summary: "Schedule types", security } }, async () => A1111_SCHEDULES);
+  r.get(`${PREFIX}/prompt-styles`, { onRequest: auth, schema: { tags, summary: "Prompt styles (Easel's style presets)", security } }, async () =>
+    promptsOf(deps)
+      .styles()
+      .map((s) => ({ name: s.id, prompt: s.prompt, negative_prompt: s.negativePrompt })),
+  );
   // Hires. fix, separate VAEs and LoRAs are not implemented: their lists are empty, in A1111's shapes.
   for (const path of ["upscalers", "latent-upscale-modes", "sd-vae", "loras"]) {
     r.get(`${PREFIX}/${path}`, { onRequest: auth, schema: { tags, summary: `${path} (none on this server)`, security } }, async () => []);

@@ -18,7 +18,7 @@ const flag = booleanish(z.boolean()).nullish();
 const common = {
   prompt: z.string().max(100_000).nullish().describe('Default "".'),
   negative_prompt: z.string().max(100_000).nullish(),
-  styles: z.array(z.string()).nullish().describe("Prompt styles: not kept on this server (a warning when given)."),
+  styles: z.array(z.string()).nullish().describe("Prompt styles by name (GET /sdapi/v1/prompt-styles), applied in order."),
   seed: int(-1, MAX_SEED).nullish().describe("-1 (default): random."),
   subseed: int(-1, MAX_SEED).nullish(),
   subseed_strength: num(0, 1).nullish().describe("Variation seeds are not implemented: a value above 0 is a warning."),

@@ -90,7 +90,6 @@ function featureWarnings(body: CommonBody): Warning[] {
   if (b.enable_hr) w.push(ignored("enable_hr", "hires. fix is not implemented: the image is generated at width x height, without the upscale pass"));
   if (body.restore_faces) w.push(ignored("restore_faces", "face restoration is not implemented"));
   if (body.tiling) w.push(ignored("tiling", "tiling is not implemented"));
-  if (body.styles && body.styles.length > 0) w.push(ignored("styles", "prompt styles are not kept on this server; put their text in the prompt"));
   if ((body.subseed_strength ?? 0) > 0) w.push(ignored("subseed_strength", "variation seeds are not implemented: the seed alone decides the noise"));
   if (body.refiner_checkpoint) w.push(ignored("refiner_checkpoint", "refiner checkpoints are not implemented"));
   if (body.alwayson_scripts && Object.keys(body.alwayson_scripts).length > 0) {
