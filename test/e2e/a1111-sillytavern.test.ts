@@ -115,6 +115,14 @@ describe("SillyTavern (auto source) against Easel", () => {
     assert.equal(data.parameters.url, undefined);
     // The defaults SillyTavern sends (enable_hr false, CLIP stop 1, s_* unset) raise no warnings.
     assert.equal(res.headers.get("x-easel-warnings"), null);
+    // save_images: true keeps the image in the store; the job API hands out its URL.
+    const job = (await (await fetch(`${srv.base}/v1/jobs/${res.headers.get("x-easel-job-id")}`, { headers: { authorization: `Bearer ${srv.key}` } })).json()) as {
+      images: { url: string | null }[];
+    };
+    assert.ok(job.images[0]?.url, "the image was not stored");
+    const stored = await fetch(job.images[0].url as string);
+    assert.equal(stored.status, 200);
+    assert.deepEqual(Buffer.from(await stored.arrayBuffer()), Buffer.from(data.images[0], "base64"));
   });
 
   test("the browser goes away mid-generation: /interrupt cancels the key's running job, nothing charged", async () => {
