@@ -226,6 +226,10 @@ describe("web page (open mode)", { skip: skipReason, concurrency: false }, () =>
     assert.match(String(await page.getByTestId("copy-text").textContent()), /serves only playground-v2\.5, not easel-shapes/);
 
     await page.getByTestId("model").selectOption("playground-v2.5");
+    const samplers = await page.getByTestId("sampler").locator("option").evaluateAll((os) => os.map((o) => o.getAttribute("value")));
+    assert.equal(samplers[0], "", "the model's own sampler first");
+    assert.ok(samplers.length > 1 && samplers.slice(1).every((v) => v?.startsWith("edm_")), `an EDM model's samplers: ${samplers.join(", ")}`);
+    assert.equal(await page.getByTestId("width").inputValue(), "64", "the model's defaults follow the model");
     await page.getByTestId("size").selectOption("64x64");
     await page.getByTestId("copy-kind").selectOption("playground");
     const pg = String(await page.getByTestId("copy-text").textContent());
