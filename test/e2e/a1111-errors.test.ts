@@ -43,6 +43,8 @@ describe("A1111 dialect: errors in A1111's shapes, nothing charged; img2img and 
       ["/sdapi/v1/txt2img", { ...small, batch_size: 0 }, ["body", "batch_size"]],
       ["/sdapi/v1/txt2img", { ...small, cfg_scale: -1 }, ["body", "cfg_scale"]],
       ["/sdapi/v1/txt2img", { ...small, width: 100 }, ["body", "width"]],
+      ["/sdapi/v1/txt2img", { ...small, batch_size: 8, n_iter: 8 }, ["body", "batch_size"]],
+      ["/sdapi/v1/txt2img", { ...small, cfg_scale: 99 }, ["body", "cfg_scale"]],
       ["/sdapi/v1/txt2img", { ...small, scheduler: "sideways" }, ["body", "scheduler"]],
       ["/sdapi/v1/txt2img", { ...small, override_settings: { CLIP_stop_at_last_layers: 40 } }, ["body", "override_settings", "CLIP_stop_at_last_layers"]],
       ["/sdapi/v1/txt2img", "{not json", ["body"]],

@@ -8,6 +8,15 @@
 import type { EaselError } from "../../core/errors.ts";
 import type { ErrorReply } from "../_shared/dialect.ts";
 
+/** Easel's field names (checked after translation, core/limits.ts) as an A1111 body spells them. */
+const A1111_FIELD: Record<string, string> = {
+  n: "batch_size",
+  guidance_scale: "cfg_scale",
+  strength: "denoising_strength",
+  clip_skip: "override_settings.CLIP_stop_at_last_layers",
+  init_image: "init_images",
+};
+
 /** Input errors A1111 raises as HTTPException rather than as a validation error, with its status. */
 const HTTP_EXCEPTION_REASONS: Record<string, number> = { sampler_not_found: 404, script_not_found: 422 };
 
@@ -31,7 +40,8 @@ export function a1111Error(e: EaselError): ErrorReply {
   const reason = typeof e.details?.reason === "string" ? e.details.reason : undefined;
   const httpStatus = reason ? HTTP_EXCEPTION_REASONS[reason] : undefined;
   if (e.code === "E_INPUT_INVALID" && httpStatus === undefined) {
-    const loc = ["body", ...(e.param ? e.param.split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p)) : [])];
+    const field = e.param ? (A1111_FIELD[e.param] ?? e.param) : undefined;
+    const loc = ["body", ...(field ? field.split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p)) : [])];
     return { status: 422, body: { detail: [{ loc, msg: e.message, type: reason ?? "value_error" }] }, headers };
   }
   const s = httpStatus ?? status(e);
