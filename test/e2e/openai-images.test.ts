@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -255,6 +256,22 @@ describe("OpenAI SDK: model names, sizes, edits, inpainting, variations (tiny ch
       assert.deepEqual([e.type, e.code, e.param], ["invalid_request_error", code, param], `${name}: ${text}`);
       assert.equal(typeof e.message, "string");
     }
+    // A declared length past every limit is refused before the body is read (the rest is never sent).
+    const declared = await new Promise<{ status: number; body: string }>((done, fail) => {
+      const r = request(`${base}/v1/images/variations`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "multipart/form-data; boundary=x", "content-length": String(IMAGE_LIMIT + 64 * 256 * 1024 + 1) },
+      });
+      r.on("response", (res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => done({ status: res.statusCode ?? 0, body }));
+      });
+      r.on("error", fail);
+      r.write("--x\r\n");
+    });
+    assert.equal(declared.status, 413, declared.body);
+    assert.equal(JSON.parse(declared.body).error.code, "payload_too_large");
     const unauthorised = await fetch(`${base}/v1/images/edits`, { method: "POST", body: form([["prompt", "x"]]) });
     assert.equal(unauthorised.status, 401);
     const afterwards = await fetch(`${base}/v1/jobs`, { headers: { authorization: `Bearer ${apiKey}` } });

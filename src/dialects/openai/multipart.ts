@@ -38,6 +38,12 @@ export async function readForm(req: FastifyRequest, limits: FormLimits): Promise
       details: { reason: "invalid_type" },
     });
   }
+  // A declared length past what the limits below could ever accept is refused before the body is read.
+  const declared = Number(req.headers["content-length"]);
+  const most = limits.maxFiles * limits.fileBytes + MAX_FIELDS * MAX_FIELD_BYTES;
+  if (Number.isFinite(declared) && declared > most) {
+    throw new EaselError("E_PAYLOAD_TOO_LARGE", `The request body (${declared} bytes) is larger than this endpoint accepts (${most} bytes).`);
+  }
   const fields: Record<string, string> = {};
   const files: UploadedFile[] = [];
   let current = "";
