@@ -12,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import type { GenerationRequest } from "../../core/types.ts";
 import { Engine } from "../../engine/engine.ts";
 import { addTinySafetyChecker } from "../../models/testing/tiny-safety-checker.ts";
-import { isRawImage, type ProviderEvent } from "../spec.ts";
+import { isRawImage, type ProviderEvent, type ProviderResult } from "../spec.ts";
 import { createLocalProvider } from "./index.ts";
 
 const req: GenerationRequest = { model: "m", prompt: "a red circle", n: 1, width: 64, height: 64, steps: 4, guidanceScale: 5, seed: 7, output: { format: "png" }, partialImages: 2 };
@@ -33,7 +33,7 @@ describe("local provider with the safety checker", () => {
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  const black = (r: { images: unknown[] }) => r.images.every((img) => isRawImage(img) && img.rgb.every((v) => v === 0));
+  const black = (r: ProviderResult) => r.images.every((img) => isRawImage(img) && img.rgb.every((v) => v === 0));
 
   test("safetyCheck: black images, W_IMAGE_FLAGGED, no previews; without it the previews and the image are there", async () => {
     const local = createLocalProvider({ engine, modelDir: () => dir, safety: { onFlagged: "black", always: false } });
