@@ -130,3 +130,133 @@ export const SD3_MEDIUM_TRANSFORMER: MmditBenchModel = {
 
 export const BENCH_MODELS = { sd15: SD15_UNET, sdxl: SDXL_UNET, sd3: SD3_MEDIUM_TRANSFORMER } as const;
 export type BenchModelId = keyof typeof BENCH_MODELS;
+
+// ---------------------------------------------------------------------------------------------------------------
+// End-to-end pipelines (bench/e2e.ts): the published component configs of stabilityai/sd-turbo,
+// stabilityai/sdxl-turbo and stabilityai/stable-diffusion-xl-base-1.0 (text encoders, UNet, VAE, scheduler).
+
+function clipTextConfig(o: { hidden: number; heads: number; layers: number; act: string; projection: number; withProjection?: boolean }): Record<string, unknown> {
+  return {
+    architectures: [o.withProjection ? "CLIPTextModelWithProjection" : "CLIPTextModel"],
+    attention_dropout: 0,
+    bos_token_id: 0,
+    eos_token_id: 2,
+    hidden_act: o.act,
+    hidden_size: o.hidden,
+    initializer_factor: 1,
+    initializer_range: 0.02,
+    intermediate_size: o.hidden * 4,
+    layer_norm_eps: 1e-5,
+    max_position_embeddings: 77,
+    model_type: "clip_text_model",
+    num_attention_heads: o.heads,
+    num_hidden_layers: o.layers,
+    pad_token_id: 1,
+    projection_dim: o.projection,
+    vocab_size: 49408,
+  };
+}
+
+function sdVaeConfig(sampleSize: number, scalingFactor: number): Record<string, unknown> {
+  return {
+    _class_name: "AutoencoderKL",
+    act_fn: "silu",
+    block_out_channels: [128, 256, 512, 512],
+    down_block_types: new Array(4).fill("DownEncoderBlock2D"),
+    force_upcast: true,
+    in_channels: 3,
+    latent_channels: 4,
+    layers_per_block: 2,
+    norm_num_groups: 32,
+    out_channels: 3,
+    sample_size: sampleSize,
+    scaling_factor: scalingFactor,
+    up_block_types: new Array(4).fill("UpDecoderBlock2D"),
+  };
+}
+
+function eulerScheduler(spacing: "trailing" | "leading"): Record<string, unknown> {
+  return {
+    _class_name: "EulerDiscreteScheduler",
+    beta_end: 0.012,
+    beta_schedule: "scaled_linear",
+    beta_start: 0.00085,
+    clip_sample: false,
+    interpolation_type: "linear",
+    num_train_timesteps: 1000,
+    prediction_type: "epsilon",
+    set_alpha_to_one: false,
+    steps_offset: 1,
+    timestep_spacing: spacing,
+    trained_betas: null,
+    use_karras_sigmas: false,
+  };
+}
+
+export interface E2eBenchModel {
+  id: "sd-turbo" | "sdxl-turbo" | "sdxl";
+  label: string;
+  /** The tiny checkpoint family whose layout (model_index, tokenizers) the benchmark starts from. */
+  family: "sd15" | "sdxl";
+  textEncoders: [name: string, config: Record<string, unknown>][];
+  unet: Record<string, unknown>;
+  vae: Record<string, unknown>;
+  scheduler: Record<string, unknown>;
+  /** The request the row times. */
+  size: number;
+  steps: number;
+  guidance: number;
+}
+
+/** stabilityai/sd-turbo: the SD 2.1 UNet (OpenCLIP ViT-H text encoder, 1024-wide context, linear projections). */
+export const SD_TURBO: E2eBenchModel = {
+  id: "sd-turbo",
+  label: "SD-Turbo",
+  family: "sd15",
+  textEncoders: [["text_encoder", clipTextConfig({ hidden: 1024, heads: 16, layers: 23, act: "gelu", projection: 512 })]],
+  unet: {
+    ...SD15_UNET.config,
+    attention_head_dim: [5, 10, 20, 20],
+    cross_attention_dim: 1024,
+    dual_cross_attention: false,
+    use_linear_projection: true,
+  },
+  vae: sdVaeConfig(768, 0.18215),
+  scheduler: eulerScheduler("trailing"),
+  size: 512,
+  steps: 1,
+  guidance: 0,
+};
+
+const SDXL_TEXT_ENCODERS: E2eBenchModel["textEncoders"] = [
+  ["text_encoder", clipTextConfig({ hidden: 768, heads: 12, layers: 12, act: "quick_gelu", projection: 768 })],
+  ["text_encoder_2", clipTextConfig({ hidden: 1280, heads: 20, layers: 32, act: "gelu", projection: 1280, withProjection: true })],
+];
+
+/** stabilityai/sdxl-turbo: SDXL's UNet and text encoders, trailing timesteps, no guidance. */
+export const SDXL_TURBO: E2eBenchModel = {
+  id: "sdxl-turbo",
+  label: "SDXL-Turbo",
+  family: "sdxl",
+  textEncoders: SDXL_TEXT_ENCODERS,
+  unet: SDXL_UNET.config,
+  vae: sdVaeConfig(512, 0.13025),
+  scheduler: eulerScheduler("trailing"),
+  size: 512,
+  steps: 4,
+  guidance: 0,
+};
+
+/** stabilityai/stable-diffusion-xl-base-1.0 at its default request: 1024², 30 steps, guidance 5. */
+export const SDXL_BASE: E2eBenchModel = {
+  ...SDXL_TURBO,
+  id: "sdxl",
+  label: "SDXL",
+  vae: sdVaeConfig(1024, 0.13025),
+  scheduler: eulerScheduler("leading"),
+  size: 1024,
+  steps: 30,
+  guidance: 5,
+};
+
+export const E2E_MODELS = { "sd-turbo": SD_TURBO, "sdxl-turbo": SDXL_TURBO, sdxl: SDXL_BASE } as const;

@@ -10,8 +10,12 @@
  * - samplers: bench/samplers.ts's per-step overhead, as a ratio to one SD1.5 UNet call;
  * - t5: bench/t5.ts, a mid-size T5 encoder fp32 vs weight-only int8 (encode time for 256 tokens, peak RSS);
  * - gateway: bench/gateway.ts, the latency a gateway adds per proxied request (p50/p99) at a steady rate on loopback;
+ * - e2e: bench/e2e.ts, seconds per image end to end (text encoders, UNet steps, VAE decode) for SD-Turbo 512² 1 step
+ *   (fp32 and int8), SDXL-Turbo 512² 4 steps and SDXL 1024² 30 steps, the first image after a start with and without
+ *   the graph cache, and each part's share; models over `--e2e-max-gib` (default 13) are skipped with the command;
  * - precision: bench/precision.ts, the opt-in int8 path against fp32 on one SD1.5 UNet call (512² batch 2; `--quick`
- *   256² batch 1): speed ratio and the output's deviation from fp32.
+ *   256² batch 1): speed ratio and the output's deviation from fp32; and the default model easel-shapes at int8 vs
+ *   fp32 (pixel difference over 100 evaluation prompts).
  * - scale-out: bench/scale-out.ts, 200 small jobs through 2 API nodes and 2 workers over PostgreSQL and Redis: jobs/s
  *   and the queue's overhead per job (end-to-end minus the worker's run time); skipped without PostgreSQL or Redis.
  * Prints a table, then one JSON line starting with `BENCH_JSON `. Random weights go to a temporary directory
@@ -35,15 +39,16 @@ import {
   runDenoiserChild,
   sessionEstimateBytes,
 } from "./denoiser-run.ts";
+import { benchE2e, type E2eModelId, type E2eRow, printE2eBench } from "./e2e.ts";
 import { benchGateway, type GatewayBenchResult, printGatewayBench } from "./gateway.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
-import { benchPrecision, type PrecisionBenchResult, printPrecisionBench } from "./precision.ts";
+import { benchPrecision, benchShapesPrecision, type PrecisionBenchResult, printPrecisionBench, printShapesPrecision, type ShapesPrecisionResult } from "./precision.ts";
 import { benchScaleOut, printScaleOut, type ScaleOutResult } from "./scale-out.ts";
 import { benchServeMemory, printServeMemory, type ServeMemoryResult } from "./serve-memory.ts";
 import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
 
 const GiB = 1024 ** 3;
-const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway", "precision", "scale-out"] as const;
+const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway", "precision", "e2e", "scale-out"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -55,10 +60,12 @@ interface Args {
   batch?: number;
   /** Only these image sizes of the denoiser plans. */
   sizes?: number[];
+  e2eModels: E2eModelId[];
+  e2eMaxGiB: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { only: new Set(PARTS), quick: false, weights: "F16" };
+  const args: Args = { only: new Set(PARTS), quick: false, weights: "F16", e2eModels: ["sd-turbo", "sdxl-turbo", "sdxl"], e2eMaxGiB: 13 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--quick") args.quick = true;
@@ -81,6 +88,15 @@ function parseArgs(argv: string[]): Args {
         usage(`--sizes takes a comma list of image sizes, multiples of 64; got ${argv[i]}`);
       }
       args.sizes = list;
+    } else if (a === "--e2e-models") {
+      const list = (argv[++i] ?? "").split(",").filter(Boolean);
+      const known = ["sd-turbo", "sdxl-turbo", "sdxl"];
+      if (list.length === 0 || list.some((m) => !known.includes(m))) usage(`--e2e-models takes a comma list of ${known.join(", ")}; got ${argv[i]}`);
+      args.e2eModels = list as E2eModelId[];
+    } else if (a === "--e2e-max-gib") {
+      const n = Number(argv[++i]);
+      if (!Number.isFinite(n) || n <= 0) usage(`--e2e-max-gib must be a positive number, got ${argv[i]}`);
+      args.e2eMaxGiB = n;
     } else if (a === "--weights") {
       const v = (argv[++i] ?? "").toUpperCase();
       if (v !== "F16" && v !== "F32") usage(`--weights must be f16 or f32, got ${argv[i]}`);
@@ -93,7 +109,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,scale-out] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13]");
   process.exit(error ? 2 : 0);
 }
 
@@ -146,6 +162,8 @@ async function main(): Promise<void> {
   let gateway: GatewayBenchResult | undefined;
   let precision: PrecisionBenchResult | undefined;
   let scaleOut: ScaleOutResult | undefined;
+  let e2e: E2eRow[] | undefined;
+  let shapes: ShapesPrecisionResult | undefined;
   try {
     if (args.only.has("gemm")) {
       console.error("  gemm ...");
@@ -220,6 +238,12 @@ async function main(): Promise<void> {
       console.error("  int8 vs fp32 UNet call ...");
       const shape = args.quick ? { size: 256, batch: 1, runs: 2 } : { size: 512, batch: args.batch ?? 2, runs: 3 };
       precision = await benchPrecision({ workDir, ...shape, threads: args.threads });
+      console.error("  easel-shapes int8 vs fp32 images ...");
+      shapes = await benchShapesPrecision({ workDir, prompts: args.quick ? 10 : 100, threads: args.threads });
+    }
+    if (args.only.has("e2e")) {
+      console.error("  end to end ...");
+      e2e = await benchE2e({ workDir, models: args.e2eModels, maxGiB: args.e2eMaxGiB, threads: args.threads, int8: true, log: (l) => console.error(l) });
     }
     if (args.only.has("scale-out")) {
       console.error("  scale-out ...");
@@ -288,6 +312,11 @@ async function main(): Promise<void> {
     console.log("");
     printPrecisionBench(precision, printTable);
   }
+  if (shapes) printShapesPrecision(shapes);
+  if (e2e) {
+    console.log("");
+    printE2eBench(e2e, printTable);
+  }
 
   if (scaleOut) {
     console.log("");
@@ -296,7 +325,9 @@ async function main(): Promise<void> {
 
   const json = {
     scaleOut,
+    e2e,
     precision,
+    shapes,
     t5,
     serveMemory,
     gateway,

@@ -4,10 +4,16 @@
  * inputs run through the fp32 graph and the int8 graph (src/graph/int8-weights.ts) alternately, so a neighbour's
  * load skews both alike. Reports seconds per call (median), the speed ratio, and the int8 output's deviation from
  * fp32 (relative L2 error, worst element as a fraction of fp32's largest, cosine similarity).
+ *
+ * `benchShapesPrecision`: the shipped default model (models/easel-shapes) generated at fp32 and at int8 for the
+ * first evaluation prompts (tools/train-default-model/eval-prompts.json, same seeds), through the real Engine; the
+ * pixel difference of each int8 image from its fp32 image. (Prompt-following accuracy under int8:
+ * `node --import tsx tools/train-default-model/evaluate.ts --limit 100 --precision int8`.)
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Engine } from "../src/engine/engine.ts";
 import { prepareUnetModel } from "../src/models/components/unet.ts";
 import { writeRandomSafetensors } from "../src/models/testing/tiny-checkpoint.ts";
 import { createSession, type HostTensor } from "../src/runtime/session.ts";
@@ -87,6 +93,67 @@ export function printPrecisionBench(r: PrecisionBenchResult, printTable: (header
   console.log(
     `  int8 is ${f(r.speedup)}x fp32's speed; output deviation: relative L2 error ${f(r.relativeError * 100)} %, ` +
       `worst element ${f(r.maxErrorOfPeak * 100)} % of fp32's peak, cosine ${r.cosine.toFixed(5)}`,
+  );
+}
+
+export interface ShapesPrecisionResult {
+  prompts: number;
+  /** Mean |int8 - fp32| over every channel of every image, in 8-bit levels. */
+  meanAbsLevels: number;
+  /** Share of channel values that differ by more than 8 levels. */
+  over8: number;
+  maxAbsLevels: number;
+  /** Median warm seconds per image. */
+  fp32Seconds: number;
+  int8Seconds: number;
+}
+
+export async function benchShapesPrecision(o: { workDir: string; prompts: number; threads?: number }): Promise<ShapesPrecisionResult> {
+  const root = join(import.meta.dirname, "..");
+  const modelDir = join(root, "models", "easel-shapes");
+  const items = (JSON.parse(readFileSync(join(root, "tools", "train-default-model", "eval-prompts.json"), "utf8")) as { items: { prompt: string; seed: number }[] }).items.slice(0, o.prompts);
+  const run = async (precision: "fp32" | "int8") => {
+    const engine = new Engine({ executionProvider: "cpu", intraOpThreads: o.threads ?? 2, cacheDir: join(o.workDir, "shapes-graphs"), precision });
+    try {
+      await engine.run(modelDir, { prompt: "a red circle", n: 1, seed: 0 }); // graph build and sessions
+      const images: Uint8Array[] = [];
+      const seconds: number[] = [];
+      for (const it of items) {
+        const t = performance.now();
+        const out = await engine.run(modelDir, { prompt: it.prompt, n: 1, seed: it.seed });
+        seconds.push((performance.now() - t) / 1000);
+        if (precision === "int8" && !out.warnings.some((w) => w.code === "W_QUANTIZED")) throw new Error("int8 result without W_QUANTIZED");
+        images.push(out.images[0].rgb);
+      }
+      return { images, seconds: median(seconds) };
+    } finally {
+      await engine.close();
+    }
+  };
+  const ref = await run("fp32");
+  const q = await run("int8");
+  let sum = 0;
+  let over = 0;
+  let max = 0;
+  let count = 0;
+  ref.images.forEach((a, k) => {
+    const b = q.images[k];
+    for (let i = 0; i < a.length; i++) {
+      const d = Math.abs(a[i] - b[i]);
+      sum += d;
+      if (d > 8) over++;
+      max = Math.max(max, d);
+    }
+    count += a.length;
+  });
+  return { prompts: items.length, meanAbsLevels: sum / count, over8: over / count, maxAbsLevels: max, fp32Seconds: ref.seconds, int8Seconds: q.seconds };
+}
+
+export function printShapesPrecision(r: ShapesPrecisionResult): void {
+  console.log(
+    `easel-shapes, ${r.prompts} evaluation prompts, int8 vs fp32 images: mean |difference| ${r.meanAbsLevels.toFixed(2)} levels of 255, ` +
+      `${(r.over8 * 100).toFixed(2)} % of values off by more than 8, worst ${r.maxAbsLevels}; warm ${(r.fp32Seconds * 1000).toFixed(0)} ms fp32, ` +
+      `${(r.int8Seconds * 1000).toFixed(0)} ms int8 per image`,
   );
 }
 

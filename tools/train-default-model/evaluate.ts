@@ -3,7 +3,7 @@
  * reads each image back with the evaluator and prints per-attribute accuracy, confusion tables and timing.
  *
  *   node --import tsx tools/train-default-model/evaluate.ts [--model models/easel-shapes] [--limit N]
- *     [--steps N] [--guidance G] [--threads N] [--sheet out.png] [--json report.json]
+ *     [--steps N] [--guidance G] [--threads N] [--precision fp32|int8] [--sheet out.png] [--json report.json]
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,6 +21,8 @@ const { values: o } = parseArgs({
     steps: { type: "string" },
     guidance: { type: "string" },
     threads: { type: "string", default: "2" },
+    /** The engine's denoiser precision (engine.precision): fp32, or the opt-in int8 path. */
+    precision: { type: "string", default: "fp32" },
     sheet: { type: "string" },
     json: { type: "string" },
     prompts: { type: "string", default: join(HERE, "eval-prompts.json") },
@@ -44,7 +46,8 @@ interface EngineLike {
 
 const items = (JSON.parse(readFileSync(o.prompts, "utf8")) as { items: Item[] }).items.slice(0, o.limit ? Number(o.limit) : undefined);
 const Engine = await importExport<new (rt: Record<string, unknown>) => EngineLike>("Engine");
-const engine = new Engine({ executionProvider: "cpu", intraOpThreads: Number(o.threads), cacheDir: join(tmpdir(), "easel-shapes-eval-cache") });
+if (o.precision !== "fp32" && o.precision !== "int8") throw new Error(`--precision must be fp32 or int8, got ${o.precision}`);
+const engine = new Engine({ executionProvider: "cpu", intraOpThreads: Number(o.threads), cacheDir: join(tmpdir(), "easel-shapes-eval-cache"), precision: o.precision });
 const modelDir = resolve(o.model);
 
 const pairs: Record<Attribute, [string, string][]> = { background: [], colour: [], shape: [], size: [], position: [] };

@@ -1,0 +1,328 @@
+/**
+ * `npm run bench -- --only e2e`: what a user waits for, end to end, on random weights with the published configs
+ * (bench/configs.ts E2E_MODELS): SD-Turbo 512² 1 step, SDXL-Turbo 512² 4 steps, SDXL 1024² 30 steps.
+ *
+ * For each model a full diffusers directory is written (the tiny checkpoint's layout and tokenizers, then every
+ * component replaced by its published config and random fp16 weights), and two child processes run it through the
+ * real Engine (worker thread, family loader, graph cache, sessions, sampler, VAE decode):
+ * - "cold": an empty graph cache, as after a fresh install: the first image (graph build and session creation
+ *   included), then warm images; afterwards each component is timed alone on the cache's graphs at the request's
+ *   shapes (text encoders once, UNet once per step at the guidance batch, VAE decoder once per image), which gives
+ *   the share of each part of a warm image;
+ * - "cached": a second start on the same cache (as a restarted `easel serve`): its first image.
+ * A model is skipped, with the command that runs it, when its estimated memory (float32 weights of every component
+ * at the engine's resident bytes per parameter, plus the UNet's activations) exceeds the limit (`--e2e-max-gib`,
+ * default 13) or what the machine has available.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { createRecordingWeights, type WeightSource } from "../src/graph/weights.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { buildClipTextGraph, clipTextConfigFromJson } from "../src/models/components/clip-text.graph.ts";
+import { prepareClipTextModel } from "../src/models/components/clip-text.ts";
+import { buildUnetGraph } from "../src/models/components/unet.graph.ts";
+import { prepareUnetModel } from "../src/models/components/unet.ts";
+import { unetConfigFromJson } from "../src/models/components/unet-config.ts";
+import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "../src/models/components/vae.graph.ts";
+import { prepareVaeDecoder } from "../src/models/components/vae.ts";
+import { vaeConfigFromJson } from "../src/models/components/vae-config.ts";
+import { RESIDENT_BYTES_PER_PARAM, UNET_ACTIVATION_BYTES_PER_PIXEL } from "../src/models/pipeline/limits.ts";
+import { writeRandomSafetensors, writeTinyCheckpoint } from "../src/models/testing/tiny-checkpoint.ts";
+import { createSession, type HostTensor, type ModelSession } from "../src/runtime/session.ts";
+import { E2E_MODELS, type E2eBenchModel } from "./configs.ts";
+import { memAvailableBytes } from "./denoiser-run.ts";
+
+const GiB = 1024 ** 3;
+
+export type E2eModelId = keyof typeof E2E_MODELS;
+
+export interface E2eChildSpec {
+  model: E2eModelId;
+  modelDir: string;
+  cacheDir: string;
+  /** Warm images after the first; 0 for the "cached" start. */
+  warmRuns: number;
+  /** Time each component alone afterwards. */
+  parts: boolean;
+  threads?: number;
+  precision: "fp32" | "int8";
+}
+
+export interface E2eChildResult {
+  firstSeconds: number;
+  warmSeconds: number[];
+  /** Seconds of each part of one image, measured alone. */
+  parts?: { textEncoders: number; unet: number; vaeDecode: number };
+  peakRssGiB: number;
+  warnings: string[];
+}
+
+export interface E2eRow {
+  id: string;
+  label: string;
+  size: number;
+  steps: number;
+  guidance: number;
+  precision: "fp32" | "int8";
+  status: "ok" | "skipped" | "failed";
+  reason?: string;
+  /** Estimated resident bytes (weights of every component + UNet activations), GiB. */
+  estimateGiB: number;
+  writeSeconds?: number;
+  cold?: E2eChildResult;
+  cached?: E2eChildResult;
+}
+
+/** Parameters of every component the pipeline loads, from the builders' own weight lists. */
+function componentParams(m: E2eBenchModel): number {
+  const count = (record: (src: WeightSource) => void) => {
+    const rec = createRecordingWeights({ dtype: "F16" });
+    record(rec.source);
+    return rec.recorded().reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0);
+  };
+  let n = count((s) => buildUnetGraph(unetConfigFromJson(m.unet), s));
+  n += count((s) => buildVaeDecoderGraph(vaeConfigFromJson(m.vae), s));
+  for (const [, cfg] of m.textEncoders) n += count((s) => buildClipTextGraph(clipTextConfigFromJson(cfg), s));
+  return n;
+}
+
+export function e2eEstimateBytes(m: E2eBenchModel): number {
+  const batch = m.guidance > 1 ? 2 : 1;
+  return componentParams(m) * RESIDENT_BYTES_PER_PARAM + UNET_ACTIVATION_BYTES_PER_PIXEL * batch * m.size * m.size;
+}
+
+/** The model's diffusers directory: the tiny layout, every component replaced by its published config. */
+export function writeE2eCheckpoint(m: E2eBenchModel, dir: string): void {
+  writeTinyCheckpoint(dir, { family: m.family, seed: 1, dtype: "F16" });
+  const component = (name: string, config: Record<string, unknown>, file: string, record: (src: WeightSource) => void) => {
+    const rec = createRecordingWeights({ dtype: "F16" });
+    record(rec.source);
+    rmSync(join(dir, name), { recursive: true, force: true });
+    mkdirSync(join(dir, name), { recursive: true });
+    writeFileSync(join(dir, name, "config.json"), JSON.stringify(config, null, 2));
+    writeRandomSafetensors(join(dir, name, file), rec.recorded(), { seed: 1, dtype: "F16", namespace: name });
+  };
+  for (const [name, cfg] of m.textEncoders) component(name, cfg, "model.safetensors", (s) => buildClipTextGraph(clipTextConfigFromJson(cfg), s));
+  component("unet", m.unet, "diffusion_pytorch_model.safetensors", (s) => buildUnetGraph(unetConfigFromJson(m.unet), s));
+  component("vae", m.vae, "diffusion_pytorch_model.safetensors", (s) => {
+    buildVaeEncoderGraph(vaeConfigFromJson(m.vae), s);
+    buildVaeDecoderGraph(vaeConfigFromJson(m.vae), s);
+  });
+  writeFileSync(join(dir, "scheduler", "scheduler_config.json"), JSON.stringify(m.scheduler, null, 2));
+  const index = JSON.parse(readFileSync(join(dir, "model_index.json"), "utf8")) as Record<string, unknown>;
+  index.scheduler = ["diffusers", m.scheduler._class_name];
+  writeFileSync(join(dir, "model_index.json"), JSON.stringify(index, null, 2));
+}
+
+function runChild(spec: E2eChildSpec): Promise<E2eChildResult> {
+  return new Promise((resolve, reject) => {
+    const child: ChildProcess = fork(import.meta.filename, [JSON.stringify(spec)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "pipe", "ipc"] });
+    let stderr = "";
+    child.stderr?.on("data", (d) => {
+      stderr += String(d);
+    });
+    let result: E2eChildResult | undefined;
+    child.on("message", (m: E2eChildResult) => {
+      result = m;
+    });
+    child.on("exit", (code, signal) =>
+      result ? resolve(result) : reject(new Error(`exited with ${signal ?? code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`)),
+    );
+  });
+}
+
+export interface E2eBenchOptions {
+  workDir: string;
+  models: E2eModelId[];
+  maxGiB: number;
+  threads?: number;
+  /** Also run SD-Turbo with precision "int8". */
+  int8: boolean;
+  log: (line: string) => void;
+}
+
+export async function benchE2e(o: E2eBenchOptions): Promise<E2eRow[]> {
+  const rows: E2eRow[] = [];
+  const plans: [E2eModelId, "fp32" | "int8"][] = o.models.map((id) => [id, "fp32"]);
+  if (o.int8 && o.models.includes("sd-turbo")) plans.splice(1, 0, ["sd-turbo", "int8"]);
+  const written = new Map<E2eModelId, number>();
+  for (const [index, [id, precision]] of plans.entries()) {
+    const m = E2E_MODELS[id];
+    const need = e2eEstimateBytes(m) * (precision === "int8" ? 0.5 : 1);
+    const row: E2eRow = { id, label: m.label, size: m.size, steps: m.steps, guidance: m.guidance, precision, status: "ok", estimateGiB: need / GiB };
+    rows.push(row);
+    const avail = memAvailableBytes();
+    if (need > o.maxGiB * GiB || (avail !== undefined && need > avail)) {
+      row.status = "skipped";
+      row.reason =
+        `needs about ${(need / GiB).toFixed(1)} GiB (limit ${o.maxGiB} GiB, ${((avail ?? 0) / GiB).toFixed(1)} GiB available); ` +
+        `run it with: npm run bench -- --only e2e --e2e-models ${id} --e2e-max-gib ${Math.ceil(need / GiB) + 1}`;
+      continue;
+    }
+    const modelDir = join(o.workDir, `e2e-${id}`);
+    const cacheDir = join(o.workDir, `e2e-${id}-${precision}-graphs`);
+    try {
+      if (!written.has(id)) {
+        o.log(`  ${m.label}: writing random weights ...`);
+        const t = performance.now();
+        writeE2eCheckpoint(m, modelDir);
+        written.set(id, (performance.now() - t) / 1000);
+      }
+      row.writeSeconds = written.get(id);
+      o.log(`  ${m.label} ${precision}: first start (empty graph cache) ...`);
+      row.cold = await runChild({ model: id, modelDir, cacheDir, warmRuns: 2, parts: true, threads: o.threads, precision });
+      o.log(`  ${m.label} ${precision}: second start (graph cache) ...`);
+      row.cached = await runChild({ model: id, modelDir, cacheDir, warmRuns: 0, parts: false, threads: o.threads, precision });
+    } catch (e) {
+      row.status = "failed";
+      row.reason = (e as Error).message;
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+      if (!plans.slice(index + 1).some(([other]) => other === id)) rmSync(modelDir, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length / 2;
+  return s.length % 2 ? s[Math.floor(m)] : (s[m - 1] + s[m]) / 2;
+};
+
+export function printE2eBench(rows: E2eRow[], printTable: (header: string[], rows: string[][]) => void): void {
+  const f = (x: number | undefined, d = 1) => (x === undefined ? "-" : x.toFixed(d));
+  const pct = (x: number | undefined, total: number | undefined) => (x === undefined || !total ? "-" : `${((100 * x) / total).toFixed(0)}%`);
+  console.log("end to end, random weights with the published configs (seconds per image; text encoders and VAE decode included)");
+  printTable(
+    ["model", "precision", "size", "steps", "warm s/image", "first image s", "x warm", "2nd start s", "x warm", "text enc", "unet", "vae decode", "other", "peak RSS GiB", "note"],
+    rows.map((r) => {
+      if (r.status !== "ok" || !r.cold) return [r.label, r.precision, `${r.size}`, `${r.steps}`, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", `${r.status}: ${r.reason}`];
+      const warm = median(r.cold.warmSeconds);
+      const p = r.cold.parts;
+      const other = p ? warm - p.textEncoders - p.unet - p.vaeDecode : undefined;
+      return [
+        r.label,
+        r.precision,
+        `${r.size}`,
+        `${r.steps}`,
+        f(warm, 2),
+        f(r.cold.firstSeconds),
+        f(r.cold.firstSeconds / warm),
+        f(r.cached?.firstSeconds),
+        f(r.cached && r.cached.firstSeconds / warm),
+        pct(p?.textEncoders, warm),
+        pct(p?.unet, warm),
+        pct(p?.vaeDecode, warm),
+        pct(other !== undefined ? Math.max(0, other) : undefined, warm),
+        f(Math.max(r.cold.peakRssGiB, r.cached?.peakRssGiB ?? 0), 2),
+        `warm ${r.cold.warmSeconds.map((s) => s.toFixed(2)).join(", ")}; weights written in ${f(r.writeSeconds)} s`,
+      ];
+    }),
+  );
+  console.log("  first image: a new process's Engine from nothing to the first image (graph build from the checkpoint, sessions, the request);");
+  console.log("  2nd start: the same with the graph cache of the first; shares: each part timed alone at the request's shapes, other = the rest of a warm image");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Child
+
+function fill(shape: number[], f: (i: number) => number): HostTensor {
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i++) data[i] = f(i);
+  return { data, shape };
+}
+
+async function timeOnce(session: ModelSession, feeds: Record<string, HostTensor>): Promise<number> {
+  await session.run(feeds); // warm-up
+  const t = performance.now();
+  await session.run(feeds);
+  return (performance.now() - t) / 1000;
+}
+
+/** Each component alone on the cache's graphs, one at a time, at the shapes the request used. */
+async function timeParts(spec: E2eChildSpec, m: E2eBenchModel, threads: number): Promise<NonNullable<E2eChildResult["parts"]>> {
+  const opts = { cacheDir: spec.cacheDir, executionProvider: "cpu" as const };
+  const open = (path: string) => createSession(path, { intraOpThreads: threads });
+  const batch = m.guidance > 1 ? 2 : 1;
+  const prompts = batch; // the pipeline encodes the prompt, and the negative prompt under guidance
+  let textEncoders = 0;
+  const contexts: number[] = [];
+  let pooled = 0;
+  for (const [name, cfg] of m.textEncoders) {
+    const s = await open(prepareClipTextModel(join(spec.modelDir, name), opts).modelPath);
+    try {
+      const ids = { data: BigInt64Array.from({ length: 77 }, (_, i) => BigInt(i === 0 ? 0 : i < 8 ? 300 + i : 2)), shape: [1, 77] };
+      textEncoders += (await timeOnce(s, { input_ids: ids })) * prompts;
+    } finally {
+      await s.release();
+    }
+    contexts.push(Number(cfg.hidden_size));
+    pooled = Number(cfg.projection_dim);
+  }
+  const lat = m.size / 8;
+  const unetModel = prepareUnetModel(join(spec.modelDir, "unet"), { ...opts, precision: spec.precision });
+  const unetSession = await open(unetModel.modelPath);
+  let unet: number;
+  try {
+    const feeds: Record<string, HostTensor> = {
+      sample: fill([batch, 4, lat, lat], (i) => Math.sin(i * 0.618)),
+      timestep: fill([batch], () => 999),
+      encoder_hidden_states: fill([batch, 77, m.family === "sdxl" ? contexts.reduce((a, b) => a + b, 0) : contexts[0]], (i) => Math.cos(i * 0.013)),
+    };
+    if (m.family === "sdxl") {
+      feeds.text_embeds = fill([batch, pooled], (i) => Math.sin(i * 0.07));
+      feeds.time_ids = fill([batch, 6], (i) => [m.size, m.size, 0, 0, m.size, m.size][i % 6]);
+    }
+    unet = (await timeOnce(unetSession, feeds)) * m.steps;
+  } finally {
+    await unetSession.release();
+  }
+  const vae = await open(prepareVaeDecoder(join(spec.modelDir, "vae"), opts).modelPath);
+  try {
+    const vaeDecode = await timeOnce(vae, { latent: fill([1, 4, lat, lat], (i) => Math.sin(i * 0.3)) });
+    return { textEncoders, unet, vaeDecode };
+  } finally {
+    await vae.release();
+  }
+}
+
+async function childMain(spec: E2eChildSpec): Promise<void> {
+  try {
+    writeFileSync("/proc/self/oom_score_adj", "1000");
+  } catch {
+    // not Linux, or not allowed
+  }
+  const m = E2E_MODELS[spec.model];
+  const threads = spec.threads ?? cpus().length; // as easel serve sets it
+  const engine = new Engine({ executionProvider: "cpu", intraOpThreads: threads, cacheDir: spec.cacheDir, precision: spec.precision });
+  const params = { prompt: "a red cube on a blue floor", n: 1, width: m.size, height: m.size, steps: m.steps, guidanceScale: m.guidance, seed: 1 };
+  let t = performance.now();
+  const first = await engine.run(spec.modelDir, params);
+  const firstSeconds = (performance.now() - t) / 1000;
+  const warmSeconds: number[] = [];
+  for (let i = 0; i < spec.warmRuns; i++) {
+    t = performance.now();
+    await engine.run(spec.modelDir, { ...params, seed: 2 + i });
+    warmSeconds.push((performance.now() - t) / 1000);
+  }
+  await engine.close();
+  const parts = spec.parts ? await timeParts(spec, m, threads) : undefined;
+  const result: E2eChildResult = {
+    firstSeconds,
+    warmSeconds,
+    parts,
+    peakRssGiB: (process.resourceUsage().maxRSS * 1024) / GiB,
+    warnings: first.warnings.map((w) => w.code),
+  };
+  process.send?.(result, () => process.exit(0));
+}
+
+if (process.argv[1] && import.meta.filename === process.argv[1]) {
+  childMain(JSON.parse(process.argv[2]) as E2eChildSpec).catch((e) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+    process.exit(1);
+  });
+}
