@@ -5,7 +5,7 @@
  * img2img, legacy sampler names, substitution warnings, samples_format and Bearer keys.
  */
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
@@ -164,5 +164,16 @@ describe("A1111 dialect: errors in A1111's shapes, nothing charged; img2img and 
     assert.equal(body.error, "HTTPException");
     assert.equal(res.headers.get("x-easel-error-code"), "E_CANCELLED");
     assert.equal(await srv.balance(), balance);
+  });
+
+  test("GET /sdapi/v1/loras lists the models directory's loras/ folder in the Lora extension's shape", async () => {
+    const auth = { authorization: `Bearer ${srv.key}` };
+    assert.deepEqual(await (await fetch(`${srv.base}/sdapi/v1/loras`, { headers: auth })).json(), []);
+    mkdirSync(join(srv.dataDir, "models", "loras"), { recursive: true });
+    writeFileSync(join(srv.dataDir, "models", "loras", "ink-wash.safetensors"), "");
+    writeFileSync(join(srv.dataDir, "models", "loras", "notes.txt"), "");
+    assert.deepEqual(await (await fetch(`${srv.base}/sdapi/v1/loras`, { headers: auth })).json(), [
+      { name: "ink-wash", alias: "ink-wash", path: "loras/ink-wash.safetensors", metadata: {} },
+    ]);
   });
 });

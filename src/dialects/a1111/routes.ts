@@ -16,10 +16,11 @@ import { z } from "zod";
 import { EaselError } from "../../core/errors.ts";
 import type { Principal } from "../../core/image-service.ts";
 import type { GenerationEvent } from "../../core/types.ts";
+import { listLoras } from "../../models/components/lora.ts";
 import { A1111_SAMPLERS, A1111_SCHEDULES } from "../_shared/a1111-names.ts";
 import type { DialectDeps } from "../_shared/dialect.ts";
 import { authHook, b64, bearerKey, type HeadersOnly, methodNotAllowed, principalOf, requestContext, resultHeaders } from "../_shared/http.ts";
-import { applyLoras } from "../_shared/lora-fields.ts";
+import { applyLoras, lorasDirOf } from "../_shared/lora-fields.ts";
 import { applyNamedStyles, promptsOf } from "../_shared/prompt-fields.ts";
 import { type CommonBody, img2imgBody, optionsBody, txt2imgBody } from "./schema.ts";
 import { defaultModel, findCheckpoint, infoObject, type KeyOptions, parseClipStop, parseSamplesFormat, translate } from "./translate.ts";
@@ -177,8 +178,13 @@ export async function a1111Routes(app: FastifyInstance, deps: DialectDeps): Prom
       .styles()
       .map((s) => ({ name: s.id, prompt: s.prompt, negative_prompt: s.negativePrompt })),
   );
-  // Hires. fix, separate VAEs and LoRAs are not implemented: their lists are empty, in A1111's shapes.
-  for (const path of ["upscalers", "latent-upscale-modes", "sd-vae", "loras"]) {
+  // The LoRA folder, in the Lora extension's shape (`<lora:name:scale>` in a prompt applies one); the path is the
+  // file's place under the models directory, not the server's filesystem.
+  r.get(`${PREFIX}/loras`, { onRequest: auth, schema: { tags, summary: "LoRAs in the models directory's loras/ folder", security } }, async () =>
+    listLoras(lorasDirOf(deps)).map((name) => ({ name, alias: name, path: `loras/${name}.safetensors`, metadata: {} })),
+  );
+  // Hires. fix and separate VAEs are not implemented: their lists are empty, in A1111's shapes.
+  for (const path of ["upscalers", "latent-upscale-modes", "sd-vae"]) {
     r.get(`${PREFIX}/${path}`, { onRequest: auth, schema: { tags, summary: `${path} (none on this server)`, security } }, async () => []);
   }
 
