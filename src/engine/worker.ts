@@ -9,6 +9,7 @@ import { EaselError, toEaselError } from "../core/errors.ts";
 import { type LoraChoice, readLoraFile } from "../models/components/lora.ts";
 import { familyFor } from "../models/index.ts";
 import type { LoadedPipeline } from "../models/pipeline/family.ts";
+import { precomputeLoraMerges } from "./lora-merge.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import { createSafetyCheckers } from "./safety.ts";
 import { loadTextEmbedder, type TextEmbedder } from "../models/pipeline/text-embedding.ts";
@@ -50,6 +51,8 @@ async function pipelineFor(modelDir: string, loras: readonly LoraChoice[] = []):
     p = (async () => {
       const ckpt = loadCheckpoint(modelDir);
       if (loras.length === 0) return familyFor(ckpt).load(ckpt, init.runtime);
+      // The merged weights are computed here with onnxruntime (./lora-merge.ts); the component builders find them.
+      await precomputeLoraMerges(ckpt, loras, init.runtime);
       const applied = new Set<string>();
       const pipe = await familyFor(ckpt).load(ckpt, { ...init.runtime, loras: { choices: loras, applied: (file, m) => applied.add(`${file}\0${m.component}:${m.module}`) } });
       // Every module of every file must have reached a component this family loads (an SD3 model, or a LoRA with

@@ -23,11 +23,11 @@
  * step of every request, LoRA or not.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { ldmUnetKey } from "../../checkpoint/ldm-keys.ts";
 import { EaselError } from "../../core/errors.ts";
-import { readSafetensorsHeader, readTensorData, type TensorEntry, writeSafetensors } from "../../graph/safetensors.ts";
+import { readSafetensorsHeader, readTensorData, type TensorEntry } from "../../graph/safetensors.ts";
 
 export type LoraComponent = "unet" | "text_encoder" | "text_encoder_2";
 
@@ -172,7 +172,7 @@ function addLowRank(w: Float32Array, up: Float32Array, down: Float32Array, out: 
 }
 
 /** The merged value of `target` (float32): its weight plus every module's scaled low-rank delta. */
-export function mergeTensor(base: TensorEntry, deltas: { module: LoraModule; scale: number; file: string }[]): Float32Array {
+export function mergeTensor(base: TensorEntry, deltas: LoraDelta[]): Float32Array {
   const w = readTensorData(base);
   for (const { module: m, scale, file } of deltas) {
     const rank = m.down.shape[0];
@@ -198,12 +198,17 @@ const identity = (f: string) => {
   return `${resolve(f)}:${s.size}:${s.mtimeMs}`;
 };
 
-/**
- * Merges every module of `choices` that targets `component` into the weights `index`; writes the merged tensors to
- * `<cacheDir>/lora-<component>-<key>.safetensors` (kept and reused for the same files and scales). Returns undefined
- * when no choice touches the component. `resolveTarget` defaults to matching the weight names of `index`.
- */
-export function mergeLorasIntoComponent(opts: {
+export type LoraDelta = { module: LoraModule; scale: number; file: string };
+
+/** The merged tensors a LoRA set makes for one component, and the cache file they go to. */
+export interface LoraMergePlan {
+  component: string;
+  file: string;
+  /** Weight key -> the deltas added to it, in order. */
+  targets: Map<string, LoraDelta[]>;
+}
+
+export interface LoraMergeInput {
   component: string;
   index: Map<string, TensorEntry>;
   weightFiles: string[];
@@ -212,9 +217,16 @@ export function mergeLorasIntoComponent(opts: {
   resolveTarget?: TargetResolver;
   /** Called once per module applied (so a caller can check that every module of a set found its component). */
   onApplied?: (file: string, m: LoraModule) => void;
-}): MergedComponent | undefined {
+}
+
+/**
+ * Which weights of `component` the LoRA set changes and where their merged values are kept:
+ * `<cacheDir>/lora-<component>-<key>.safetensors`, the key covering the component's weight files, each LoRA file and
+ * its scale. Undefined when no choice touches the component.
+ */
+export function planLoraMerge(opts: LoraMergeInput): LoraMergePlan | undefined {
   const resolveTarget = opts.resolveTarget ?? targetResolver(opts.index.keys());
-  const byTarget = new Map<string, { module: LoraModule; scale: number; file: string }[]>();
+  const targets = new Map<string, LoraDelta[]>();
   for (const c of opts.choices) {
     for (const m of readLoraFile(c.file)) {
       if (m.component !== opts.component) continue;
@@ -222,32 +234,87 @@ export function mergeLorasIntoComponent(opts: {
       if (!target || !opts.index.has(target)) {
         throw bad(c.file, `${m.component} module "${m.module}" matches no weight of this model's ${opts.component} (a LoRA for another model family?)`);
       }
-      byTarget.set(target, [...(byTarget.get(target) ?? []), { module: m, scale: c.scale, file: c.file }]);
+      targets.set(target, [...(targets.get(target) ?? []), { module: m, scale: c.scale, file: c.file }]);
       opts.onApplied?.(c.file, m);
     }
   }
-  if (byTarget.size === 0) return undefined;
+  if (targets.size === 0) return undefined;
   const key = createHash("sha256")
     .update(JSON.stringify({ component: opts.component, weights: opts.weightFiles.map(identity).sort(), loras: opts.choices.map((c) => [identity(c.file), c.scale]) }))
     .digest("hex")
     .slice(0, 32);
-  mkdirSync(opts.cacheDir, { recursive: true });
-  const file = join(resolve(opts.cacheDir), `lora-${opts.component}-${key}.safetensors`);
-  if (!existsSync(file)) {
-    const tensors = [...byTarget].map(([target, deltas]) => {
-      const base = opts.index.get(target)!;
-      const data = mergeTensor(base, deltas);
-      return { name: target, dtype: "F32" as const, shape: base.shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-    });
-    const tmp = `${file}.tmp-${process.pid}`;
+  return { component: opts.component, file: join(resolve(opts.cacheDir), `lora-${opts.component}-${key}.safetensors`), targets };
+}
+
+/** Computes one merged tensor: the base weight plus its deltas, as float32. */
+export type MergeFn = (base: TensorEntry, deltas: LoraDelta[]) => Float32Array | Promise<Float32Array>;
+
+/** The merged file's 8-byte length and header (float32 tensors in plan order, 8-byte aligned like the reference writer). */
+function mergedHeader(plan: LoraMergePlan, index: Map<string, TensorEntry>): Buffer {
+  const header: Record<string, unknown> = {};
+  let pos = 0;
+  for (const n of plan.targets.keys()) {
+    const e = index.get(n)!;
+    const bytes = e.shape.reduce((a, b) => a * b, 1) * 4;
+    header[n] = { dtype: "F32", shape: e.shape, data_offsets: [pos, pos + bytes] };
+    pos += bytes;
+  }
+  let json = Buffer.from(JSON.stringify(header), "utf8");
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json]);
+}
+
+const tmpName = (file: string) => `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+const asBytes = (d: Float32Array) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+
+/**
+ * Writes the plan's merged tensors (float32) with `merge`, one tensor in memory at a time, to a temporary name and
+ * renames it into place; a file already there is kept (same key, same values).
+ */
+export async function writeLoraMerge(plan: LoraMergePlan, index: Map<string, TensorEntry>, merge: MergeFn = mergeTensor): Promise<void> {
+  if (existsSync(plan.file)) return;
+  mkdirSync(dirname(plan.file), { recursive: true });
+  const tmp = tmpName(plan.file);
+  const fd = openSync(tmp, "w");
+  try {
+    writeSync(fd, mergedHeader(plan, index));
+    for (const [n, deltas] of plan.targets) writeSync(fd, asBytes(await merge(index.get(n)!, deltas)));
+    closeSync(fd);
+    renameSync(tmp, plan.file);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Merges every module of `choices` that targets `component` into the weights `index` (see planLoraMerge) and returns
+ * the merged tensors' entries. The engine normally wrote the file already, with onnxruntime doing the products
+ * (engine/lora-merge.ts); when it has not, they are computed here in JavaScript: the same values, more slowly.
+ */
+export function mergeLorasIntoComponent(opts: LoraMergeInput): MergedComponent | undefined {
+  const plan = planLoraMerge(opts);
+  if (!plan) return undefined;
+  if (!existsSync(plan.file)) {
+    mkdirSync(dirname(plan.file), { recursive: true });
+    const tmp = tmpName(plan.file);
+    const fd = openSync(tmp, "w");
     try {
-      writeSafetensors(tmp, tensors);
-      renameSync(tmp, file);
-    } finally {
+      writeSync(fd, mergedHeader(plan, opts.index));
+      for (const [n, deltas] of plan.targets) writeSync(fd, asBytes(mergeTensor(opts.index.get(n)!, deltas)));
+      closeSync(fd);
+      renameSync(tmp, plan.file);
+    } catch (e) {
+      closeSync(fd);
       rmSync(tmp, { force: true });
+      throw e;
     }
   }
-  return { file, entries: new Map(readSafetensorsHeader(file).entries.map((e) => [e.name, e])) };
+  return { file: plan.file, entries: new Map(readSafetensorsHeader(plan.file).entries.map((e) => [e.name, e])) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
