@@ -17,7 +17,7 @@ import { resolveSchedulerName, schedulerFields } from "../_shared/sampler-names.
 import { type Form, formBool, formInt, formNumber, parseFields, type UploadedFile } from "./multipart.ts";
 import { MAX_SEED } from "./schema.ts";
 import { chooseSize, isOpenAiModelName, type Size } from "./sizes.ts";
-import { pickModel, type Translated } from "./translate.ts";
+import { defaultResponseFormat, pickModel, type Translated } from "./translate.ts";
 
 /** Easel's extension fields on edits and variations (as on generations). */
 const EXTENSIONS = {
@@ -172,7 +172,7 @@ export async function translateEdit(form: Form, images: ImageService): Promise<T
     },
     partialImages: stream ? (body.partial_images ?? 0) : 0,
   };
-  const responseFormat = body.response_format ?? "url";
+  const responseFormat = body.response_format ?? defaultResponseFormat(body.model);
   return {
     req,
     model,
@@ -204,6 +204,6 @@ export async function translateVariation(form: Form, images: ImageService): Prom
     strength: body.strength ?? undefined,
     output: { format: "png" },
   };
-  const responseFormat = body.response_format ?? "url";
+  const responseFormat = body.response_format ?? defaultResponseFormat(body.model);
   return { req, model, warnings, responseFormat, stream: false, delivery: responseFormat === "url" ? "url" : "bytes", size: `${size.width}x${size.height}` };
 }

@@ -31,6 +31,15 @@ export function checkSide(param: string, v: number): void {
   }
 }
 
+/**
+ * `response_format` when the client sends none: OpenAI's gpt-image models always answer `b64_json` (they take no
+ * response_format, and clients such as LibreChat's and n8n's image tools read `b64_json` without asking for it);
+ * other names answer `url`, as dall-e does.
+ */
+export function defaultResponseFormat(model: string | null | undefined): "url" | "b64_json" {
+  return model?.toLowerCase().startsWith("gpt-image") ? "b64_json" : "url";
+}
+
 /** The request carrying the dialect's own warnings too, so the job record keeps them (and replays answer them). */
 export function withWarnings(t: Translated): GenerationRequest {
   return t.warnings.length === 0 ? t.req : { ...t.req, warnings: [...t.warnings, ...(t.req.warnings ?? [])] };
@@ -92,7 +101,7 @@ export function translate(body: GenerationBody, images: ImageService): Translate
     warnings.push({ code: "W_IGNORED", param: "moderation", message: "this server does not moderate images" });
   }
   const format = body.output_format ?? "png";
-  const responseFormat = body.response_format ?? "url";
+  const responseFormat = body.response_format ?? defaultResponseFormat(body.model);
 
   const req: GenerationRequest = {
     model: model.id,
