@@ -105,7 +105,8 @@ function expander(over: Partial<NonNullable<ConfigInput["promptExpansion"]>> = {
   const config = loadConfig({
     env: {},
     flags: {
-      providers: { llm: { type: "openai", baseUrl: base, apiKey: "sk-test-key", timeouts: { totalMs: 500 }, retries: { max: 2, baseDelayMs: 1, maxDelayMs: 2 }, ...provider } },
+      // A generous deadline (a loaded machine must not turn a slow answer into a retry); the timeout test sets its own.
+      providers: { llm: { type: "openai", baseUrl: base, apiKey: "sk-test-key", timeouts: { totalMs: 10_000 }, retries: { max: 2, baseDelayMs: 1, maxDelayMs: 2 }, ...provider } },
       promptExpansion: { provider: "llm", model: "test-chat-model", systemPrompt: "Expand the prompt.", ...over },
     },
   });
@@ -175,7 +176,7 @@ test("5xx and 429 are retried with the provider's policy; 400 and 401 fail at on
 });
 
 test("a provider that does not answer within its total timeout is an E_TIMEOUT after the retries", async () => {
-  const e = expander({}, { retries: { max: 1, baseDelayMs: 1, maxDelayMs: 1 } });
+  const e = expander({}, { timeouts: { totalMs: 500 }, retries: { max: 1, baseDelayMs: 1, maxDelayMs: 1 } });
   seen.length = 0;
   const t0 = Date.now();
   await rejectsEasel(e.expand("slow"), "E_TIMEOUT", /did not answer within 500 ms/);
