@@ -47,10 +47,6 @@ export interface PromptServiceDeps {
   embedderFor?: (model: string) => TextEmbedder | undefined;
 }
 
-export function hasPromptOptions(o: PromptOptions): boolean {
-  return o.style !== undefined || o.expand === true || o.verifySafety === true || (o.rejectionTopics?.length ?? 0) > 0;
-}
-
 export function createPromptService(deps: PromptServiceDeps): PromptService {
   const settings = deps.config.prompts;
   const catalog: StyleCatalog = createStyleCatalog(settings.styles);
