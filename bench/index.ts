@@ -18,6 +18,8 @@
  *   fp32 (pixel difference over 100 evaluation prompts).
  * - scale-out: bench/scale-out.ts, 200 small jobs through 2 API nodes and 2 workers over PostgreSQL and Redis: jobs/s
  *   and the queue's overhead per job (end-to-end minus the worker's run time); skipped without PostgreSQL or Redis.
+ * - prompts: bench/prompts.ts, the latency verify_prompt_safety and rejection topics add per request (words and phrases;
+ *   with the CLIP similarity through the engine's worker on easel-shapes).
  * Prints a table, then one JSON line starting with `BENCH_JSON `. Random weights go to a temporary directory
  * (fp16 safetensors written tensor by tensor), deleted at the end.
  */
@@ -43,12 +45,13 @@ import { benchE2e, type E2eModelId, type E2eRow, printE2eBench } from "./e2e.ts"
 import { benchGateway, type GatewayBenchResult, printGatewayBench } from "./gateway.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
 import { benchPrecision, benchShapesPrecision, type PrecisionBenchResult, printPrecisionBench, printShapesPrecision, type ShapesPrecisionResult } from "./precision.ts";
+import { benchPrompts, printPromptBench, type PromptBenchResult } from "./prompts.ts";
 import { benchScaleOut, printScaleOut, type ScaleOutResult } from "./scale-out.ts";
 import { benchServeMemory, printServeMemory, type ServeMemoryResult } from "./serve-memory.ts";
 import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
 
 const GiB = 1024 ** 3;
-const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway", "precision", "e2e", "scale-out"] as const;
+const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway", "precision", "e2e", "scale-out", "prompts"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -109,7 +112,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out,prompts] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13]");
   process.exit(error ? 2 : 0);
 }
 
@@ -162,6 +165,7 @@ async function main(): Promise<void> {
   let gateway: GatewayBenchResult | undefined;
   let precision: PrecisionBenchResult | undefined;
   let scaleOut: ScaleOutResult | undefined;
+  let prompts: PromptBenchResult | undefined;
   let e2e: E2eRow[] | undefined;
   let shapes: ShapesPrecisionResult | undefined;
   try {
@@ -249,6 +253,10 @@ async function main(): Promise<void> {
       console.error("  scale-out ...");
       scaleOut = await benchScaleOut({ quick: args.quick, workDir, log: (l) => console.error(l) });
     }
+    if (args.only.has("prompts")) {
+      console.error("  prompt checks ...");
+      prompts = await benchPrompts({ quick: args.quick });
+    }
   } finally {
     cleanup();
   }
@@ -323,7 +331,13 @@ async function main(): Promise<void> {
     printScaleOut(scaleOut);
   }
 
+  if (prompts) {
+    console.log("");
+    printPromptBench(prompts);
+  }
+
   const json = {
+    prompts,
     scaleOut,
     e2e,
     precision,
