@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { EaselError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
@@ -180,6 +180,25 @@ describe("single-file checkpoints convert back to their diffusers folder", () =>
       assert.ok(Buffer.from(a.images[0].rgb).equals(Buffer.from(b.images[0].rgb)), "same image");
     });
   }
+
+  test("without --config, the first model of the same family and shape in the models directory lends its configs", () => {
+    const models = join(tmp, "models");
+    writeTinyCheckpoint(join(models, "a-xl"), { family: "sdxl", seed: 1 });
+    writeTinyCheckpoint(join(models, "b-sd15"), { family: "sd15", seed: 1 });
+    const single = join(tmp, "search.safetensors");
+    makeSingleFile(join(models, "b-sd15"), "sd15", single);
+    const r = convertSingleFile(single, { searchDir: models, out: join(tmp, "search-out") });
+    assert.equal(r.configDir, join(models, "b-sd15"));
+    // A folder of the family with other widths (the built-in model is an SD1.5 pipeline of its own size) is refused.
+    assert.throws(
+      () => convertSingleFile(single, { configDir: resolve("models/easel-shapes"), out: join(tmp, "shape-out") }),
+      (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && /give --config a folder of this model's own shape/.test(e.message),
+    );
+    assert.throws(
+      () => convertSingleFile(single, { searchDir: join(tmp, "nothing-here"), out: join(tmp, "none-out") }),
+      (e: unknown) => e instanceof EaselError && /give --config DIR/.test(e.message),
+    );
+  });
 
   test("a file without its VAE takes the VAE from --config when it has weights, else names what is missing", () => {
     const folder = join(tmp, "sd15-novae");

@@ -132,6 +132,8 @@ function writeConverted(out: string, tensors: ConvertedTensor[], read: (e: Tenso
 export interface ConvertOptions {
   /** A diffusers folder of the same family: model_index.json, configs, scheduler and tokenizer files. */
   configDir?: string;
+  /** Without configDir: a folder of diffusers models (the models directory) to take the first matching one from. */
+  searchDir?: string;
   /** Output folder (must not exist); written beside it and renamed when complete. */
   out: string;
 }
@@ -139,9 +141,50 @@ export interface ConvertOptions {
 export interface ConvertResult {
   family: SingleFileFamily;
   out: string;
+  /** The folder configs, scheduler and tokenizers came from. */
+  configDir: string;
   tensors: number;
   /** Components whose weights came from configDir because the file has none. */
   fromConfig: string[];
+}
+
+/** The UNet's widths in the file: conv_in's output channels and the cross-attention context width. */
+function unetWidths(entries: TensorEntry[]): { channels?: number; context?: number } {
+  const get = (k: string) => entries.find((e) => e.name === `${UNET_PREFIX}${k}`)?.shape;
+  const ctx = entries.find((e) => e.name.startsWith(UNET_PREFIX) && e.name.endsWith("attn2.to_k.weight"));
+  return { channels: get("input_blocks.0.0.weight")?.[0], context: ctx?.shape[1] };
+}
+
+/** The config folder's UNet must have the file's widths (a fine-tune with other shapes needs its own --config). */
+function checkShapes(file: string, entries: TensorEntry[], unet: Record<string, unknown>, configDir: string): void {
+  const w = unetWidths(entries);
+  const channels = (unet.block_out_channels as number[] | undefined)?.[0];
+  const context = unet.cross_attention_dim;
+  if ((w.channels !== undefined && w.channels !== channels) || (w.context !== undefined && w.context !== context)) {
+    throw new EaselError(
+      "E_INPUT_INVALID",
+      `${basename(file)} has a UNet ${w.channels} channels wide with ${w.context}-wide cross-attention; ${configDir}/unet/config.json says ${channels} and ${String(context)}: give --config a folder of this model's own shape`,
+      { param: "config" },
+    );
+  }
+}
+
+/** The first diffusers folder in `dir` of `family` whose UNet has the file's widths (sorted by name). */
+export function findConfigFolder(dir: string, family: SingleFileFamily, entries: TensorEntry[]): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  for (const name of readdirSync(dir).sort()) {
+    const d = join(dir, name);
+    if (name.startsWith(".") || !existsSync(join(d, "model_index.json")) || !existsSync(join(d, "unet", "config.json"))) continue;
+    try {
+      const cls = readJson(join(d, "model_index.json"))._class_name;
+      if (typeof cls !== "string" || !PIPELINE[family].test(cls)) continue;
+      checkShapes("", entries, readJson(join(d, "unet", "config.json")), d);
+      return d;
+    } catch {
+      // Not a match (or not readable): the next folder.
+    }
+  }
+  return undefined;
 }
 
 /** Converts a single-file checkpoint into a diffusers folder at `opts.out`. */
@@ -151,14 +194,16 @@ export function convertSingleFile(path: string, opts: ConvertOptions): ConvertRe
   if (!file.endsWith(".safetensors")) throw notSupported(file, "only .safetensors single files are read (pickle .ckpt files can run code when loaded)");
   const { entries } = readSafetensorsHeader(file);
   const family = detectSingleFile(file, entries);
-  if (!opts.configDir) {
+  const found = opts.configDir ?? (opts.searchDir ? findConfigFolder(opts.searchDir, family, entries) : undefined);
+  if (!found) {
     throw new EaselError(
       "E_INPUT_INVALID",
-      `${basename(file)} is a ${family} single file; give --config DIR, a diffusers folder of that family (its model_index.json, component configs, scheduler and tokenizer files are used; its weights are not needed), e.g. one fetched with easel pull`,
+      `${basename(file)} is a ${family} single file; give --config DIR, a diffusers folder of that family (its model_index.json, component configs, scheduler and tokenizer files are used; its weights are not needed), e.g. one fetched with easel pull${opts.searchDir ? `; ${opts.searchDir} has no ${family} folder whose shapes match` : ""}`,
       { param: "config" },
     );
   }
-  const configDir = resolve(opts.configDir);
+  const configDir = resolve(found);
+  checkShapes(file, entries, readJson(join(configDir, "unet", "config.json")), configDir);
   const modelIndex = readJson(join(configDir, "model_index.json"));
   if (typeof modelIndex._class_name !== "string" || !PIPELINE[family].test(modelIndex._class_name)) {
     throw new EaselError("E_INPUT_INVALID", `${configDir} is a ${String(modelIndex._class_name)}, not a ${family} pipeline folder`, { param: "config" });
@@ -226,7 +271,7 @@ export function convertSingleFile(path: string, opts: ConvertOptions): ConvertRe
     }
     loadCheckpoint(tmp);
     renameSync(tmp, out);
-    return { family, out, tensors, fromConfig };
+    return { family, out, configDir, tensors, fromConfig };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;

@@ -103,15 +103,16 @@ export function convertCommand(): Command {
       .option("--data-dir <dir>", "data directory")
       .description("convert a single-file checkpoint (.safetensors, SD1.x / SD2.x / SDXL base) to a diffusers folder")
       .argument("<file>", "the .safetensors file")
-      .option("--config <dir>", "a diffusers folder of the same family: configs, scheduler and tokenizer files (weights only for components the file lacks)")
+      .option("--config <dir>", "a diffusers folder of the same family: configs, scheduler and tokenizer files (weights only for components the file lacks); default: the first matching model in the models directory")
       .option("-o, --out <dir>", "output folder (default: <models-dir>/<name>, so the server serves it)")
       .option("--name <name>", "model name in the models directory (default: the file's name)")
   ).action((file: string, o: Omit<PlaceOptions, "config"> & { config?: string; out?: string; name?: string }) => {
     // --config names the diffusers folder here; the JSON config file of other commands is EASEL_* / defaults only.
     const modelsDir = configPaths(placeConfig({ modelsDir: o.modelsDir, dataDir: o.dataDir })).modelsDir;
     const out = o.out ?? join(modelsDir, checkModelName(o.name ?? basename(file).replace(/\.safetensors$/, "")));
-    const r = convertSingleFile(file, { configDir: o.config, out });
-    console.log(`${r.out}\t${r.family}\t${r.tensors} tensors${r.fromConfig.length ? `; from --config: ${r.fromConfig.join(", ")}` : ""}`);
+    // Without --config, a model of the same family and shape already in the models directory lends its configs.
+    const r = convertSingleFile(file, { configDir: o.config, searchDir: modelsDir, out });
+    console.log(`${r.out}\t${r.family}\t${r.tensors} tensors, configs from ${r.configDir}${r.fromConfig.length ? `; weights from it: ${r.fromConfig.join(", ")}` : ""}`);
   });
 }
 
