@@ -106,6 +106,16 @@ describe("OpenAI SDK: model names, sizes, edits, inpainting, variations (tiny ch
     assert.ok(warnings.some((w) => w.code === "W_IGNORED" && w.param === "style"));
   });
 
+  test('background "transparent" (which OpenAI accepts) makes an opaque image and says so', async () => {
+    const { data, response } = await client.images
+      .generate({ model: "gpt-image-1", prompt: "a sticker of a cat", background: "transparent", ...fast } as OpenAI.ImageGenerateParamsNonStreaming)
+      .withResponse();
+    assert.equal(data.background, "opaque");
+    const meta = await sharp(Buffer.from(data.data?.[0].b64_json ?? "", "base64")).metadata();
+    assert.equal(meta.hasAlpha, false);
+    assert.ok(warningsOf(response.headers).some((w) => w.code === "W_BACKGROUND_OPAQUE" && w.param === "background"));
+  });
+
   test("gpt-image-1, gpt-image-1.5 and dall-e-2 answer with the default model at each size they offer; GET /v1/models lists the aliases", async () => {
     for (const [model, size, want] of [
       ["gpt-image-1", "auto", [64, 64]],

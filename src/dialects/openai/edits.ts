@@ -140,11 +140,6 @@ export async function translateEdit(form: Form, images: ImageService): Promise<T
   if (mask) maskBytes = await maskFromAlpha(mask.bytes);
   else if (image.hasAlpha && (await hasTransparentPixels(image.bytes))) maskBytes = await maskFromAlpha(image.bytes);
 
-  if (body.background === "transparent") {
-    throw new EaselError("E_NOT_SUPPORTED", `background "transparent" is not supported by the model "${model.id}": it generates opaque images. Use "opaque" or "auto".`, {
-      param: "background",
-    });
-  }
   const stream = body.stream === true;
   if (!stream && body.partial_images) warnings.push({ code: "W_IGNORED", param: "partial_images", message: "partial_images only applies with stream: true" });
   if (body.quality && body.quality !== "auto") {

@@ -32,7 +32,8 @@ function streamQuality(q: string | null | undefined): "low" | "medium" | "high" 
 export async function streamImages(req: FastifyRequest, reply: FastifyReply, deps: DialectDeps, t: Translated, o: StreamOptions): Promise<void> {
   const raw = reply.raw;
   const common = {
-    background: o.background ?? "auto",
+    // The images are opaque whatever was asked (W_BACKGROUND_OPAQUE on the job).
+    background: o.background === "transparent" ? "opaque" : (o.background ?? "auto"),
     output_format: t.req.output.format,
     quality: streamQuality(o.quality),
     size: t.size,

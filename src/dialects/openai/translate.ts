@@ -75,14 +75,8 @@ export function translate(body: GenerationBody, images: ImageService): Translate
     if (chosen.warning) warnings.push(chosen.warning);
   }
 
-  if (body.background === "transparent") {
-    throw new EaselError(
-      "E_NOT_SUPPORTED",
-      `background "transparent" is not supported by the model "${model.id}": it generates opaque images. ` +
-        `Use "opaque" or "auto".`,
-      { param: "background" },
-    );
-  }
+  // background "transparent" is a value OpenAI accepts: the image is made opaque and the job service says so
+  // (W_BACKGROUND_OPAQUE); diffusion models produce no alpha.
   const stream = body.stream === true;
   if (!stream && body.partial_images) {
     warnings.push({ code: "W_IGNORED", param: "partial_images", message: "partial_images only applies with stream: true" });
