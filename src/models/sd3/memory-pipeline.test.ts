@@ -9,7 +9,7 @@ import { createSession, type ModelSession } from "../../runtime/session.ts";
 import type { Checkpoint, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
 import { MAX_T5_SEQUENCE_LENGTH } from "./config.ts";
 import { planSd3Memory, SD3_COMPONENTS, type Sd3MemoryPlan, sd3MemoryInput, sd3PeakBytes } from "./memory.ts";
-import { loadSd3 } from "./pipeline.ts";
+import { loadSd3, planSd3ForRuntime } from "./pipeline.ts";
 
 const MODEL = "test/fixtures/models/sd3";
 const GiB = 1024 ** 3;
@@ -81,13 +81,17 @@ describe("SD3 memory plan in the pipeline (micro sd3 checkpoint)", () => {
     assert.deepEqual(a.warnings, []);
   });
 
-  test("a machine too small for everything at once: T5 per request, released after encoding, same latents bit for bit", async () => {
-    // Free memory = the all-on-demand peak (no reserve): keeping everything resident cannot fit.
+  test("a machine too small for everything at once: the plan's on-demand components opened per request and released, same latents bit for bit", async () => {
+    // Free memory = the all-on-demand peak (no reserve): keeping everything resident cannot fit. On the micro
+    // checkpoint the weights are tiny beside the working memory, so the plan keeps the component with the largest
+    // step (T5 at 512 tokens) and opens the others per request.
     const machine = { totalBytes: 8 * GiB, freeBytes: 0, reserveBytes: 0 };
     const input = sd3MemoryInput(ckpt, machine, { t5Quantization: "none", size: { width: 128, height: 128 }, maxT5Tokens: MAX_T5_SEQUENCE_LENGTH });
     machine.freeBytes = sd3PeakBytes(input.weights, input.working, new Set(SD3_COMPONENTS));
     const plan = planSd3Memory({ ...input, freeBytes: machine.freeBytes });
-    assert.equal(plan.modes.t5, "on-demand");
+    const onDemand = SD3_COMPONENTS.filter((c) => plan.modes[c] === "on-demand");
+    assert.ok(onDemand.length > 0 && onDemand.length < SD3_COMPONENTS.length, `plan ${JSON.stringify(plan.modes)}`);
+    const graphOf = { clip: "clip-text", t5: "t5-encoder", transformer: "sd3-transformer", vae: "vae-decoder" } as const;
     const log = countingFactory();
     const pipe = await loadSd3(ckpt, { ...rt, memory: machine }, { sessionFactory: log.factory });
     pipes.push(pipe);
@@ -95,15 +99,20 @@ describe("SD3 memory plan in the pipeline (micro sd3 checkpoint)", () => {
     for (let r = 1; r <= 2; r++) {
       const out = await pipe.run(params);
       assert.deepEqual(out.latents, ref.latents, "on-demand and resident runs give identical latents");
-      assert.equal(log.count("open t5-encoder"), r, "T5 opened once per request (both prompts encoded in one opening)");
-      assert.equal(log.count("release t5-encoder"), r, "and released after encoding");
-      assert.ok(!log.openNow().includes("t5-encoder"));
+      for (const c of onDemand) {
+        assert.equal(log.count(`release ${graphOf[c]}`), log.count(`open ${graphOf[c]}`), `${c} released after its step`);
+        assert.ok(log.count(`open ${graphOf[c]}`) >= r, `${c} opened for each request`);
+        assert.ok(!log.openNow().includes(graphOf[c]));
+      }
+      for (const c of SD3_COMPONENTS.filter((x) => plan.modes[x] === "resident")) assert.equal(log.count(`release ${graphOf[c]}`), 0, `${c} stays open`);
       const warning = out.warnings.find((w) => w.code === "W_MEMORY_PLAN");
-      assert.match(warning?.message ?? "", /T5 .* loaded per request and released/);
+      assert.match(warning?.message ?? "", /loaded per request and released/);
     }
-    // Without T5 the encoder is never opened.
-    await pipe.run({ ...params, useT5: false });
-    assert.equal(log.count("open t5-encoder"), 2);
+  });
+
+  test('engine.precision "int8" plans T5 in int8 as engine.t5Quantization does; fp32 keeps it fp32', () => {
+    assert.equal(planSd3ForRuntime(ckpt, { ...rt, precision: "int8" }).t5, "int8");
+    assert.equal(planSd3ForRuntime(ckpt, { ...rt, precision: "fp32" }).t5, "fp32");
   });
 
   test("every component on demand: each opened for its step and released before the next one opens; same latents", async () => {

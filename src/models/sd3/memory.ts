@@ -10,8 +10,8 @@
  * on-demand weights plus its working memory, plus a fixed reserve for the process and onnxruntime. Weights count
  * elements x 4 bytes whatever the stored dtype (the graphs fold fp16/bf16 casts into fp32 initializers on CPU);
  * int8 T5 counts its linear weights at 1 byte plus a float scale per row. Working memory is taken at the model's
- * default size with the CFG batch (2), the transformer's attention scores dominating ([B, heads, S, S] twice: the
- * scores and their softmax).
+ * default size with the CFG batch (2); attention is fused everywhere (no score matrices), so the transformer's
+ * hidden streams and the VAE decoder's full-resolution feature maps are what count.
  */
 import { EaselError } from "../../core/errors.ts";
 import type { Warning } from "../../core/types.ts";
@@ -191,11 +191,13 @@ function num(cfg: Record<string, unknown> | undefined, key: string, fallback: nu
 /** Working memory (bytes) of the transformer at `width` x `height` with `batch` (2 = CFG) and `textTokens` context. */
 export function transformerWorkingBytes(cfg: { numHeads: number; headDim: number; patchSize: number }, o: { width: number; height: number; batch: number; textTokens: number }): number {
   const S = (o.width / 8 / cfg.patchSize) * (o.height / 8 / cfg.patchSize) + o.textTokens;
-  const scores = 2 * o.batch * cfg.numHeads * S * S * 4; // attention scores and softmax [B, H, S, S]
+  // The joint attention is fused (com.microsoft MultiHeadAttention): no [B, H, S, S] score matrix is held (it was
+  // 7.0 GiB of the 9.0 GiB measured at 1024² batch 2 before).
   const hidden = 16 * o.batch * S * cfg.numHeads * cfg.headDim * 4; // q/k/v, MLP (4x) and residual streams
-  // Calibrated on the bench (`npm run bench -- --only sd3`): SD3 medium at 1024², batch 2, 333 text tokens used
-  // 9.0 GiB beyond the open session where scores + hidden give 7.8 GiB (onnxruntime's temporaries).
-  return 1.15 * (scores + hidden);
+  // Measured on SD3 medium's config with 2 of its 24 layers (activations are freed layer by layer, so the depth does
+  // not add to them), random weights, 1024² batch 2, 333 text tokens: peak 0.86 GiB above the open session, where
+  // `hidden` gives 0.81 GiB; with a margin.
+  return 1.15 * hidden;
 }
 
 /** Working memory (bytes) of one T5 encode at `tokens` (batch 1), plus one layer's dequantised wi_0/wi_1 with int8. */

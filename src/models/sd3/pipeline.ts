@@ -221,7 +221,8 @@ export type DenoiserObserver = (inputs: Record<string, HostTensor>, output: Floa
  */
 export function planSd3ForRuntime(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadOptions = {}): Sd3MemoryPlan {
   const machine = rt.memory ?? { totalBytes: totalmem(), freeBytes: freemem() };
-  const t5Quantization = lo.t5WeightQuantization ?? rt.t5Quantization ?? "none";
+  // engine.precision "int8" takes T5 to int8 too (its linears are most of SD3's weights).
+  const t5Quantization = lo.t5WeightQuantization ?? (rt.precision === "int8" ? "int8" : rt.t5Quantization) ?? "none";
   const d = sd3Defaults(ckpt);
   return planSd3Memory(sd3MemoryInput(ckpt, machine, { t5Quantization, size: { width: d.width, height: d.height }, maxT5Tokens: MAX_T5_SEQUENCE_LENGTH }));
 }
@@ -263,7 +264,7 @@ export async function loadSd3(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadO
     if (useT5 && t5Int8) {
       warnings.push({
         code: "W_QUANTIZED",
-        message: 'T5 ran with weight-only int8 linear layers (engine.t5Quantization "int8"): the prompt conditioning differs slightly from fp32',
+        message: 'T5 ran with weight-only int8 linear layers (engine.t5Quantization or engine.precision "int8"): the prompt conditioning differs slightly from fp32',
       });
     }
     const batch = doCfg ? 2 * n : n;
