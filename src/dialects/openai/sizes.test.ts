@@ -47,3 +47,10 @@ test("the native size keeps within the model's limits; OpenAI names are matched 
   for (const n of ["dall-e-2", "DALL-E-3", "gpt-image-1", "gpt-image-1.5"]) assert.ok(isOpenAiModelName(n), n);
   for (const n of ["sd15", undefined, null, "dall-e-4"]) assert.ok(!isOpenAiModelName(n), String(n));
 });
+
+test("a model served by an upstream provider gets OpenAI's sizes as asked, also under an OpenAI name", () => {
+  const upstream = { ...model(1024), backend: "openai" };
+  for (const openAiName of [true, false]) {
+    assert.deepEqual(chooseSize(upstream, { width: 1536, height: 1024 }, { openAiName, n: 1, from: "size" }), { size: { width: 1536, height: 1024 } });
+  }
+});

@@ -7,7 +7,7 @@
  *   is made at the model's own pixel count in the same aspect, never refused;
  * - any other size outside the model's limits is refused by the limits check with the allowed range.
  * Each side is a multiple of the model's size multiple; a size that changes carries W_SIZE_MAPPED, and the answer's
- * `size` is the size made.
+ * `size` is the size made. Models served by an upstream provider get the size as asked (the provider's table decides).
  */
 import { requestBytes } from "../../core/limits.ts";
 import type { ModelInfo, Warning } from "../../core/types.ts";
@@ -47,6 +47,8 @@ export function isOpenAiModelName(name: string | null | undefined): boolean {
  */
 export function chooseSize(model: ModelInfo, asked: Size, o: { openAiName: boolean; n: number; from: string }): { size: Size; warning?: Warning } {
   const key = `${asked.width}x${asked.height}`;
+  // An upstream provider checks sizes by its own table (docs/gateway.md): OpenAI's own sizes reach it as asked.
+  if (model.backend !== "local") return { size: asked };
   let size: Size;
   if (o.openAiName) size = nativeSizeAt(model, asked.width, asked.height);
   else if (accepts(model, asked, o.n) || !(OPENAI_SIZES.has(key) || o.from === "the input image")) return { size: asked };
