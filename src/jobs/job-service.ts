@@ -270,7 +270,16 @@ export function createJobService(deps: JobServiceDeps): JobService {
   }
 
   // A shared queue gives this process only jobs for the models it has (one lane per model), and advertises them.
-  if (deps.runJobs ?? true) queue.process((job) => runJob(job.payload.jobId, job.signal), { lanes: models.list().map((m) => m.id) });
+  /** A job the shared queue gave up after its workers kept dying: failed now, its caller answered, credits released. */
+  async function givenUp(jobId: string): Promise<void> {
+    const err = new EaselError("E_INTERNAL", "The workers running this job stopped too many times; it was given up.");
+    await settleFailure(jobId, err).catch(() => undefined);
+    await deps.events?.publish(jobId, { type: "settled" }).catch(() => undefined);
+  }
+
+  if (deps.runJobs ?? true) {
+    queue.process((job) => runJob(job.payload.jobId, job.signal), { lanes: models.list().map((m) => m.id), onGivenUp: (id) => void givenUp(id) });
+  }
 
   async function waitSettled(jobId: string, signal?: AbortSignal): Promise<void> {
     const local = pending.get(jobId);

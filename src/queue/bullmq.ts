@@ -379,6 +379,11 @@ export async function openBullmqQueue<P>(opts: BullmqQueueOptions): Promise<JobQ
         );
         // Connection trouble is retried by ioredis; an unhandled "error" event would end the process.
         w.on("error", () => undefined);
+        // The handler never fails a job (run() catches), so a failure is BullMQ's own: a job whose lease was lost more
+        // than maxLeaseLosses times is failed, without running, by the process that takes it next.
+        w.on("failed", (job) => {
+          if (job?.id) po.onGivenUp?.(job.id);
+        });
         workers.push(w);
       }
       const named = lanes.filter((l): l is string => l !== undefined);

@@ -42,6 +42,11 @@ export interface QueueAddOptions {
 export interface ProcessOptions {
   /** The lanes this process takes jobs from (shared drivers; unset: jobs added without a lane). */
   lanes?: string[];
+  /**
+   * Shared drivers: a job of these lanes that the queue gave up, its lease lost more times than allowed (the processes
+   * running it kept dying); it will not run again, and nobody settles it unless this does.
+   */
+  onGivenUp?: (id: string) => void;
 }
 
 export interface CloseOptions {

@@ -3,7 +3,9 @@
  * queue under its own name, its keys deleted afterwards. Skips, saying why, when no server answers.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { openBullmqQueue, redactUrl } from "../../src/queue/bullmq.ts";
 import { HandedBack, type JobQueue } from "../../src/queue/queue.ts";
@@ -149,6 +151,36 @@ if (why !== undefined) {
     assert.equal(runs[1].who, "second:long");
     assert.ok(Date.now() - t0 < 5000);
     await second.close();
+    await api.close();
+  });
+
+  test("bullmq queue: a job whose process died more often than allowed is given up, not run again, and onGivenUp says so", async () => {
+    const name = `${run}-${n++}`;
+    const api = await open(name, { concurrency: 1 });
+    // A process of its own takes the job and is killed with SIGKILL while it holds it (a 1 s lease).
+    const driver = fileURLToPath(new URL("../../src/queue/bullmq.ts", import.meta.url));
+    const script = `
+      const { openBullmqQueue } = await import(${JSON.stringify(driver)});
+      const q = await openBullmqQueue({ redisUrl: ${JSON.stringify(url)}, name: ${JSON.stringify(name)}, prefix: ${JSON.stringify(prefix)}, concurrency: 1, leaseMs: 1000 });
+      q.process((job) => { console.log("took " + job.id); return new Promise(() => {}); }, { lanes: ["m"] });`;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const exited = new Promise((r) => child.once("exit", r));
+    const took = new Promise<string>((resolve) => child.stdout!.on("data", (d) => resolve(String(d).trim())));
+    await api.add("doomed", { n: 1 }, { group: "k", lane: "m" });
+    assert.equal(await took, "took doomed");
+    child.kill("SIGKILL");
+    await exited;
+    // The survivor allows no lost lease at all: the job's first loss is one too many.
+    const survivor = await openBullmqQueue<{ n: number }>({ redisUrl: url, name, prefix, concurrency: 1, leaseMs: 1000, maxLeaseLosses: 0 });
+    opened.push(survivor);
+    const ran: string[] = [];
+    const givenUp: string[] = [];
+    survivor.process(async (job) => void ran.push(job.id), { lanes: ["m"], onGivenUp: (id) => givenUp.push(id) });
+    await until(() => givenUp.length === 1, "the job was given up", 10_000);
+    assert.deepEqual(givenUp, ["doomed"]);
+    assert.deepEqual(ran, [], "a given-up job does not run again");
+    assert.equal(await api.has!("doomed", "m"), false, "the queue no longer holds it");
+    await survivor.close();
     await api.close();
   });
 }
