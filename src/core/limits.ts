@@ -42,6 +42,8 @@ export interface ModelLimits {
    * memory. A request that cannot fit even with guidance run as two calls is refused with the figure it needs.
    */
   memory?: MemoryModel;
+  /** Local checkpoints: whether it has its own image safety checker (`safety_check`); unset for upstream models. */
+  safetyChecker?: boolean;
 }
 
 export interface MemoryModel {

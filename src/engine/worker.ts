@@ -11,6 +11,7 @@ import { familyFor } from "../models/index.ts";
 import type { LoadedPipeline } from "../models/pipeline/family.ts";
 import { precomputeLoraMerges } from "./lora-merge.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import { findSafetyChecker } from "../models/components/safety-checker.ts";
 import { createSafetyCheckers } from "./safety.ts";
 import { loadTextEmbedder, type TextEmbedder } from "../models/pipeline/text-embedding.ts";
 
@@ -83,7 +84,8 @@ async function handle(msg: ToWorker): Promise<void> {
     if (msg.type === "describe") {
       const ckpt = loadCheckpoint(msg.modelDir);
       const f = familyFor(ckpt);
-      post({ type: "described", id: msg.id, family: f.id, kind: f.kind(ckpt), limits: f.limits(ckpt, init.runtime), defaults: f.defaults(ckpt), aliases: f.aliases(ckpt) });
+      const limits = { ...f.limits(ckpt, init.runtime), safetyChecker: findSafetyChecker(msg.modelDir) !== undefined };
+      post({ type: "described", id: msg.id, family: f.id, kind: f.kind(ckpt), limits, defaults: f.defaults(ckpt), aliases: f.aliases(ckpt) });
     } else if (msg.type === "run") {
       const flag = new Int32Array(msg.cancel);
       const pipe = await pipelineFor(msg.modelDir, msg.params.loras);

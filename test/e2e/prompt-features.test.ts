@@ -59,8 +59,12 @@ describe("prompt features on a real server", { timeout: 300_000 }, () => {
     assert.ok(img.some((v) => v !== 0));
   });
 
-  test("safety_check on a model without a checker fails with unsupported_value naming safety_check", async () => {
+  const jobCount = async () => ((await (await fetch(`${server.url}/v1/jobs?limit=100`)).json()) as { data: unknown[] }).data.length;
+
+  test("safety_check on a model without a checker is refused before admission with unsupported_value naming safety_check", async () => {
+    const jobs = await jobCount();
     const res = await post({ model: "plain", prompt: "a red circle", safety_check: true });
+    assert.equal(await jobCount(), jobs, "no job recorded");
     assert.equal(res.status, 400);
     const e = ((await res.json()) as { error: { code: string; param: string; message: string } }).error;
     assert.deepEqual([e.code, e.param], ["unsupported_value", "safety_check"]);

@@ -67,6 +67,14 @@ export async function preparePrompt(deps: DialectDeps, req: GenerationRequest, b
         param: "safety_check",
       });
     }
+    // Known before admission for a local checkpoint described by the engine (the worker checks again when it runs).
+    if (model && model.limits.safetyChecker === false && !deps.config.safety.checkerDir) {
+      throw new EaselError(
+        "E_NOT_SUPPORTED",
+        `safety_check: model "${model.id}" has no safety checker (no safety_checker component) and no safety.checkerDir is configured`,
+        { param: "safety_check" },
+      );
+    }
   }
   // LoRAs (body field and <lora:...> tags) come first, so the prompt service sees the prompt without its tags.
   const prepared = await promptsOf(deps).prepare(applyLoras(deps, req, body), promptOptions(body), signal);
