@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { Agent, fetch as undiciFetch } from "undici";
 import { type A1111Server, readPng, startA1111Server } from "./a1111-harness.ts";
 
 describe("LibreChat's stable-diffusion tool against Easel (open server)", () => {
@@ -23,15 +24,19 @@ describe("LibreChat's stable-diffusion tool against Easel (open server)", () => 
     const negative_prompt = "semi-realistic, cgi, 3d, render, sketch, cartoon, drawing, low quality";
     const payload = { prompt, negative_prompt, cfg_scale: 4.5, steps: 22, width: 1024, height: 1024 };
     const t0 = performance.now();
-    // axios.post with a plain object: JSON, no Authorization header.
-    const res = await fetch(`${srv.base}/sdapi/v1/txt2img`, {
+    // axios.post with a plain object: JSON, no Authorization header (and, like axios, no response timeout: on a busy
+    // machine this image takes minutes, past fetch's default 300 s wait for headers).
+    const agent = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+    const res = await undiciFetch(`${srv.base}/sdapi/v1/txt2img`, {
+      dispatcher: agent,
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json, text/plain, */*" },
       body: JSON.stringify(payload),
     });
     const data = (await res.json()) as { images: string[]; info: string };
+    await agent.close();
     t.diagnostic(`micro sdxl 1024x1024, 22 steps: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    assert.equal(res.status, 200, JSON.stringify(data));
+    assert.equal(res.status, 200, JSON.stringify(data).slice(0, 300));
 
     const image = data.images[0];
     const buffer = Buffer.from(image.split(",", 1)[0], "base64");
