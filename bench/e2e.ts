@@ -140,6 +140,8 @@ export interface E2eBenchOptions {
   threads?: number;
   /** Also run SD-Turbo with precision "int8". */
   int8: boolean;
+  /** Warm images timed after the first (2; `--quick` 1). */
+  warmRuns: number;
   log: (line: string) => void;
 }
 
@@ -172,9 +174,11 @@ export async function benchE2e(o: E2eBenchOptions): Promise<E2eRow[]> {
       }
       row.writeSeconds = written.get(id);
       o.log(`  ${m.label} ${precision}: first start (empty graph cache) ...`);
-      row.cold = await runChild({ model: id, modelDir, cacheDir, warmRuns: 2, parts: true, threads: o.threads, precision });
+      row.cold = await runChild({ model: id, modelDir, cacheDir, warmRuns: o.warmRuns, parts: true, threads: o.threads, precision });
       o.log(`  ${m.label} ${precision}: second start (graph cache) ...`);
       row.cached = await runChild({ model: id, modelDir, cacheDir, warmRuns: 0, parts: false, threads: o.threads, precision });
+      // Each row as soon as it is measured: a long run stopped later still leaves its finished rows.
+      o.log(`  ${m.label} ${precision}: ${JSON.stringify({ cold: row.cold, cached: row.cached })}`);
     } catch (e) {
       row.status = "failed";
       row.reason = (e as Error).message;

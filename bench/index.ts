@@ -247,7 +247,7 @@ async function main(): Promise<void> {
     }
     if (args.only.has("e2e")) {
       console.error("  end to end ...");
-      e2e = await benchE2e({ workDir, models: args.e2eModels, maxGiB: args.e2eMaxGiB, threads: args.threads, int8: true, log: (l) => console.error(l) });
+      e2e = await benchE2e({ workDir, models: args.e2eModels, maxGiB: args.e2eMaxGiB, threads: args.threads, int8: true, warmRuns: args.quick ? 1 : 2, log: (l) => console.error(l) });
     }
     if (args.only.has("scale-out")) {
       console.error("  scale-out ...");
