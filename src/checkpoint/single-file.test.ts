@@ -1,143 +1,19 @@
 /**
- * Single-file parity: a single file made here from a tiny diffusers checkpoint by the inverse of diffusers'
- * conversion (written below from the published original layouts: CompVis/SGM UNet and VAE key names, CLIP under
- * `cond_stage_model.transformer.` / `conditioner.embedders.0.transformer.`, OpenCLIP under
- * `conditioner.embedders.1.model.` with fused q/k/v and a transposed text projection) converts back to exactly the
- * folder's tensors, and the converted folder generates exactly the folder's image, for SD1.5 and SDXL.
+ * Single-file parity: a single file made from a tiny diffusers checkpoint by the inverse of diffusers' conversion
+ * (test/helpers/single-file.ts, written from the published original layouts) converts back to exactly the folder's
+ * tensors, and the converted folder generates exactly the folder's image, for SD1.5 and SDXL.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { EaselError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
-import { findComponentWeightFiles, readSafetensorsHeader, readTensorBytes, type TensorEntry, writeSafetensors } from "../graph/safetensors.ts";
+import { makeSingleFile, tensorsOf } from "../../test/helpers/single-file.ts";
+import { readSafetensorsHeader, readTensorBytes, writeSafetensors } from "../graph/safetensors.ts";
 import { writeTinyCheckpoint } from "../models/testing/tiny-checkpoint.ts";
 import { convertSingleFile, detectSingleFile } from "./single-file.ts";
-
-type Tensor = { name: string; dtype: TensorEntry["dtype"]; shape: number[]; data: Uint8Array };
-
-const toLdmResnet = (s: string) =>
-  s
-    .replace("norm1", "in_layers.0")
-    .replace("conv1", "in_layers.2")
-    .replace("norm2", "out_layers.0")
-    .replace("conv2", "out_layers.3")
-    .replace("time_emb_proj", "emb_layers.1")
-    .replace("conv_shortcut", "skip_connection");
-
-/** diffusers UNet key -> original key (without model.diffusion_model.). */
-function unetToLdm(k: string, perBlock: number, upHasAttention: (b: number) => boolean): string {
-  let m: RegExpExecArray | null;
-  if ((m = /^conv_in\.(.+)$/.exec(k))) return `input_blocks.0.0.${m[1]}`;
-  if ((m = /^time_embedding\.linear_(1|2)\.(.+)$/.exec(k))) return `time_embed.${m[1] === "1" ? 0 : 2}.${m[2]}`;
-  if ((m = /^add_embedding\.linear_(1|2)\.(.+)$/.exec(k))) return `label_emb.0.${m[1] === "1" ? 0 : 2}.${m[2]}`;
-  if ((m = /^conv_norm_out\.(.+)$/.exec(k))) return `out.0.${m[1]}`;
-  if ((m = /^conv_out\.(.+)$/.exec(k))) return `out.2.${m[1]}`;
-  if ((m = /^down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(k))) return `input_blocks.${1 + Number(m[1]) * perBlock + Number(m[2])}.0.${toLdmResnet(m[3])}`;
-  if ((m = /^down_blocks\.(\d+)\.attentions\.(\d+)\.(.+)$/.exec(k))) return `input_blocks.${1 + Number(m[1]) * perBlock + Number(m[2])}.1.${m[3]}`;
-  if ((m = /^down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)$/.exec(k))) return `input_blocks.${1 + Number(m[1]) * perBlock + perBlock - 1}.0.op.${m[2]}`;
-  if ((m = /^mid_block\.resnets\.(0|1)\.(.+)$/.exec(k))) return `middle_block.${m[1] === "0" ? 0 : 2}.${toLdmResnet(m[2])}`;
-  if ((m = /^mid_block\.attentions\.0\.(.+)$/.exec(k))) return `middle_block.1.${m[1]}`;
-  if ((m = /^up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(k))) return `output_blocks.${Number(m[1]) * perBlock + Number(m[2])}.0.${toLdmResnet(m[3])}`;
-  if ((m = /^up_blocks\.(\d+)\.attentions\.(\d+)\.(.+)$/.exec(k))) return `output_blocks.${Number(m[1]) * perBlock + Number(m[2])}.1.${m[3]}`;
-  if ((m = /^up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)$/.exec(k))) {
-    const b = Number(m[1]);
-    return `output_blocks.${b * perBlock + perBlock - 1}.${upHasAttention(b) ? 2 : 1}.conv.${m[2]}`;
-  }
-  throw new Error(`no original name for UNet key ${k}`);
-}
-
-const VAE_ATTN: Record<string, string> = { group_norm: "norm", to_q: "q", to_k: "k", to_v: "v", "to_out.0": "proj_out" };
-
-/** diffusers VAE key -> original key (without first_stage_model.); `blocks` = number of resolution levels. */
-function vaeToLdm(k: string, blocks: number): string {
-  let m: RegExpExecArray | null;
-  const sc = (s: string) => s.replace("conv_shortcut", "nin_shortcut");
-  if ((m = /^(encoder|decoder)\.conv_norm_out\.(.+)$/.exec(k))) return `${m[1]}.norm_out.${m[2]}`;
-  if ((m = /^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(k))) return `encoder.down.${m[1]}.block.${m[2]}.${sc(m[3])}`;
-  if ((m = /^encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)$/.exec(k))) return `encoder.down.${m[1]}.downsample.conv.${m[2]}`;
-  if ((m = /^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(k))) return `decoder.up.${blocks - 1 - Number(m[1])}.block.${m[2]}.${sc(m[3])}`;
-  if ((m = /^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)$/.exec(k))) return `decoder.up.${blocks - 1 - Number(m[1])}.upsample.conv.${m[2]}`;
-  if ((m = /^(encoder|decoder)\.mid_block\.resnets\.(0|1)\.(.+)$/.exec(k))) return `${m[1]}.mid.block_${Number(m[2]) + 1}.${sc(m[3])}`;
-  if ((m = /^(encoder|decoder)\.mid_block\.attentions\.0\.(group_norm|to_q|to_k|to_v|to_out\.0)\.(.+)$/.exec(k))) return `${m[1]}.mid.attn_1.${VAE_ATTN[m[2]]}.${m[3]}`;
-  return k; // conv_in, conv_out, quant_conv, post_quant_conv keep their names
-}
-
-function tensorsOf(dir: string): Map<string, Tensor> {
-  const out = new Map<string, Tensor>();
-  for (const f of findComponentWeightFiles(dir).files) {
-    for (const e of readSafetensorsHeader(f).entries) out.set(e.name, { name: e.name, dtype: e.dtype, shape: e.shape, data: readTensorBytes(e) });
-  }
-  return out;
-}
-
-function transpose(t: Tensor): Tensor {
-  const [r, c] = t.shape;
-  const size = t.data.length / (r * c);
-  const data = new Uint8Array(t.data.length);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) data.set(t.data.subarray((i * c + j) * size, (i * c + j + 1) * size), (j * r + i) * size);
-  return { ...t, shape: [c, r], data };
-}
-
-/** The original single file of a tiny diffusers checkpoint. */
-function makeSingleFile(dir: string, family: "sd15" | "sdxl", file: string): void {
-  const unetCfg = JSON.parse(readFileSync(join(dir, "unet", "config.json"), "utf8"));
-  const vaeCfg = JSON.parse(readFileSync(join(dir, "vae", "config.json"), "utf8"));
-  const perBlock = unetCfg.layers_per_block + 1;
-  const upHasAttention = (b: number) => unetCfg.up_block_types[b].startsWith("CrossAttn");
-  const out: Tensor[] = [];
-  for (const t of tensorsOf(join(dir, "unet")).values()) out.push({ ...t, name: `model.diffusion_model.${unetToLdm(t.name, perBlock, upHasAttention)}` });
-  for (const t of tensorsOf(join(dir, "vae")).values()) {
-    const name = `first_stage_model.${vaeToLdm(t.name, vaeCfg.block_out_channels.length)}`;
-    const conv = /mid\.attn_1\.(q|k|v|proj_out)\.weight$/.test(name);
-    out.push({ ...t, name, shape: conv ? [...t.shape, 1, 1] : t.shape });
-  }
-  const te1 = family === "sd15" ? "cond_stage_model.transformer." : "conditioner.embedders.0.transformer.";
-  for (const t of tensorsOf(join(dir, "text_encoder")).values()) out.push({ ...t, name: `${te1}${t.name}` });
-  if (family === "sdxl") {
-    const te2 = tensorsOf(join(dir, "text_encoder_2"));
-    const p = "conditioner.embedders.1.model.";
-    const fused = new Map<string, Tensor[]>();
-    for (const t of te2.values()) {
-      let m: RegExpExecArray | null;
-      if ((m = /^text_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$/.exec(t.name))) {
-        const key = `${p}transformer.resblocks.${m[1]}.attn.in_proj_${m[3]}`;
-        fused.set(key, [...(fused.get(key) ?? []), t]);
-        continue;
-      }
-      let name: string;
-      if (t.name === "text_projection.weight") {
-        out.push({ ...transpose(t), name: `${p}text_projection` });
-        continue;
-      }
-      if (t.name === "text_model.embeddings.position_embedding.weight") name = "positional_embedding";
-      else if (t.name === "text_model.embeddings.token_embedding.weight") name = "token_embedding.weight";
-      else if ((m = /^text_model\.final_layer_norm\.(.+)$/.exec(t.name))) name = `ln_final.${m[1]}`;
-      else if ((m = /^text_model\.encoder\.layers\.(\d+)\.(.+)$/.exec(t.name))) {
-        const rest = m[2].replace("layer_norm1", "ln_1").replace("layer_norm2", "ln_2").replace("mlp.fc1", "mlp.c_fc").replace("mlp.fc2", "mlp.c_proj").replace("self_attn.out_proj", "attn.out_proj");
-        name = `transformer.resblocks.${m[1]}.${rest}`;
-      } else throw new Error(`no OpenCLIP name for ${t.name}`);
-      out.push({ ...t, name: `${p}${name}` });
-    }
-    for (const [name, parts] of fused) {
-      const order = ["q_proj", "k_proj", "v_proj"].map((q) => parts.find((t) => t.name.includes(`.${q}.`))!);
-      const data = new Uint8Array(order.reduce((a, t) => a + t.data.length, 0));
-      let at = 0;
-      for (const t of order) {
-        data.set(t.data, at);
-        at += t.data.length;
-      }
-      out.push({ name, dtype: order[0].dtype, shape: [order[0].shape[0] * 3, ...order[0].shape.slice(1)], data });
-    }
-    out.push({ name: `${p}logit_scale`, dtype: "F32", shape: [], data: new Uint8Array(new Float32Array([4.6]).buffer) });
-  }
-  // What model-site files also carry and a conversion leaves out.
-  out.push({ name: "alphas_cumprod", dtype: "F32", shape: [2], data: new Uint8Array(8) });
-  out.push({ name: `${te1}text_model.embeddings.position_ids`, dtype: "I64", shape: [1, 2], data: new Uint8Array(16) });
-  writeSafetensors(file, out.reverse());
-}
 
 describe("single-file checkpoints convert back to their diffusers folder", () => {
   let tmp: string;

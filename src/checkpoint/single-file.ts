@@ -5,6 +5,7 @@
  * same family (`configDir`, as diffusers' `from_single_file(config=...)`): only its JSON and tokenizer files are read,
  * and its weights only for components the single file lacks (e.g. a file saved without its VAE).
  */
+import { createHash } from "node:crypto";
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { EaselError } from "../core/errors.ts";
@@ -278,4 +279,26 @@ export function convertSingleFile(path: string, opts: ConvertOptions): ConvertRe
   } finally {
     closeSync(fd);
   }
+}
+
+export const CONVERTED_DIR = ".converted";
+
+/**
+ * The diffusers folder of a single file lying in the models directory: converted once into
+ * `<modelsDir>/.converted/<name>-<key>/` (the key covers the file's path, size and modification time, so a replaced
+ * file converts again and the older folder is removed), configs and tokenizers taken from a model of the same family
+ * and widths already in the models directory. The conversion copies the tensors: a second copy on disk.
+ */
+export function ensureConvertedSingleFile(file: string, modelsDir: string): string {
+  const st = statSync(file);
+  const name = basename(file).replace(/\.safetensors$/, "");
+  const key = createHash("sha256").update(`${resolve(file)}:${st.size}:${st.mtimeMs}`).digest("hex").slice(0, 16);
+  const root = join(resolve(modelsDir), CONVERTED_DIR);
+  const out = join(root, `${name}-${key}`);
+  if (existsSync(join(out, "model_index.json"))) return out;
+  convertSingleFile(file, { searchDir: modelsDir, out });
+  for (const old of readdirSync(root)) {
+    if (old !== basename(out) && old.startsWith(`${name}-`) && /^[0-9a-f]{16}$/.test(old.slice(name.length + 1))) rmSync(join(root, old), { recursive: true, force: true });
+  }
+  return out;
 }

@@ -6,7 +6,7 @@ import { cpus } from "node:os";
 import { basename, join } from "node:path";
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { convertSingleFile } from "../checkpoint/single-file.ts";
+import { CONVERTED_DIR, convertSingleFile } from "../checkpoint/single-file.ts";
 import { BUILTIN_MODEL } from "../config/builtin-model.ts";
 import { type Config, configPaths, loadConfig } from "../config/index.ts";
 import { Engine } from "../engine/engine.ts";
@@ -183,7 +183,16 @@ export function modelsCommand(): Command {
             const d = m.defaults;
             const where = m.backend === "local" ? m.family : `${m.family} via ${m.backend}`;
             const folder = folderOf.get(m.id);
-            const disk = folder ? `\t${formatBytes(folder.bytes)}, ${describeSource(folder.source)}` : m.id === BUILTIN_MODEL.id ? "\tbuilt in" : m.backend === "local" ? "\tmodels.entries" : "";
+            const converted = registry.models.find((r) => r.info.id === m.id && r.backend === "local" && r.dir.includes(`/${CONVERTED_DIR}/`));
+            const disk = folder
+              ? `\t${formatBytes(folder.bytes)}, ${describeSource(folder.source)}`
+              : converted
+                ? `\tsingle file ${m.id}.safetensors (converted copy)`
+                : m.id === BUILTIN_MODEL.id
+                  ? "\tbuilt in"
+                  : m.backend === "local"
+                    ? "\tmodels.entries"
+                    : "";
             console.log(`${m.id}\t${where}\t${d.width}x${d.height}, ${d.steps} steps, guidance ${d.guidanceScale}${disk}\taliases: ${m.aliases.join(", ")}`);
           }
         }

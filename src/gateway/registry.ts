@@ -1,12 +1,14 @@
 /**
  * The model registry: public model names (and aliases) -> where they run. Local checkpoints come from the models
- * directory (every diffusers folder, registered under its folder name and its family's aliases) and from
+ * directory (every diffusers folder, registered under its folder name and its family's aliases; every single-file
+ * `.safetensors` checkpoint under its file name, from a converted copy) and from
  * `models.entries` in the config (a name mapped to a checkpoint path). Upstream models come from entries that name a
  * provider (or weighted `targets`); what they accept is the provider type's table (providers/<type>/models.ts).
  * Any entry may list `fallbacks`: other registered names, tried in order when its own targets fail.
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { ensureConvertedSingleFile } from "../checkpoint/single-file.ts";
 import { EaselError } from "../core/errors.ts";
 import type { ModelKind } from "../core/limits.ts";
 import type { ModelInfo } from "../core/types.ts";
@@ -202,6 +204,18 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
   if (existsSync(opts.modelsDir)) {
     for (const name of readdirSync(opts.modelsDir).sort()) {
       const dir = resolve(opts.modelsDir, name);
+      if (name.endsWith(".safetensors") && statSync(dir).isFile()) {
+        // A single-file checkpoint: served from its converted folder (checkpoint/single-file.ts), under the file's name.
+        const id = name.slice(0, -".safetensors".length);
+        if (found.some((m) => m.info.id === id)) continue;
+        try {
+          const converted = ensureConvertedSingleFile(dir, opts.modelsDir);
+          found.push(info(id, converted, await opts.describe(converted), [], now()));
+        } catch (e) {
+          opts.onSkip?.(dir, e);
+        }
+        continue;
+      }
       if (!statSync(dir).isDirectory() || !existsSync(join(dir, "model_index.json"))) continue;
       if (found.some((m) => m.dir === dir)) continue;
       if (found.some((m) => m.info.id === name)) {
