@@ -71,6 +71,13 @@ describe("prompt fields on every dialect", async () => {
     const styles = list.json() as { name: string; prompt: string; negative_prompt: string }[];
     assert.equal(styles.length, 36);
     assert.ok(styles.some((s) => s.name === "old-timey" && s.prompt.includes("{prompt}")));
+    // The extension fields work here too, before admission.
+    const { body } = await expectRejected(app, images, { url: "/sdapi/v1/txt2img", payload: { prompt: "a casino, GAMBLING", prompt_rejection_topics: ["gambling"], width: 64, height: 64 }, headers: AUTH }, 400);
+    assert.match(JSON.stringify(body), /gambling/);
+    await expectOk(app, { url: "/sdapi/v1/txt2img", payload: { prompt: "a fox", prompt_filter: "closeup", styles: ["haze"], safety_check: true, width: 64, height: 64, steps: 2 }, headers: AUTH });
+    const last = images.calls.at(-1)!.req;
+    assert.match(last.prompt, /^close-up of a fox, .*, soft atmospheric haze/);
+    assert.equal(last.safetyCheck, true);
   });
 
   test("GET /v1/styles lists the 36 presets with their templates; it needs a key", async () => {

@@ -11,11 +11,16 @@ import type { GenerationRequest } from "../../core/types.ts";
 import type { DialectDeps } from "./dialect.ts";
 import { applyLoras, LORA_FIELDS, type LoraFields } from "./lora-fields.ts";
 
-export const PROMPT_FIELDS = {
+/** The four prompt fields of Playground's page (without LoRAs: AUTOMATIC1111 takes those from its prompt tags). */
+export const PROMPT_CHECK_FIELDS = {
   prompt_filter: z.string().min(1).max(64).nullish().describe("Easel: a style preset (GET /v1/styles) that wraps the prompt and adds a negative prompt."),
   expand_prompt: z.boolean().nullish().describe("Easel: rewrite the prompt with the configured language model (promptExpansion)."),
   verify_prompt_safety: z.boolean().nullish().describe("Easel: refuse prompts in the unsafe categories (PROMPT_UNSAFE)."),
   prompt_rejection_topics: z.array(z.string().min(1).max(200)).max(100).nullish().describe("Easel: refuse prompts that reference one of these topics (PROMPT_UNSAFE)."),
+};
+
+export const PROMPT_FIELDS = {
+  ...PROMPT_CHECK_FIELDS,
   ...LORA_FIELDS,
 };
 

@@ -20,8 +20,8 @@ import { listLoras } from "../../models/components/lora.ts";
 import { A1111_SAMPLERS, A1111_SCHEDULES } from "../_shared/a1111-names.ts";
 import type { DialectDeps } from "../_shared/dialect.ts";
 import { authHook, b64, bearerKey, type HeadersOnly, methodNotAllowed, principalOf, requestContext, resultHeaders } from "../_shared/http.ts";
-import { applyLoras, lorasDirOf } from "../_shared/lora-fields.ts";
-import { applyNamedStyles, promptsOf } from "../_shared/prompt-fields.ts";
+import { lorasDirOf } from "../_shared/lora-fields.ts";
+import { applyNamedStyles, preparePrompt, promptsOf } from "../_shared/prompt-fields.ts";
 import { type CommonBody, img2imgBody, optionsBody, txt2imgBody } from "./schema.ts";
 import { defaultModel, findCheckpoint, infoObject, type KeyOptions, parseClipStop, parseSamplesFormat, translate } from "./translate.ts";
 
@@ -102,7 +102,10 @@ export async function a1111Routes(app: FastifyInstance, deps: DialectDeps): Prom
       const ctx = requestContext(req, reply, { dialect: DIALECT_ID, delivery: t.saveImages ? "url" : "bytes", onEvent });
       // <lora:name:scale> in the prompt, as the web UI reads it: resolved in the LoRA folder before admission.
       // Prompt styles by name (the presets of GET /sdapi/v1/prompt-styles), applied as the web UI applies them.
-      const result = await images.generate(applyNamedStyles(deps, applyLoras({ config }, t.req, {}), body.styles ?? []), ctx);
+      // The extension fields (topics, safety categories, expansion, prompt_filter, safety_check) before admission; the
+      // LoRA tags in the prompt with them (A1111 has no loras field).
+      const prepared = await preparePrompt(deps, t.req, { ...body, loras: undefined }, ctx.signal);
+      const result = await images.generate(applyNamedStyles(deps, prepared.req, body.styles ?? []), ctx);
       const { init_images: _omit, ...echo } = body as CommonBody & { init_images?: unknown };
       reply.headers(resultHeaders(result));
       return {

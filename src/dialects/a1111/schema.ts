@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { booleanish, numeric } from "../_shared/numbers.ts";
+import { PROMPT_CHECK_FIELDS, SAFETY_FIELDS } from "../_shared/prompt-fields.ts";
 
 /** A1111 seeds are 32-bit; -1 (or any negative value, as A1111 reads it) means random. */
 export const MAX_SEED = 4294967295;
@@ -58,6 +59,9 @@ const common = {
   alwayson_scripts: z.record(z.string(), z.unknown()).nullish(),
   force_task_id: z.string().nullish(),
   infotext: z.string().nullish(),
+  // Easel extensions: Playground's prompt checks and expansion, the image safety checker (docs/prompts.md).
+  ...PROMPT_CHECK_FIELDS,
+  ...SAFETY_FIELDS,
 };
 
 export const txt2imgBody = z.object({
