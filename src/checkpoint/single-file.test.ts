@@ -57,6 +57,26 @@ describe("single-file checkpoints convert back to their diffusers folder", () =>
     });
   }
 
+  test("sd2 layout (OpenCLIP text encoder with one layer past the config's, and a projection CLIPTextModel has not): same tensors, same image", async () => {
+    const folder = join(tmp, "sd2-folder");
+    writeTinyCheckpoint(folder, { family: "sd15", seed: 19 });
+    const single = join(tmp, "sd2.safetensors");
+    makeSingleFile(folder, "sd2", single);
+    assert.equal(detectSingleFile(single, readSafetensorsHeader(single).entries), "sd2");
+    const out = join(tmp, "sd2-converted");
+    convertSingleFile(single, { configDir: folder, out });
+    for (const c of ["unet", "vae", "text_encoder"]) {
+      const want = tensorsOf(join(folder, c));
+      const got = tensorsOf(join(out, c));
+      assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), c);
+      for (const [k, t] of want) assert.ok(Buffer.from(got.get(k)!.data).equals(Buffer.from(t.data)), `${c} ${k}`);
+    }
+    const params = { prompt: "a red cube", n: 1, width: 64, height: 64, steps: 2, scheduler: "euler", seed: 4 };
+    const a = await engine.run(folder, params);
+    const b = await engine.run(out, params);
+    assert.ok(Buffer.from(a.images[0].rgb).equals(Buffer.from(b.images[0].rgb)), "same image");
+  });
+
   test("without --config, the first model of the same family and shape in the models directory lends its configs", () => {
     const models = join(tmp, "models");
     writeTinyCheckpoint(join(models, "a-xl"), { family: "sdxl", seed: 1 });

@@ -74,7 +74,60 @@ function transpose(t: Tensor): Tensor {
 }
 
 /** The original single file of a tiny diffusers checkpoint. */
-export function makeSingleFile(dir: string, family: "sd15" | "sdxl", file: string): void {
+/**
+ * transformers' CLIPTextModel(WithProjection) tensors in OpenCLIP's layout under `p`: fused q/k/v, resblocks, ln_final,
+ * the projection transposed; `extraLayer` adds one more resblock past the config's layers (SD2 files hold 24 where
+ * diffusers' config, which takes the penultimate layer, has 23) and `projection` a text projection of that width.
+ */
+function openClipTensors(te: Map<string, Tensor>, p: string, opts: { extraLayer?: boolean; projection?: boolean } = {}): Tensor[] {
+  const out: Tensor[] = [];
+  const fused = new Map<string, Tensor[]>();
+  for (const t of te.values()) {
+    let m: RegExpExecArray | null;
+    if ((m = /^text_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$/.exec(t.name))) {
+      const key = `${p}transformer.resblocks.${m[1]}.attn.in_proj_${m[3]}`;
+      fused.set(key, [...(fused.get(key) ?? []), t]);
+      continue;
+    }
+    let name: string;
+    if (t.name === "text_projection.weight") {
+      out.push({ ...transpose(t), name: `${p}text_projection` });
+      continue;
+    }
+    if (t.name === "text_model.embeddings.position_embedding.weight") name = "positional_embedding";
+    else if (t.name === "text_model.embeddings.token_embedding.weight") name = "token_embedding.weight";
+    else if ((m = /^text_model\.final_layer_norm\.(.+)$/.exec(t.name))) name = `ln_final.${m[1]}`;
+    else if ((m = /^text_model\.encoder\.layers\.(\d+)\.(.+)$/.exec(t.name))) {
+      const rest = m[2].replace("layer_norm1", "ln_1").replace("layer_norm2", "ln_2").replace("mlp.fc1", "mlp.c_fc").replace("mlp.fc2", "mlp.c_proj").replace("self_attn.out_proj", "attn.out_proj");
+      name = `transformer.resblocks.${m[1]}.${rest}`;
+    } else throw new Error(`no OpenCLIP name for ${t.name}`);
+    out.push({ ...t, name: `${p}${name}` });
+  }
+  for (const [name, parts] of fused) {
+    const order = ["q_proj", "k_proj", "v_proj"].map((q) => parts.find((t) => t.name.includes(`.${q}.`))!);
+    const data = new Uint8Array(order.reduce((a, t) => a + t.data.length, 0));
+    let at = 0;
+    for (const t of order) {
+      data.set(t.data, at);
+      at += t.data.length;
+    }
+    out.push({ name, dtype: order[0].dtype, shape: [order[0].shape[0] * 3, ...order[0].shape.slice(1)], data });
+  }
+  if (opts.extraLayer) {
+    const last = Math.max(...[...te.keys()].flatMap((k) => /^text_model\.encoder\.layers\.(\d+)\./.exec(k)?.[1] ?? []).map(Number));
+    const prefix = `${p}transformer.resblocks.0.`;
+    for (const t of out.filter((x) => x.name.startsWith(prefix))) out.push({ ...t, name: `${p}transformer.resblocks.${last + 1}.${t.name.slice(prefix.length)}` });
+  }
+  if (opts.projection) {
+    const width = te.get("text_model.final_layer_norm.weight")!.shape[0];
+    out.push({ name: `${p}text_projection`, dtype: "F32", shape: [width, width], data: new Uint8Array(width * width * 4) });
+  }
+  out.push({ name: `${p}logit_scale`, dtype: "F32", shape: [], data: new Uint8Array(new Float32Array([4.6]).buffer) });
+  return out;
+}
+
+/** The original single file of a tiny diffusers checkpoint; "sd2" writes an SD1.5-shaped folder's text encoder the SD2 way (OpenCLIP). */
+export function makeSingleFile(dir: string, family: "sd15" | "sd2" | "sdxl", file: string): void {
   const unetCfg = JSON.parse(readFileSync(join(dir, "unet", "config.json"), "utf8"));
   const vaeCfg = JSON.parse(readFileSync(join(dir, "vae", "config.json"), "utf8"));
   const perBlock = unetCfg.layers_per_block + 1;
@@ -86,48 +139,14 @@ export function makeSingleFile(dir: string, family: "sd15" | "sdxl", file: strin
     const conv = /mid\.attn_1\.(q|k|v|proj_out)\.weight$/.test(name);
     out.push({ ...t, name, shape: conv ? [...t.shape, 1, 1] : t.shape });
   }
-  const te1 = family === "sd15" ? "cond_stage_model.transformer." : "conditioner.embedders.0.transformer.";
-  for (const t of tensorsOf(join(dir, "text_encoder")).values()) out.push({ ...t, name: `${te1}${t.name}` });
-  if (family === "sdxl") {
-    const te2 = tensorsOf(join(dir, "text_encoder_2"));
-    const p = "conditioner.embedders.1.model.";
-    const fused = new Map<string, Tensor[]>();
-    for (const t of te2.values()) {
-      let m: RegExpExecArray | null;
-      if ((m = /^text_model\.encoder\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$/.exec(t.name))) {
-        const key = `${p}transformer.resblocks.${m[1]}.attn.in_proj_${m[3]}`;
-        fused.set(key, [...(fused.get(key) ?? []), t]);
-        continue;
-      }
-      let name: string;
-      if (t.name === "text_projection.weight") {
-        out.push({ ...transpose(t), name: `${p}text_projection` });
-        continue;
-      }
-      if (t.name === "text_model.embeddings.position_embedding.weight") name = "positional_embedding";
-      else if (t.name === "text_model.embeddings.token_embedding.weight") name = "token_embedding.weight";
-      else if ((m = /^text_model\.final_layer_norm\.(.+)$/.exec(t.name))) name = `ln_final.${m[1]}`;
-      else if ((m = /^text_model\.encoder\.layers\.(\d+)\.(.+)$/.exec(t.name))) {
-        const rest = m[2].replace("layer_norm1", "ln_1").replace("layer_norm2", "ln_2").replace("mlp.fc1", "mlp.c_fc").replace("mlp.fc2", "mlp.c_proj").replace("self_attn.out_proj", "attn.out_proj");
-        name = `transformer.resblocks.${m[1]}.${rest}`;
-      } else throw new Error(`no OpenCLIP name for ${t.name}`);
-      out.push({ ...t, name: `${p}${name}` });
-    }
-    for (const [name, parts] of fused) {
-      const order = ["q_proj", "k_proj", "v_proj"].map((q) => parts.find((t) => t.name.includes(`.${q}.`))!);
-      const data = new Uint8Array(order.reduce((a, t) => a + t.data.length, 0));
-      let at = 0;
-      for (const t of order) {
-        data.set(t.data, at);
-        at += t.data.length;
-      }
-      out.push({ name, dtype: order[0].dtype, shape: [order[0].shape[0] * 3, ...order[0].shape.slice(1)], data });
-    }
-    out.push({ name: `${p}logit_scale`, dtype: "F32", shape: [], data: new Uint8Array(new Float32Array([4.6]).buffer) });
-  }
+  const te1 = family === "sdxl" ? "conditioner.embedders.0.transformer." : family === "sd2" ? "cond_stage_model.model." : "cond_stage_model.transformer.";
+  if (family === "sd2") out.push(...openClipTensors(tensorsOf(join(dir, "text_encoder")), te1, { extraLayer: true, projection: true }));
+  else for (const t of tensorsOf(join(dir, "text_encoder")).values()) out.push({ ...t, name: `${te1}${t.name}` });
+  if (family === "sdxl") out.push(...openClipTensors(tensorsOf(join(dir, "text_encoder_2")), "conditioner.embedders.1.model."));
+
   // What model-site files also carry and a conversion leaves out.
   out.push({ name: "alphas_cumprod", dtype: "F32", shape: [2], data: new Uint8Array(8) });
-  out.push({ name: `${te1}text_model.embeddings.position_ids`, dtype: "I64", shape: [1, 2], data: new Uint8Array(16) });
+  if (family !== "sd2") out.push({ name: `${te1}text_model.embeddings.position_ids`, dtype: "I64", shape: [1, 2], data: new Uint8Array(16) });
   writeSafetensors(file, out.reverse());
 }
 
