@@ -269,7 +269,6 @@ export function createJobService(deps: JobServiceDeps): JobService {
     }
   }
 
-  // A shared queue gives this process only jobs for the models it has (one lane per model), and advertises them.
   /** A job the shared queue gave up after its workers kept dying: failed now, its caller answered, credits released. */
   async function givenUp(jobId: string): Promise<void> {
     const err = new EaselError("E_INTERNAL", "The workers running this job stopped too many times; it was given up.");
@@ -277,6 +276,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
     await deps.events?.publish(jobId, { type: "settled" }).catch(() => undefined);
   }
 
+  // A shared queue gives this process only jobs for the models it has (one lane per model), and advertises them.
   if (deps.runJobs ?? true) {
     queue.process((job) => runJob(job.payload.jobId, job.signal), { lanes: models.list().map((m) => m.id), onGivenUp: (id) => void givenUp(id) });
   }
@@ -308,6 +308,12 @@ export function createJobService(deps: JobServiceDeps): JobService {
     throw new JobAccepted(await jobRecord((await store.getJob(jobId))!));
   }
 
+  const unserved = (model: string) =>
+    new EaselError("E_OVERLOADED", `No worker that has model ${JSON.stringify(model)} is running; retry once one has started.`, {
+      param: "model",
+      details: { retryAfterSeconds: Math.max(1, config.queue.leaseSeconds), model },
+    });
+
   async function cancel(jobId: string, model: string): Promise<void> {
     const outcome = await queue.cancel(jobId, model);
     if (outcome === "removed") {
@@ -329,13 +335,11 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const qopts = queueOptions(config, req, model, ctx.principal.keyId);
       // Refused here, a full queue leaves nothing behind: no job row, reservation or rate-limit use.
       await queue.checkCapacity(qopts);
-      // Over a shared queue, a model that no live worker (nor this node's own engine) takes would wait forever.
-      if (queue.serving && !(await queue.serving(model.id))) {
-        throw new EaselError("E_OVERLOADED", `No worker that has model ${JSON.stringify(model.id)} is running; retry once one has started.`, {
-          param: "model",
-          details: { retryAfterSeconds: Math.max(1, config.queue.leaseSeconds), model: model.id },
-        });
-      }
+      // Over a shared queue, a model that no live worker (nor this node's own engine) takes would wait forever: refused
+      // before admission. A request with an Idempotency-Key is admitted first, so that the retry of a job that settled
+      // meanwhile is answered whatever runs now; a new one is then failed at once (nothing charged).
+      const served = queue.serving ? await queue.serving(model.id) : true;
+      if (!served && ctx.idempotencyKey === undefined) throw unserved(model.id);
       const cost = priceMillicredits(config, model, req);
       const jobId = `job_${Buffer.from(random(12)).toString("hex")}`;
       const { warnings: translated, ...rest } = req;
@@ -379,6 +383,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
           return resultOf(admit.jobId);
         case "admitted":
           break;
+      }
+      if (!served) {
+        await settleFailure(jobId, unserved(model.id));
+        throw unserved(model.id);
       }
       if (ctx.respondAsync) await queueDetached(jobId, req, qopts);
       let finish!: () => void;
@@ -565,7 +573,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
         // Handed back, this node's callers' jobs run elsewhere: the callers keep waiting for them (bus and row).
         if (opts.handBack && deps.events) return;
         for (const id of waiting) {
-        const j = await store.getJob(id);
+          const j = await store.getJob(id);
           if (j && (j.status === "queued" || j.status === "running")) await settleFailure(id, cancelledError()).catch(() => undefined);
           pending.get(id)?.finish();
         }

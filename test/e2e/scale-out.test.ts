@@ -224,10 +224,10 @@ if (why !== undefined) {
     const { store } = cluster;
     const { key, info } = await createKeyAdmin({ store }).create({ name: "handback", credits: 100 });
     const api = await cluster.apiNode("hb-api");
-    const generate = (model: string, prompt: string, steps = 4, url = api.url) =>
-      fetch(`${url}/v1/images/generations`, {
+    const generate = (model: string, prompt: string, steps = 4, headers: Record<string, string> = {}) =>
+      fetch(`${api.url}/v1/images/generations`, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+        headers: { "content-type": "application/json", authorization: `Bearer ${key}`, ...headers },
         body: JSON.stringify({ model, prompt, size: "64x64", steps, scheduler: "euler", n: 1, response_format: "url" }),
       });
     /** The job of `prompt` once it runs (its owner is the process running it). */
@@ -258,12 +258,24 @@ if (why !== undefined) {
 
       const sdxlWorker = await cluster.worker("hb-sdxl", { models: { sdxl: "test/fixtures/models/sdxl" } });
       t.after(() => sdxlWorker.kill("SIGKILL"));
-      const now = await generate("sdxl", "sdxl is served now");
+      const idem = { "idempotency-key": `sdxl-${process.pid}` };
+      const now = await generate("sdxl", "sdxl is served now", 4, idem);
       assert.equal(now.status, 200, await now.text());
       assert.equal((await store.getJob(now.headers.get("x-easel-job-id")!))?.owner, sdxlWorker.instanceId, "run by the worker that has sdxl");
       await sdxlWorker.kill("SIGTERM");
       assert.equal(sdxlWorker.child.exitCode, 0);
       assert.equal((await generate("sdxl", "sdxl gone again")).status, 503, "a stopped worker withdraws its models at once");
+      // The retry of a settled job is answered whatever runs now; a new request with a key of its own is failed at once.
+      const replay = await generate("sdxl", "sdxl is served now", 4, idem);
+      assert.equal(replay.status, 200, await replay.text());
+      assert.equal(replay.headers.get("x-easel-job-id"), now.headers.get("x-easel-job-id"));
+      const before = await store.balance(info.id);
+      const keyed = await generate("sdxl", "sdxl gone, with a key", 4, { "idempotency-key": `sdxl-new-${process.pid}` });
+      assert.equal(keyed.status, 503, await keyed.text());
+      const failed = (await store.listJobs({ keyId: info.id, limit: 10 })).find((j) => j.params.prompt === "sdxl gone, with a key");
+      assert.equal(failed?.status, "failed", "recorded failed, never queued");
+      assert.equal(failed?.errorCode, "E_OVERLOADED");
+      assert.equal(await store.balance(info.id), before, "nothing charged");
       await sd15Worker.kill("SIGTERM");
     });
 
