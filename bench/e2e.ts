@@ -11,7 +11,7 @@
  *   the share of each part of a warm image;
  * - "cached": a second start on the same cache (as a restarted `easel serve`): its first image.
  * A model is skipped, with the command that runs it, when its estimated memory (float32 weights of every component
- * at the engine's resident bytes per parameter, plus the UNet's activations) exceeds the limit (`--e2e-max-gib`,
+ * at the engine's resident bytes per parameter, plus the larger of the UNet's activations and one VAE decode) exceeds the limit (`--e2e-max-gib`,
  * default 13) or what the machine has available.
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -28,7 +28,7 @@ import { unetConfigFromJson } from "../src/models/components/unet-config.ts";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "../src/models/components/vae.graph.ts";
 import { prepareVaeDecoder } from "../src/models/components/vae.ts";
 import { vaeConfigFromJson } from "../src/models/components/vae-config.ts";
-import { RESIDENT_BYTES_PER_PARAM, UNET_ACTIVATION_BYTES_PER_PIXEL } from "../src/models/pipeline/limits.ts";
+import { RESIDENT_BYTES_PER_PARAM, UNET_ACTIVATION_BYTES_PER_PIXEL, VAE_DECODE_BYTES_PER_PIXEL } from "../src/models/pipeline/limits.ts";
 import { writeRandomSafetensors, writeTinyCheckpoint } from "../src/models/testing/tiny-checkpoint.ts";
 import { createSession, type HostTensor, type ModelSession } from "../src/runtime/session.ts";
 import { E2E_MODELS, type E2eBenchModel } from "./configs.ts";
@@ -90,7 +90,8 @@ function componentParams(m: E2eBenchModel): number {
 
 export function e2eEstimateBytes(m: E2eBenchModel): number {
   const batch = m.guidance > 1 ? 2 : 1;
-  return componentParams(m) * RESIDENT_BYTES_PER_PARAM + UNET_ACTIVATION_BYTES_PER_PIXEL * batch * m.size * m.size;
+  const pixels = m.size * m.size;
+  return componentParams(m) * RESIDENT_BYTES_PER_PARAM + Math.max(UNET_ACTIVATION_BYTES_PER_PIXEL * batch * pixels, VAE_DECODE_BYTES_PER_PIXEL * pixels);
 }
 
 /** The model's diffusers directory: the tiny layout, every component replaced by its published config. */
