@@ -4,7 +4,8 @@
  */
 import { InvalidArgumentError } from "commander";
 import type { Config } from "../config/index.ts";
-import { openBullmqQueue, openRedisEventBus } from "../queue/bullmq.ts";
+import { openBullmqQueue } from "../queue/bullmq.ts";
+import { openRedisEventBus } from "../queue/redis-events.ts";
 import type { JobEventBus, JobQueue } from "../queue/queue.ts";
 
 export interface SharedQueue {
