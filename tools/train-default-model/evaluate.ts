@@ -4,6 +4,10 @@
  *
  *   node --import tsx tools/train-default-model/evaluate.ts [--model models/easel-shapes] [--limit N]
  *     [--steps N] [--guidance G] [--threads N] [--precision fp32|int8] [--sheet out.png] [--json report.json]
+ *   node --import tsx tools/train-default-model/evaluate.ts --images recon.rgb
+ *
+ * --images scores 128x128 RGB images given in a file instead of generating them (the items' images in order, uint8,
+ * no header): vae_roundtrip.py writes the VAE's reconstructions of the evaluation scenes that way.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,6 +30,7 @@ const { values: o } = parseArgs({
     sheet: { type: "string" },
     json: { type: "string" },
     prompts: { type: "string", default: join(HERE, "eval-prompts.json") },
+    images: { type: "string" },
   },
 });
 
@@ -45,10 +50,33 @@ interface EngineLike {
 }
 
 const items = (JSON.parse(readFileSync(o.prompts, "utf8")) as { items: Item[] }).items.slice(0, o.limit ? Number(o.limit) : undefined);
-const Engine = await importExport<new (rt: Record<string, unknown>) => EngineLike>("Engine");
 if (o.precision !== "fp32" && o.precision !== "int8") throw new Error(`--precision must be fp32 or int8, got ${o.precision}`);
-const engine = new Engine({ executionProvider: "cpu", intraOpThreads: Number(o.threads), cacheDir: join(tmpdir(), "easel-shapes-eval-cache"), precision: o.precision });
 const modelDir = resolve(o.model);
+
+/** Images read from --images: the items' 128x128 RGB pictures in order. */
+function givenImages(file: string): EngineLike {
+  const buf = readFileSync(file);
+  const size = 128 * 128 * 3;
+  if (buf.length < items.length * size) throw new Error(`${file}: ${buf.length} bytes, fewer than ${items.length} 128x128 RGB images`);
+  let calls = 0;
+  return {
+    run: async () => {
+      const k = calls++ - 1; // the warm-up call below takes no image
+      const rgb = k < 0 ? new Uint8Array(size) : new Uint8Array(buf.buffer, buf.byteOffset + k * size, size);
+      return { images: [{ width: 128, height: 128, rgb }] };
+    },
+    close: async () => {},
+  };
+}
+
+const engine: EngineLike = o.images
+  ? givenImages(o.images)
+  : new (await importExport<new (rt: Record<string, unknown>) => EngineLike>("Engine"))({
+      executionProvider: "cpu",
+      intraOpThreads: Number(o.threads),
+      cacheDir: join(tmpdir(), "easel-shapes-eval-cache"),
+      precision: o.precision,
+    });
 
 const pairs: Record<Attribute, [string, string][]> = { background: [], colour: [], shape: [], size: [], position: [] };
 let two = 0;
@@ -86,10 +114,10 @@ try {
 
 const pct = (a: number, b: number) => (b ? ((100 * a) / b).toFixed(1) : "n/a");
 const report: Record<string, unknown> = { model: modelDir, prompts: items.length };
-console.log(`easel-shapes evaluation: ${items.length} prompts, model ${modelDir}`);
+console.log(`easel-shapes evaluation: ${items.length} prompts, ${o.images ? `images ${resolve(o.images)}` : `model ${modelDir}`}`);
 const sorted = [...times].sort((a, b) => a - b);
 const median = sorted[Math.floor(sorted.length / 2)];
-console.log(`warm generation time: median ${median.toFixed(0)} ms, mean ${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(0)} ms per image (${o.threads} threads)`);
+if (!o.images) console.log(`warm generation time: median ${median.toFixed(0)} ms, mean ${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(0)} ms per image (${o.threads} threads)`);
 report.medianMs = median;
 for (const a of ATTRIBUTES) {
   const ok = pairs[a].filter(([w, g]) => w === g).length;
