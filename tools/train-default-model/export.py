@@ -73,11 +73,15 @@ def fp16_roundtrip(module):
             p.copy_(p.half().float())
 
 
-def export(out, tok, text_cfg, unet_cfg, vae_cfg, sched_cfg, text_encoder, unet, vae, manifest_extra):
+def export(out, tok, text_cfg, unet_cfg, vae_cfg, sched_cfg, text_encoder, unet, vae, manifest_extra, call_defaults=None):
+    """call_defaults: the pipeline call's defaults this model is evaluated at ({"num_inference_steps", "guidance_scale"}),
+    written to model_index.json as `_easel_defaults` (diffusers ignores keys that start with "_"; Easel reads it)."""
     os.makedirs(out, exist_ok=True)
+    extra = {"_easel_defaults": call_defaults} if call_defaults else {}
     write_json(os.path.join(out, "model_index.json"), {
         "_class_name": "StableDiffusionPipeline",
         "_diffusers_version": "0.32.0",
+        **extra,
         "feature_extractor": [None, None],
         "image_encoder": [None, None],
         "requires_safety_checker": False,
