@@ -23,19 +23,16 @@ import { authenticateKey, defaultRandom, type RandomBytes } from "./api-keys.ts"
 import { instanceMayBeAlive, newInstanceId } from "./instance.ts";
 import { canonicalJson, encodeOne, initImageKey, recordedParams, requestFromRow, sha256Hex, storeImages, toGenerated, toStored } from "./job-output.ts";
 import { createJobViews } from "./job-views.ts";
+import { recoverCrashedJobs, runRetention } from "./housekeeping.ts";
 import { createWebhookSender } from "./webhooks.ts";
 import { priceMillicredits, toCredits } from "./pricing.ts";
 
-/** Idempotency records are kept this long (then the same key starts a new request). */
-export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+// Where they were first defined, for their importers.
+export { IDEMPOTENCY_TTL_MS, LOST_JOB_GRACE_MS } from "./housekeeping.ts";
+
 const REPLAY_POLL_MS = 200;
 /** How often a caller whose job runs on another process checks the row, in case the bus dropped "settled". */
 const SETTLED_POLL_MS = 2000;
-/**
- * A shared queue's job younger than this is never taken for lost: the node that recorded it may not have queued it
- * yet.
- */
-export const LOST_JOB_GRACE_MS = 60_000;
 
 /** A job's progress is written to its row at most this often (and at its last step), for readers on any node. */
 export const PROGRESS_WRITE_MS = 500;
@@ -515,55 +512,9 @@ export function createJobService(deps: JobServiceDeps): JobService {
       for (const imageId of orphanedImageIds) await blobs.delete(imageId);
     },
 
-    async recoverCrashedJobs() {
-      const failed: string[] = [];
-      const kept: string[] = [];
-      for (const job of await store.listUnsettledJobs()) {
-        if (pending.has(job.id)) continue;
-        if (queue.has) {
-          // A shared queue: the job is alive while the queue holds it (a dead worker's job is handed out again when
-          // its lease runs out), whoever recorded it.
-          if (now() - job.createdAt < LOST_JOB_GRACE_MS || (await queue.has(job.id, job.model))) {
-            kept.push(job.id);
-            continue;
-          }
-        } else if (job.owner !== null && job.owner !== instanceId && ownerAlive(job.owner)) {
-          kept.push(job.id);
-          continue;
-        }
-        const r = await store.settleJob({
-          jobId: job.id,
-          status: "failed",
-          at: now(),
-          charged: 0,
-          error: { code: "E_INTERNAL", message: "The server stopped while this job was running." },
-        });
-        if (r.settled) failed.push(job.id);
-      }
-      return { failed, kept };
-    },
+    recoverCrashedJobs: () => recoverCrashedJobs({ store, queue, now, instanceId, ownerAlive, isPending: (id) => pending.has(id) }),
 
-    async runRetention() {
-      const out = { images: 0, orphans: 0, idempotency: await store.purgeIdempotency(now() - IDEMPOTENCY_TTL_MS) };
-      if (config.images.retentionDays <= 0) return out;
-      const cutoff = now() - config.images.retentionDays * 86_400_000;
-      for (;;) {
-        const batch = await store.listImagesBefore(cutoff, 200);
-        if (batch.length === 0) break;
-        // Blobs first: a crash in between leaves rows whose bytes are gone (openImage answers 404), never orphans.
-        for (const r of batch) await blobs.delete(r.id);
-        await store.deleteImages(batch.map((r) => r.id));
-        out.images += batch.length;
-      }
-      // Blobs whose row never got written (a crash between put and settle).
-      for await (const b of blobs.list()) {
-        if (b.modifiedAt < cutoff && !(await store.getImage(b.key))) {
-          await blobs.delete(b.key);
-          out.orphans++;
-        }
-      }
-      return out;
-    },
+    runRetention: () => runRetention({ store, blobs, config, now }),
 
     close(opts = {}) {
       closing ??= (async () => {
