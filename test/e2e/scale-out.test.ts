@@ -3,7 +3,8 @@
  * PostgreSQL (a fresh database), Redis (a queue of its own) and one image directory, each a separate process on
  * loopback, with the micro SD1.5 checkpoint. A worker is killed with SIGKILL while it runs a job; the job is handed
  * to another worker once its lease runs out, the waiting HTTP caller gets its images, and the ledger holds one
- * reservation, one release and one charge. The crash trials (many jobs, many kills, S3, an API node killed) are in
+ * reservation, one release and one charge. A job submitted without waiting shows the worker's progress on the API
+ * node, and its completion webhook is delivered once. The crash trials (many jobs, many kills, S3, an API node killed) are in
  * crash-trials.test.ts. Skips, saying why, when PostgreSQL or Redis does not answer.
  *
  * A second cluster of its own (test/helpers/cluster.ts, 30 s leases) checks that workers advertise their models (an
@@ -14,6 +15,8 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
@@ -21,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
 import pg from "pg";
+import { Webhook } from "standardwebhooks";
 import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
 import { openPostgresStore } from "../../src/storage/postgres.ts";
 import { startCluster } from "../helpers/cluster.ts";
@@ -215,6 +219,52 @@ if (why !== undefined) {
       ["release", "reserve"],
       "the reservation is released, nothing charged",
     );
+  });
+
+  test("not waiting, on the API node: 202 at once, progress and images from the worker, one signed webhook though every process drains the outbox", { timeout: 120_000 }, async (t) => {
+    if (!shared) return t.skip("needs the API node and worker of the first test");
+    const { store, keyId, key, url } = shared;
+    const received: { headers: Record<string, string>; body: string }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        received.push({ headers: req.headers as Record<string, string>, body });
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+    t.after(() => new Promise<void>((r) => receiver.close(() => r())));
+    const admin = createKeyAdmin({ store });
+    const { secret } = await admin.setWebhook(keyId, `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`);
+    t.after(() => admin.setWebhook(keyId, null));
+
+    const auth = { authorization: `Bearer ${key}` };
+    const res = await fetch(`${url}/v1/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...auth },
+      body: JSON.stringify({ dialect: "openai", model: "sd15", prompt: "async lighthouse", size: "64x64", steps: 40, scheduler: "euler" }),
+    });
+    assert.equal(res.status, 202, await res.clone().text());
+    const { id } = (await res.json()) as { id: string };
+    let sawProgress = false;
+    let job: { status: string; progress: { step: number } | null; images: { url: string }[] } | undefined;
+    for (let i = 0; i < 6000; i++) {
+      job = (await (await fetch(`${url}/v1/jobs/${id}`, { headers: auth })).json()) as typeof job;
+      if (job?.status === "running" && job.progress && job.progress.step > 0) sawProgress = true;
+      if (job?.status !== "queued" && job?.status !== "running") break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(job?.status, "succeeded");
+    assert.ok(sawProgress, "the API node showed the progress the worker wrote");
+    assert.equal((await fetch(job.images[0].url)).status, 200);
+
+    for (let i = 0; i < 500 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    // Both processes poll the outbox every second: long enough for a second delivery, if there were one.
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(received.length, 1, "delivered once");
+    const event = new Webhook(secret!).verify(received[0].body, received[0].headers) as { type: string; data: { id: string } };
+    assert.deepEqual([event.type, event.data.id, received[0].headers["webhook-id"]], ["job.succeeded", id, id]);
   });
 
   describe("model advertising and SIGTERM hand-back (30 s leases)", async () => {
