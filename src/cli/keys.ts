@@ -1,11 +1,12 @@
 /**
- * `easel keys create|list|show|revoke|add-credits`: API key management on the data directory's database, the
- * same store `easel serve` uses (so both see the same keys and balances). Secrets are printed once, at create.
+ * `easel keys create|list|show|revoke|add-credits|webhook`: API key management on the store `easel serve` uses (the
+ * data directory's SQLite database, or PostgreSQL when storage.databaseUrl is set), so both see the same keys and balances. Secrets are printed once, at create.
  */
 import { Command, InvalidArgumentError } from "commander";
 import { configPaths, loadConfig } from "../config/index.ts";
-import { toEaselError } from "../core/errors.ts";
+import { invalidInput, toEaselError } from "../core/errors.ts";
 import { createKeyAdmin, type KeyInfo } from "../jobs/api-keys.ts";
+import { openPostgresStore } from "../storage/postgres.ts";
 import { openSqliteStore } from "../storage/sqlite.ts";
 
 export interface KeysIo {
@@ -52,7 +53,11 @@ export function keysCommand(io: KeysIo = defaultIo): Command {
   const withAdmin = async (opts: CommonOpts, fn: (admin: ReturnType<typeof createKeyAdmin>) => Promise<void>) => {
     try {
       const config = loadConfig({ file: opts.config, env: io.env, flags: opts.dataDir ? { dataDir: opts.dataDir } : {} });
-      const store = await openSqliteStore(configPaths(config).dbFile);
+      // The store the servers use: PostgreSQL when storage.databaseUrl (EASEL_DATABASE_URL) is set, so a key made
+      // here is known to every node.
+      const store = config.storage.databaseUrl
+        ? await openPostgresStore({ connectionString: config.storage.databaseUrl })
+        : await openSqliteStore(configPaths(config).dbFile);
       try {
         await fn(createKeyAdmin({ store }));
       } finally {
@@ -136,7 +141,7 @@ export function keysCommand(io: KeysIo = defaultIo): Command {
     .action(async (id: string, _o, cmd: Command) => {
       const o = optsOf(cmd);
       await withAdmin(o, async (admin) => {
-        if ((o.url === undefined) === (o.remove === undefined)) throw new InvalidArgumentError("give either --url <url> or --remove");
+        if ((o.url === undefined) === (o.remove === undefined)) throw invalidInput("url", "give either --url <url> or --remove");
         const { secret, info } = await admin.setWebhook(id, o.remove ? null : (o.url as string));
         const text = secret
           ? `${describe(info)}\nwebhook=${info.webhookUrl}\n\n${secret}\n\nThis signing secret is not shown again (verify webhook-signature with it).`

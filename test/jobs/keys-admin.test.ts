@@ -1,15 +1,17 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import Fastify from "fastify";
+import pg from "pg";
 import { keysCommand } from "../../src/cli/keys.ts";
 import { configPaths, loadConfig } from "../../src/config/index.ts";
 import { authenticateKey, createKeyAdmin } from "../../src/jobs/api-keys.ts";
 import { decideOpenMode, isLoopbackHost } from "../../src/jobs/open-mode.ts";
 import { priceMillicredits } from "../../src/jobs/pricing.ts";
 import { adminRoutes } from "../../src/server/admin-routes.ts";
+import { openPostgresStore } from "../../src/storage/postgres.ts";
 import { openSqliteStore } from "../../src/storage/sqlite.ts";
 import { MODEL, request } from "./helpers.ts";
 
@@ -56,6 +58,51 @@ test("easel keys: create prints the key once, the server's store sees it; list/s
     assert.match(plain.out, /credits=unlimited/);
     assert.match(plain.out, /not shown again/);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("easel keys on PostgreSQL (EASEL_DATABASE_URL): keys and webhooks land in the database every node shares", async (t) => {
+  const pgAdmin = new pg.Client({ host: "127.0.0.1", port: 5432, database: "postgres", user: process.env.PGUSER ?? "postgres", connectionTimeoutMillis: 2000 });
+  try {
+    await pgAdmin.connect();
+  } catch (e) {
+    t.skip(`PostgreSQL not reachable at 127.0.0.1:5432: ${(e as Error).message}`);
+    return;
+  }
+  const database = `easel_keys_${process.pid}_${Date.now().toString(36)}`;
+  await pgAdmin.query(`create database ${database}`);
+  const dir = mkdtempSync(join(tmpdir(), "easel-cli-pg-"));
+  const env = {
+    EASEL_DATA_DIR: dir,
+    EASEL_DATABASE_URL: `postgres://${process.env.PGUSER ?? "postgres"}@127.0.0.1:5432/${database}`,
+    EASEL_URL_SECRET: "keys-cli-test-url-signing-secret-0123456789",
+  };
+  const store = await openPostgresStore({ connectionString: env.EASEL_DATABASE_URL });
+  try {
+    const made = await cli(["create", "--name", "shared", "--json"], env);
+    assert.equal(made.code, 0, made.err);
+    const k = JSON.parse(made.out);
+    assert.equal((await authenticateKey(store, k.key, false)).name, "shared", "the key is in PostgreSQL");
+    assert.equal(existsSync(configPaths(loadConfig({ env: {}, flags: { dataDir: dir } })).dbFile), false, "no SQLite file was made");
+
+    const hooked = await cli(["webhook", k.id, "--url", "https://hooks.example/easel", "--json"], env);
+    assert.equal(hooked.code, 0, hooked.err);
+    const h = JSON.parse(hooked.out);
+    assert.match(h.webhookSecret, /^whsec_/);
+    assert.equal(h.webhookUrl, "https://hooks.example/easel");
+    assert.equal((await store.getKey(k.id))?.webhookUrl, "https://hooks.example/easel");
+    const neither = await cli(["webhook", k.id], env);
+    assert.equal(neither.code, 1);
+    assert.match(neither.err, /--url <url> or --remove/);
+    const removed = await cli(["webhook", k.id, "--remove"], env);
+    assert.equal(removed.code, 0, removed.err);
+    assert.match(removed.out, /webhook removed/);
+    assert.equal((await store.getKey(k.id))?.webhookUrl, null);
+  } finally {
+    await store.close();
+    await pgAdmin.query(`drop database if exists ${database}`);
+    await pgAdmin.end();
     rmSync(dir, { recursive: true, force: true });
   }
 });
