@@ -22,6 +22,7 @@ import { openPostgresStore } from "../storage/postgres.ts";
 import { openSqliteStore } from "../storage/sqlite.ts";
 import { type Cleanup, createEngine, openBlobs, openModels } from "./compose.ts";
 import { count, openSharedQueue } from "./shared-queue.ts";
+import { a1111NamesOf } from "../dialects/_shared/a1111-names.ts";
 
 export interface EaselServer {
   app: FastifyInstance;
@@ -96,6 +97,7 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       blobs,
       executor: (req, model) => gateway.executor(req, model),
       models: { list: () => registry.list(), find: (name) => registry.find(name)?.info },
+      samplerNames: a1111NamesOf,
       openMode: open.open,
       instanceId,
       ...(urlSecret ? { urlSecret } : {}),

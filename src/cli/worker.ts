@@ -7,6 +7,7 @@ import { createJobService } from "../jobs/job-service.ts";
 import { openPostgresStore } from "../storage/postgres.ts";
 import { type Cleanup, createEngine, openBlobs, openModels } from "./compose.ts";
 import { count, openSharedQueue } from "./shared-queue.ts";
+import { a1111NamesOf } from "../dialects/_shared/a1111-names.ts";
 
 export interface WorkerOptions {
   config: Config;
@@ -54,6 +55,7 @@ export async function startWorker(opts: WorkerOptions): Promise<EaselWorker> {
       blobs,
       executor: (req, model) => gateway.executor(req, model),
       models: { list: () => registry.list(), find: (name) => registry.find(name)?.info },
+      samplerNames: a1111NamesOf,
       instanceId,
       ...(urlSecret ? { urlSecret } : {}),
       queue: shared.queue,

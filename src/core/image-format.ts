@@ -77,20 +77,28 @@ export function formatInfotext(f: InfotextFields): string {
   return `${f.prompt}${negative}\n${params}`;
 }
 
+/** A sampler id in the words of the tools that read infotexts (A1111's "DPM++ 2M" + "Karras"). */
+export type SamplerNames = (id: string | undefined) => { samplerName: string; scheduleLabel: string };
+
 /**
  * The infotext of one image of a request, for every dialect: the model's defaults fill what the request left
- * out; the sampler is Easel's scheduler id (which the A1111 dialect accepts back as a sampler_name).
+ * out; the sampler is named by `names` (A1111's sampler and schedule names, given by the composition root: the
+ * vocabulary belongs to the dialects), else by Easel's scheduler id (which the A1111 dialect accepts back too).
  */
 export function requestInfotext(
   req: GenerationRequest,
   seed: number,
   defaults: { steps: number; guidanceScale: number; scheduler?: string },
+  names?: SamplerNames,
 ): string {
+  const id = req.scheduler ?? defaults.scheduler;
+  const named = names && id !== undefined ? names(id) : undefined;
   return formatInfotext({
     prompt: req.prompt,
     negativePrompt: req.negativePrompt,
     steps: req.steps ?? defaults.steps,
-    sampler: req.scheduler ?? defaults.scheduler,
+    sampler: named ? named.samplerName : id,
+    scheduleType: named && named.scheduleLabel !== "Automatic" ? named.scheduleLabel : undefined,
     cfgScale: req.guidanceScale ?? defaults.guidanceScale,
     seed,
     width: req.width,

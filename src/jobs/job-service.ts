@@ -8,7 +8,7 @@
 import type { Config } from "../config/index.ts";
 import { configPaths } from "../config/index.ts";
 import { EaselError, invalidInput, toEaselError } from "../core/errors.ts";
-import { requestInfotext } from "../core/image-format.ts";
+import { requestInfotext, type SamplerNames } from "../core/image-format.ts";
 import { type ImageService, JOB_PAGE_MAX, JobAccepted, type JobRecord, type RequestContext } from "../core/image-service.ts";
 import type { GeneratedImage, GenerationEvent, GenerationRequest, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
@@ -71,6 +71,8 @@ export interface JobServiceDeps {
    * others). A server that holds its data directory's lock over SQLite knows every other owner is gone.
    */
   ownerAlive?: (owner: string) => boolean;
+  /** How image metadata names samplers (A1111's names, from the dialects); default: Easel's scheduler ids. */
+  samplerNames?: SamplerNames;
   /** Deliver the keys' completion webhooks from this process (default true). */
   webhooks?: boolean;
   /** For webhook deliveries (default: global fetch). */
@@ -232,7 +234,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       }
       const images: GeneratedImage[] = [];
       for (const img of res.images) {
-        const parameters = config.images.parametersMetadata ? requestInfotext(req, img.seed, model.defaults) : undefined;
+        const parameters = config.images.parametersMetadata ? requestInfotext(req, img.seed, model.defaults, deps.samplerNames) : undefined;
         images.push(toGenerated(await encodeOne(img, req, parameters), img.seed));
       }
       for (const img of images) p.images.set(img.id, img);

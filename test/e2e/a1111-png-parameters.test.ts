@@ -55,7 +55,7 @@ describe("generation parameters in PNGs of another dialect (OpenAI Images)", () 
     assert.equal(pairs.Sampler, undefined, params);
   });
 
-  test("a scheduler asked for is named as Easel's id", async () => {
+  test("a scheduler asked for is named the way A1111 names it (sampler and schedule type)", async () => {
     const srv = servers[0];
     const res = await fetch(`${srv.base}/v1/images/generations`, {
       method: "POST",
@@ -65,7 +65,7 @@ describe("generation parameters in PNGs of another dialect (OpenAI Images)", () 
     const json = (await res.json()) as { data: { b64_json: string }[] };
     assert.equal(res.status, 200, JSON.stringify(json).slice(0, 300));
     const png = await readPng(json.data[0].b64_json);
-    assert.match(png.parameters ?? "", /\nSteps: 3, Sampler: dpmpp_2m_karras, CFG scale: 6, Seed: 4242, Size: 64x64, Model: sd15$/);
+    assert.match(png.parameters ?? "", /\nSteps: 3, Sampler: DPM\+\+ 2M, Schedule type: Karras, CFG scale: 6, Seed: 4242, Size: 64x64, Model: sd15$/);
   });
 
   test("images.parametersMetadata false: no parameters chunk", async () => {
