@@ -12,6 +12,7 @@ import { closeSync, mkdirSync, openSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { EaselError } from "../../core/errors.ts";
 import type { BuiltGraph, BuiltInitializer } from "../../graph/builder.ts";
+import { quantizePerRow } from "../../graph/int8-weights.ts";
 import type { NodeSpec } from "../../graph/onnx-proto.ts";
 import { readTensorData, type TensorEntry } from "../../graph/safetensors.ts";
 import type { WeightRef, WeightSource } from "../../graph/weights.ts";
@@ -28,20 +29,6 @@ export interface QuantizedTensor {
   scales: Float32Array;
 }
 
-/** Symmetric per-row int8: q = round(w / s), s = max|row| / 127 (s = 1 for an all-zero row). */
-export function quantizeRows(w: Float32Array, rows: number, cols: number): { q: Int8Array; scales: Float32Array } {
-  const q = new Int8Array(rows * cols);
-  const scales = new Float32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let m = 0;
-    for (let c = 0; c < cols; c++) m = Math.max(m, Math.abs(w[r * cols + c]));
-    const s = m > 0 ? Math.fround(m / 127) : 1;
-    scales[r] = s;
-    for (let c = 0; c < cols; c++) q[r * cols + c] = Math.max(-127, Math.min(127, Math.round(w[r * cols + c] / s)));
-  }
-  return { q, scales };
-}
-
 /**
  * Quantises every T5 linear weight of `index` into `file` (written to a temporary name, then renamed), one
  * tensor at a time so memory stays at one fp32 tensor. Returns where each tensor's rows are.
@@ -56,7 +43,7 @@ export function writeT5Int8Weights(index: Map<string, TensorEntry>, file: string
     for (const [name, entry] of [...index].sort(([a], [b]) => (a < b ? -1 : 1))) {
       if (!T5_LINEAR_RE.test(name) || entry.shape.length !== 2) continue;
       const [rows, cols] = entry.shape;
-      const { q, scales } = quantizeRows(readTensorData(entry), rows, cols);
+      const { q, scales } = quantizePerRow(readTensorData(entry), rows, cols);
       const qt = new Int8Array(q.length); // [cols, rows]
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) qt[c * rows + r] = q[r * cols + c];
       writeSync(fd, new Uint8Array(qt.buffer), 0, qt.byteLength, offset);
