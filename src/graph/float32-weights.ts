@@ -6,10 +6,10 @@
  * parameter, no second copy); SDXL's UNet peaked at 18.4 GiB with the Casts. The values are exactly the Casts'
  * (half to float is exact), so every result is unchanged. The cost is disk: 4 bytes per converted parameter.
  */
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, writeSync } from "node:fs";
 import type { BuiltGraph, BuiltInitializer } from "./builder.ts";
 import { bytesToFloat32, readTensorBytes } from "./safetensors.ts";
+import { writeFileThroughTemp } from "./temp-file.ts";
 
 /** Tensor starts are page-aligned, so onnxruntime can map them from the file. */
 const ALIGN = 4096;
@@ -59,10 +59,7 @@ export function withFloat32Weights(graph: BuiltGraph, file: string): BuiltGraph 
 }
 
 function writeFloat32File(convert: BuiltInitializer[], placed: Map<string, { offset: number }>, file: string): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w", 0o600);
-  try {
+  writeFileThroughTemp(file, (fd) => {
     for (const i of convert) {
       if (i.location.kind !== "file") continue;
       const { file: src, offset, byteLength } = i.location;
@@ -70,11 +67,5 @@ function writeFloat32File(convert: BuiltInitializer[], placed: Map<string, { off
       const f32 = bytesToFloat32(bytes, HALF[i.dtype]);
       writeSync(fd, new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength), 0, f32.byteLength, placed.get(i.name)!.offset);
     }
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, file);
+  }, { mode: 0o600 });
 }

@@ -22,12 +22,12 @@
  * `exclude` (e.g. a UNet's conv_in / conv_out and the time-embedding linears, whose few rows gain nothing) stay
  * as they were. Results differ from fp32: every caller reports that (W_QUANTIZED).
  */
-import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { writeSync } from "node:fs";
 import { EaselError } from "../core/errors.ts";
 import type { BuiltGraph, BuiltInitializer } from "./builder.ts";
 import type { NodeSpec } from "./onnx-proto.ts";
 import { bytesToFloat32, readTensorBytes, type SafetensorsDtype } from "./safetensors.ts";
+import { writeFileThroughTemp } from "./temp-file.ts";
 
 const ALIGN = 64;
 
@@ -121,9 +121,6 @@ export function withInt8Weights(graph: BuiltGraph, file: string, opts: Int8Optio
   const chosen = planned.filter((p) => !exclude.some((e) => p.init.name.includes(e)));
   if (chosen.length === 0) return graph;
 
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w", 0o600);
   const replacedInits = new Map<string, BuiltInitializer>();
   const added: BuiltInitializer[] = [];
   const dropped = new Set<NodeSpec>();
@@ -137,7 +134,7 @@ export function withInt8Weights(graph: BuiltGraph, file: string, opts: Int8Optio
   // One DynamicQuantizeLinear per convolution input (a ResNet's input feeds both conv1's norm and its shortcut).
   const quantizedInput = new Map<string, [string, string, string]>();
   let offset = 0;
-  try {
+  writeFileThroughTemp(file, (fd) => {
     for (const p of chosen) {
       const { init, layer } = p;
       const w = weightValues(init);
@@ -200,13 +197,7 @@ export function withInt8Weights(graph: BuiltGraph, file: string, opts: Int8Optio
       }
       replaced.set(layer, nodes);
     }
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, file);
+  }, { mode: 0o600 });
 
   const nodes = graph.nodes.filter((n) => !dropped.has(n)).flatMap((n) => replaced.get(n) ?? [n]);
   const initializers = [...graph.initializers.map((i) => replacedInits.get(i.name) ?? i), ...added];
