@@ -23,11 +23,12 @@
  * step of every request, LoRA or not.
  */
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { existsSync, readdirSync, statSync, writeSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import { ldmUnetKey } from "../../checkpoint/ldm-keys.ts";
 import { EaselError } from "../../core/errors.ts";
 import { readSafetensorsHeader, readTensorData, type TensorEntry } from "../../graph/safetensors.ts";
+import { writeFileThroughTemp, writeFileThroughTempAsync } from "../../graph/temp-file.ts";
 
 export type LoraComponent = "unet" | "text_encoder" | "text_encoder_2";
 
@@ -267,7 +268,6 @@ function mergedHeader(plan: LoraMergePlan, index: Map<string, TensorEntry>): Buf
   return Buffer.concat([len, json]);
 }
 
-const tmpName = (file: string) => `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
 const asBytes = (d: Float32Array) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 
 /**
@@ -276,19 +276,10 @@ const asBytes = (d: Float32Array) => new Uint8Array(d.buffer, d.byteOffset, d.by
  */
 export async function writeLoraMerge(plan: LoraMergePlan, index: Map<string, TensorEntry>, merge: MergeFn = mergeTensor): Promise<void> {
   if (existsSync(plan.file)) return;
-  mkdirSync(dirname(plan.file), { recursive: true });
-  const tmp = tmpName(plan.file);
-  const fd = openSync(tmp, "w");
-  try {
+  await writeFileThroughTempAsync(plan.file, async (fd) => {
     writeSync(fd, mergedHeader(plan, index));
     for (const [n, deltas] of plan.targets) writeSync(fd, asBytes(await merge(index.get(n)!, deltas)));
-    closeSync(fd);
-    renameSync(tmp, plan.file);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  });
 }
 
 /**
@@ -300,19 +291,10 @@ export function mergeLorasIntoComponent(opts: LoraMergeInput): MergedComponent |
   const plan = planLoraMerge(opts);
   if (!plan) return undefined;
   if (!existsSync(plan.file)) {
-    mkdirSync(dirname(plan.file), { recursive: true });
-    const tmp = tmpName(plan.file);
-    const fd = openSync(tmp, "w");
-    try {
+    writeFileThroughTemp(plan.file, (fd) => {
       writeSync(fd, mergedHeader(plan, opts.index));
       for (const [n, deltas] of plan.targets) writeSync(fd, asBytes(mergeTensor(opts.index.get(n)!, deltas)));
-      closeSync(fd);
-      renameSync(tmp, plan.file);
-    } catch (e) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw e;
-    }
+    });
   }
   return { file: plan.file, entries: new Map(readSafetensorsHeader(plan.file).entries.map((e) => [e.name, e])) };
 }

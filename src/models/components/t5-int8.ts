@@ -8,13 +8,13 @@
  * rewrites the pair and session creation held several times the int8 size, measured; hence the stored transpose.)
  * Embeddings, norms and the position bias stay as stored.
  */
-import { closeSync, mkdirSync, openSync, renameSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { writeSync } from "node:fs";
 import { EaselError } from "../../core/errors.ts";
 import type { BuiltGraph, BuiltInitializer } from "../../graph/builder.ts";
 import { quantizePerRow } from "../../graph/int8-weights.ts";
 import type { NodeSpec } from "../../graph/onnx-proto.ts";
 import { readTensorData, type TensorEntry } from "../../graph/safetensors.ts";
+import { writeFileThroughTemp } from "../../graph/temp-file.ts";
 import type { WeightRef, WeightSource } from "../../graph/weights.ts";
 
 /** The T5 linear weights that are quantised: attention q/k/v/o and the feed-forward wi/wi_0/wi_1/wo. */
@@ -34,12 +34,9 @@ export interface QuantizedTensor {
  * tensor at a time so memory stays at one fp32 tensor. Returns where each tensor's rows are.
  */
 export function writeT5Int8Weights(index: Map<string, TensorEntry>, file: string): Map<string, QuantizedTensor> {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w");
   const out = new Map<string, QuantizedTensor>();
   let offset = 0;
-  try {
+  writeFileThroughTemp(file, (fd) => {
     for (const [name, entry] of [...index].sort(([a], [b]) => (a < b ? -1 : 1))) {
       if (!T5_LINEAR_RE.test(name) || entry.shape.length !== 2) continue;
       const [rows, cols] = entry.shape;
@@ -50,10 +47,7 @@ export function writeT5Int8Weights(index: Map<string, TensorEntry>, file: string
       out.set(name, { offset, shape: [rows, cols], scales });
       offset += q.byteLength;
     }
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  });
   return out;
 }
 
