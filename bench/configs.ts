@@ -4,6 +4,7 @@
  * stabilityai/stable-diffusion-3-medium-diffusers `transformer/`; see MODELS.md §1.2, §1.4, §1.7), and what each
  * call is fed: text context length and width, pooled-embedding width.
  */
+import { clipTextConfigJson } from "../src/models/testing/tiny-checkpoint.ts";
 
 interface BenchModelBase {
   label: string;
@@ -135,28 +136,6 @@ export type BenchModelId = keyof typeof BENCH_MODELS;
 // End-to-end pipelines (bench/e2e.ts): the published component configs of stabilityai/sd-turbo,
 // stabilityai/sdxl-turbo and stabilityai/stable-diffusion-xl-base-1.0 (text encoders, UNet, VAE, scheduler).
 
-function clipTextConfig(o: { hidden: number; heads: number; layers: number; act: string; projection: number; withProjection?: boolean }): Record<string, unknown> {
-  return {
-    architectures: [o.withProjection ? "CLIPTextModelWithProjection" : "CLIPTextModel"],
-    attention_dropout: 0,
-    bos_token_id: 0,
-    eos_token_id: 2,
-    hidden_act: o.act,
-    hidden_size: o.hidden,
-    initializer_factor: 1,
-    initializer_range: 0.02,
-    intermediate_size: o.hidden * 4,
-    layer_norm_eps: 1e-5,
-    max_position_embeddings: 77,
-    model_type: "clip_text_model",
-    num_attention_heads: o.heads,
-    num_hidden_layers: o.layers,
-    pad_token_id: 1,
-    projection_dim: o.projection,
-    vocab_size: 49408,
-  };
-}
-
 function sdVaeConfig(sampleSize: number, scalingFactor: number): Record<string, unknown> {
   return {
     _class_name: "AutoencoderKL",
@@ -213,7 +192,7 @@ export const SD_TURBO: E2eBenchModel = {
   id: "sd-turbo",
   label: "SD-Turbo",
   family: "sd15",
-  textEncoders: [["text_encoder", clipTextConfig({ hidden: 1024, heads: 16, layers: 23, act: "gelu", projection: 512 })]],
+  textEncoders: [["text_encoder", clipTextConfigJson({ hidden: 1024, heads: 16, layers: 23, act: "gelu", projection: 512 })]],
   unet: {
     ...SD15_UNET.config,
     attention_head_dim: [5, 10, 20, 20],
@@ -229,8 +208,8 @@ export const SD_TURBO: E2eBenchModel = {
 };
 
 const SDXL_TEXT_ENCODERS: E2eBenchModel["textEncoders"] = [
-  ["text_encoder", clipTextConfig({ hidden: 768, heads: 12, layers: 12, act: "quick_gelu", projection: 768 })],
-  ["text_encoder_2", clipTextConfig({ hidden: 1280, heads: 20, layers: 32, act: "gelu", projection: 1280, withProjection: true })],
+  ["text_encoder", clipTextConfigJson({ hidden: 768, heads: 12, layers: 12, act: "quick_gelu", projection: 768 })],
+  ["text_encoder_2", clipTextConfigJson({ hidden: 1280, heads: 20, layers: 32, act: "gelu", projection: 1280, withProjection: true })],
 ];
 
 /** stabilityai/sdxl-turbo: SDXL's UNet and text encoders, trailing timesteps, no guidance. */

@@ -117,9 +117,14 @@ function writeTokenizer(dir: string, pad: "<|endoftext|>" | "!"): void {
 // ---------------------------------------------------------------------------------------------------------------
 // Component configs (shapes of the published configs, tiny widths)
 
-function clipConfig(o: { hidden: number; heads: number; layers: number; act: string; projection?: number; vocabSize: number }): Json {
+/**
+ * A CLIPTextModel / CLIPTextModelWithProjection `config.json` in the shape transformers publishes (SD1.5, SD2, SDXL,
+ * SD3 text encoders): the tiny checkpoints here and the benchmark's full-size ones (bench/configs.ts) both write it.
+ * `projection` defaults to the width, `vocabSize` to CLIP's 49408.
+ */
+export function clipTextConfigJson(o: { hidden: number; heads: number; layers: number; act: string; withProjection?: boolean; projection?: number; vocabSize?: number }): Json {
   return {
-    architectures: [o.projection ? "CLIPTextModelWithProjection" : "CLIPTextModel"],
+    architectures: [o.withProjection ? "CLIPTextModelWithProjection" : "CLIPTextModel"],
     attention_dropout: 0,
     bos_token_id: 0,
     // The legacy id 2 of the published SD configs: pooling takes argmax(ids), which is the end-of-text token here too.
@@ -136,8 +141,7 @@ function clipConfig(o: { hidden: number; heads: number; layers: number; act: str
     num_hidden_layers: o.layers,
     pad_token_id: 1,
     projection_dim: o.projection ?? o.hidden,
-    torch_dtype: "float32",
-    vocab_size: o.vocabSize,
+    vocab_size: o.vocabSize ?? 49408,
   };
 }
 
@@ -340,10 +344,10 @@ export function writeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions): v
   const xl = family !== "sd15";
   const encoders: [string, Json][] = xl
     ? [
-        ["text_encoder", clipConfig({ hidden: 16, heads: 2, layers: 2, act: "quick_gelu", vocabSize })],
-        ["text_encoder_2", clipConfig({ hidden: 32, heads: 4, layers: 2, act: "gelu", projection: 32, vocabSize })],
+        ["text_encoder", clipTextConfigJson({ hidden: 16, heads: 2, layers: 2, act: "quick_gelu", vocabSize })],
+        ["text_encoder_2", clipTextConfigJson({ hidden: 32, heads: 4, layers: 2, act: "gelu", withProjection: true, projection: 32, vocabSize })],
       ]
-    : [["text_encoder", clipConfig({ hidden: 32, heads: 4, layers: 2, act: "quick_gelu", vocabSize })]];
+    : [["text_encoder", clipTextConfigJson({ hidden: 32, heads: 4, layers: 2, act: "quick_gelu", vocabSize })]];
   for (const [name, cfg] of encoders) {
     writeComponent(dir, name, cfg, "model.safetensors", (src) => buildClipTextGraph(clipTextConfigFromJson(cfg), src), w);
   }
@@ -469,7 +473,7 @@ function writeTinySd3(dir: string, family: "sd3" | "sd3_5", transformer: TinyTra
 
   const clipVocab = Object.keys(tinyClipVocab().vocab).length;
   SD3_CLIP.forEach((c, i) => {
-    const cfg = clipConfig({ ...c, vocabSize: clipVocab });
+    const cfg = clipTextConfigJson({ ...c, withProjection: true, vocabSize: clipVocab });
     writeComponent(dir, i === 0 ? "text_encoder" : "text_encoder_2", cfg, "model.safetensors", (src) => buildClipTextGraph(clipTextConfigFromJson(cfg), src), w);
   });
   writeTokenizer(join(dir, "tokenizer"), "<|endoftext|>");
