@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
-import { type FakeHub, startFakeHub } from "../../test/helpers/hub-server.ts";
+import { type FakeHub, filesUnder, startFakeHub } from "../../test/helpers/hub-server.ts";
 
 const run = promisify(execFile);
 const FIXTURE = resolve("test/fixtures/models/sd15");
@@ -19,15 +19,7 @@ describe("easel pull / models list / models rm", () => {
   let hub: FakeHub;
   let tmp: string;
   before(async () => {
-    const files = new Map<string, Buffer>();
-    const walk = (d: string) => {
-      for (const n of readdirSync(d)) {
-        const p = join(d, n);
-        if (statSync(p).isDirectory()) walk(p);
-        else files.set(relative(FIXTURE, p), readFileSync(p));
-      }
-    };
-    walk(FIXTURE);
+    const files = filesUnder(FIXTURE);
     const commit = "fedcba9876543210fedcba9876543210fedcba98";
     hub = await startFakeHub({ "tiny/micro-sd15": { files, commit }, "tiny/gated": { files, commit, gatedTokens: ["hf_ok"] } });
     tmp = mkdtempSync(join(tmpdir(), "easel-cli-models-"));

@@ -7,11 +7,11 @@
  * `RevisionNotFound`. The repository served is the micro sd15 checkpoint of test/fixtures, plus files a pull must skip.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type FakeHub, hashOf, startFakeHub } from "../../test/helpers/hub-server.ts";
+import { type FakeHub, filesUnder, hashOf, startFakeHub } from "../../test/helpers/hub-server.ts";
 import { EaselError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
 import { describeSource, listInstalledModels, removeInstalledModel } from "./installed.ts";
@@ -20,19 +20,6 @@ import { type PullProgress, pullModel, SOURCE_FILE } from "./pull.ts";
 const FIXTURE = resolve("test/fixtures/models/sd15");
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 const UNET = "unet/diffusion_pytorch_model.safetensors";
-
-function filesUnder(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.set(relative(dir, p), readFileSync(p));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 /** What a real pipeline repository also holds and a pull must leave: pickles, ONNX, Flax, a root single file, an unnamed folder. */
 const EXTRA: Record<string, string> = {

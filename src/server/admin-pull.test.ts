@@ -1,11 +1,11 @@
 /** POST /admin/models/pull against the local hub-protocol server (test/helpers/hub-server.ts): progress, result, errors. */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
-import { type FakeHub, startFakeHub } from "../../test/helpers/hub-server.ts";
+import { type FakeHub, filesUnder, startFakeHub } from "../../test/helpers/hub-server.ts";
 import { loadConfig } from "../config/index.ts";
 import type { KeyAdmin } from "../jobs/api-keys.ts";
 import { adminRoutes } from "./admin-routes.ts";
@@ -18,15 +18,7 @@ let tmp: string;
 let app: FastifyInstance;
 
 before(async () => {
-  const files = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else files.set(relative(FIXTURE, p), readFileSync(p));
-    }
-  };
-  walk(FIXTURE);
+  const files = filesUnder(FIXTURE);
   hub = await startFakeHub({ "tiny/micro-sd15": { files, commit: "89abcdef0123456789abcdef0123456789abcdef" } });
   tmp = mkdtempSync(join(tmpdir(), "easel-admin-pull-"));
   const config = loadConfig({ env: {}, flags: { dataDir: tmp, server: { adminKey: ADMIN }, hub: { endpoint: hub.endpoint } } });

@@ -10,8 +10,10 @@
  * Faults for resume tests: `dropAfter` cuts the CDN connection after that many bytes (once per file).
  */
 import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join, relative } from "node:path";
 
 export interface FakeRepo {
   files: Map<string, Buffer>;
@@ -171,3 +173,17 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
 }
 
 export const hashOf = sha256;
+
+/** Every file under `dir` (recursively) keyed by its path relative to `dir`: a FakeRepo's `files`, or a pulled folder to compare. */
+export function filesUnder(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const walk = (d: string) => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.set(relative(dir, p), readFileSync(p));
+    }
+  };
+  walk(dir);
+  return out;
+}
