@@ -39,9 +39,22 @@ describe("the built-in model over HTTP (OpenAI dialect, no model named)", () => 
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  test("GET /v1/models lists it first, with its family and what it is", async () => {
-    const res = (await (await fetch(`${base}/v1/models`)).json()) as { data: { id: string }[] };
-    assert.equal(res.data[0].id, BUILTIN_MODEL.id);
+  test("GET /v1/models lists it first, with its family, what it is and its own defaults", async () => {
+    const res = (await (await fetch(`${base}/v1/models`)).json()) as {
+      data: { id: string; family: string; description?: string; defaults: Record<string, unknown> }[];
+    };
+    const m = res.data[0];
+    assert.equal(m.id, BUILTIN_MODEL.id);
+    assert.equal(m.family, "sd15");
+    assert.match(m.description ?? "", /synthetic/);
+    // Size from unet/config.json's sample_size, steps and guidance from model_index.json's _easel_defaults.
+    const index = JSON.parse(readFileSync(join(BUILTIN_MODEL.dir, "model_index.json"), "utf8"));
+    const own = index._easel_defaults as { num_inference_steps: number; guidance_scale: number };
+    assert.ok(own, "models/easel-shapes/model_index.json states its defaults");
+    assert.deepEqual(
+      { width: m.defaults.width, height: m.defaults.height, steps: m.defaults.steps, guidanceScale: m.defaults.guidanceScale },
+      { width: 128, height: 128, steps: own.num_inference_steps, guidanceScale: own.guidance_scale },
+    );
   });
 
   // The thresholds say "the picture follows the prompt" well above chance (1 in 12 colours, 1 in 4 shapes, 1 in 9

@@ -298,6 +298,11 @@ def main():
               if k not in ("export_random", "export_only", "decoder_only", "out", "runs", "threads", "default_steps", "default_guidance")}
     call_defaults = {k: v for k, v in (("num_inference_steps", args.default_steps), ("guidance_scale", args.default_guidance)) if v is not None}
     init_scaling = load_export(args.init_from, text_encoder, unet, vae) if args.init_from else None
+    continued_from = {}
+    if args.init_from:  # what this run starts from, as its manifest says (before --out may overwrite it)
+        with open(os.path.join(args.init_from, "manifest.json")) as f:
+            m = json.load(f)
+        continued_from = {"continued_from": {k: m.get(k) for k in ("exported_at", "unet_steps", "recipe", "continued_from") if m.get(k)}}
     if init_scaling is not None:
         log(f"initialised from {args.init_from} (scaling_factor {init_scaling})")
     dec_path = os.path.join(args.runs, "vae_decoder.pt")
@@ -318,6 +323,7 @@ def main():
             "retrain": "python3 tools/train-default-model/train.py --out models/easel-shapes",
             "params": {"text_encoder": nparams(te), "unet": nparams(un), "vae": nparams(va)},
             "weights_dtype": "float16",
+            **continued_from,
         }, call_defaults)
         log(f"exported {args.out} (step {step}, {phase})")
 
