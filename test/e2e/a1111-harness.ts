@@ -10,8 +10,7 @@ import { join, resolve } from "node:path";
 import sharp from "sharp";
 import { startServer } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config/index.ts";
-import { createKeyAdmin, type KeyAdmin } from "../../src/jobs/api-keys.ts";
-import { openSqliteStore } from "../../src/storage/sqlite.ts";
+import { withSqliteKeys } from "../helpers/keys.ts";
 
 const SD15_FIXTURE = resolve("test/fixtures/models/sd15");
 const SDXL_FIXTURE = resolve("test/fixtures/models/sdxl");
@@ -46,14 +45,9 @@ export async function startA1111Server(opts: {
   let key: string | undefined;
   let keyId: string | undefined;
   if (opts.withKey) {
-    const store = await openSqliteStore(dbPath);
-    try {
-      const created = await createKeyAdmin({ store }).create({ name: "a1111", credits: opts.credits ?? null });
-      key = created.key;
-      keyId = created.info.id;
-    } finally {
-      await store.close();
-    }
+    const created = await withSqliteKeys(dbPath, (keys) => keys.create({ name: "a1111", credits: opts.credits ?? null }));
+    key = created.key;
+    keyId = created.info.id;
   }
   const config = loadConfig({
     env: {},
@@ -66,20 +60,12 @@ export async function startA1111Server(opts: {
     },
   });
   const s = await startServer({ config, log: () => {} });
-  const withAdmin = async <T>(f: (admin: KeyAdmin) => Promise<T>): Promise<T> => {
-    const store = await openSqliteStore(dbPath);
-    try {
-      return await f(createKeyAdmin({ store }));
-    } finally {
-      await store.close();
-    }
-  };
   return {
     base: s.url,
     key,
     keyId,
     dataDir,
-    balance: () => withAdmin(async (admin) => (keyId ? ((await admin.list()).find((k) => k.id === keyId)?.credits ?? null) : null)),
+    balance: () => withSqliteKeys(dbPath, async (admin) => (keyId ? ((await admin.list()).find((k) => k.id === keyId)?.credits ?? null) : null)),
     async jobCount() {
       const res = await fetch(`${s.url}/v1/jobs?limit=100`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
       assert.equal(res.status, 200);

@@ -13,12 +13,11 @@ import sharp from "sharp";
 import { loadCheckpoint } from "../../src/checkpoint/checkpoint.ts";
 import { startServer } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config/index.ts";
-import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
 import { sd3TransformerConfigFromJson } from "../../src/models/sd3/config.ts";
 import { buildMmditGraph } from "../../src/models/sd3/mmdit.graph.ts";
 import { planSd3ForRuntime } from "../../src/models/sd3/pipeline.ts";
 import { type TinyTransformerBuilder, writeTinyCheckpoint } from "../../src/models/testing/tiny-checkpoint.ts";
-import { openSqliteStore } from "../../src/storage/sqlite.ts";
+import { withSqliteKeys } from "../helpers/keys.ts";
 import { MONICA_SD_EXAMPLE as PAGE_BODY } from "../http/spec-examples.ts";
 
 const SDXL_FIXTURE = resolve("test/fixtures/models/sdxl");
@@ -61,12 +60,7 @@ describe("Monica SD over the real engine (tiny sd3 / sd3_5, micro sdxl)", () => 
   const imagesDir = join(dataDir, "images");
 
   before(async () => {
-    const store = await openSqliteStore(join(dataDir, "easel.db"));
-    try {
-      apiKey = (await createKeyAdmin({ store }).create({ name: "monica-sd" })).key;
-    } finally {
-      await store.close();
-    }
+    apiKey = (await withSqliteKeys(join(dataDir, "easel.db"), (keys) => keys.create({ name: "monica-sd" }))).key;
     const config = loadConfig({ env: {}, flags: { dataDir, server: { host: "127.0.0.1", port: 0 }, engine: { intraOpThreads: 2 } } });
     const s = await startServer({ config, log: () => {} });
     base = s.url;

@@ -27,8 +27,7 @@ import OpenAI from "openai";
 import sharp from "sharp";
 import { startServer } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config/index.ts";
-import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
-import { openSqliteStore } from "../../src/storage/sqlite.ts";
+import { withSqliteKeys } from "../helpers/keys.ts";
 
 const FIXTURES = resolve("test/fixtures/models");
 
@@ -64,12 +63,7 @@ describe("OpenAI image clients replayed from their source (Open WebUI, LibreChat
     dataDir = mkdtempSync(join(tmpdir(), "easel-openai-clients-"));
     mkdirSync(join(dataDir, "models"));
     symlinkSync(join(FIXTURES, "sd15"), join(dataDir, "models", "sd15"));
-    const store = await openSqliteStore(join(dataDir, "easel.db"));
-    try {
-      apiKey = (await createKeyAdmin({ store }).create({ name: "clients" })).key;
-    } finally {
-      await store.close();
-    }
+    apiKey = (await withSqliteKeys(join(dataDir, "easel.db"), (keys) => keys.create({ name: "clients" }))).key;
     const config = loadConfig({ env: {}, flags: { dataDir, server: { host: "127.0.0.1", port: 0 }, engine: { intraOpThreads: 2 }, models: { default: "sd15" } } });
     const s = await startServer({ config, log: () => {} });
     base = s.url;

@@ -15,9 +15,8 @@ import OpenAI, { toFile } from "openai";
 import sharp from "sharp";
 import { startServer } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config/index.ts";
-import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
 import { writeTinyCheckpoint } from "../../src/models/testing/tiny-checkpoint.ts";
-import { openSqliteStore } from "../../src/storage/sqlite.ts";
+import { withSqliteKeys } from "../helpers/keys.ts";
 
 const FIXTURES = resolve("test/fixtures/models");
 /** A small upload limit, so the too-large case needs no large file. */
@@ -65,12 +64,7 @@ describe("OpenAI SDK: model names, sizes, edits, inpainting, variations (tiny ch
     mkdirSync(join(dataDir, "models"));
     symlinkSync(join(FIXTURES, "sd15"), join(dataDir, "models", "sd15"));
     writeTinyCheckpoint(join(dataDir, "models", "sd15-inpainting"), { family: "sd15", seed: 9, inpainting: true });
-    const store = await openSqliteStore(join(dataDir, "easel.db"));
-    try {
-      apiKey = (await createKeyAdmin({ store }).create({ name: "e2e", credits: 10_000 })).key;
-    } finally {
-      await store.close();
-    }
+    apiKey = (await withSqliteKeys(join(dataDir, "easel.db"), (keys) => keys.create({ name: "e2e", credits: 10_000 }))).key;
     const config = loadConfig({
       env: {},
       flags: {

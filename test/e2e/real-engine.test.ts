@@ -9,8 +9,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startServer } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config/index.ts";
-import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
-import { openSqliteStore } from "../../src/storage/sqlite.ts";
+import { withSqliteKeys } from "../helpers/keys.ts";
 import { e2eSuite } from "../http/e2e-suite.ts";
 
 const FIXTURES = resolve("test/fixtures/models");
@@ -24,12 +23,7 @@ function makeDataDir(): string {
 }
 
 async function createKey(dataDir: string, credits?: number): Promise<string> {
-  const store = await openSqliteStore(join(dataDir, "easel.db"));
-  try {
-    return (await createKeyAdmin({ store }).create({ name: "e2e", credits })).key;
-  } finally {
-    await store.close();
-  }
+  return (await withSqliteKeys(join(dataDir, "easel.db"), (keys) => keys.create({ name: "e2e", credits }))).key;
 }
 
 const dataDir = makeDataDir();

@@ -9,8 +9,7 @@ import { join, resolve } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { startServer } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config/index.ts";
-import { createKeyAdmin } from "../../src/jobs/api-keys.ts";
-import { openSqliteStore } from "../../src/storage/sqlite.ts";
+import { withSqliteKeys } from "../helpers/keys.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
 /** Why the browser tests cannot run here (undefined: they can). CI installs Chromium (.ci/run). */
@@ -40,14 +39,9 @@ export async function startWebServer(opts: { credits?: number } = {}): Promise<W
   let key: string | undefined;
   let keyId: string | undefined;
   if (opts.credits !== undefined) {
-    const store = await openSqliteStore(dbPath);
-    try {
-      const created = await createKeyAdmin({ store }).create({ name: "web", credits: opts.credits });
-      key = created.key;
-      keyId = created.info.id;
-    } finally {
-      await store.close();
-    }
+    const created = await withSqliteKeys(dbPath, (keys) => keys.create({ name: "web", credits: opts.credits }));
+    key = created.key;
+    keyId = created.info.id;
   }
   const config = loadConfig({ env: {}, flags: { dataDir, server: { host: "127.0.0.1", port: 0 }, engine: { intraOpThreads: 1 } } });
   const s = await startServer({ config, log: () => {} });
