@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { publishedSchedulerConfig } from "../../test/helpers/schedules.ts";
 import { EaselError } from "../core/errors.ts";
 import { ReplayNoise } from "../tensor/noise.ts";
 import { planSampling, runSampling } from "./index.ts";
 
 const LOOPS = join(import.meta.dirname, "../../test/fixtures/loops");
-const SCHEDULES = join(import.meta.dirname, "../../test/fixtures/schedules");
 const BASE: Record<string, string> = { vp: "sd15", edm: "playground", flow: "sd3" };
 
 function readF32(base: string): Float32Array {
@@ -20,10 +20,7 @@ function readF32(base: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-function baseConfig(config: string): Record<string, unknown> {
-  const text = readFileSync(join(SCHEDULES, `${BASE[config]}_steps10.json`), "utf8");
-  return JSON.parse(text.replace(/-Infinity/g, "null")).base_config;
-}
+const baseConfig = (config: string) => publishedSchedulerConfig(BASE[config]);
 
 function assertClose(name: string, got: Float32Array, want: Float32Array): void {
   assert.equal(got.length, want.length, `${name}: length`);

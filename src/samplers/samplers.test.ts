@@ -1,16 +1,12 @@
 /** Names, seeds, img2img and edge cases of the sampler entry points. */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
+import { publishedSchedulerConfig as base } from "../../test/helpers/schedules.ts";
 import { EaselError } from "../core/errors.ts";
 import { type Img2ImgRule, img2imgStartStep } from "../core/limits.ts";
 import { TorchGenerator } from "../tensor/rng.ts";
 import { addNoise, planSampling, runSampling, SCHEDULER_IDS } from "./index.ts";
 
-const SCHEDULES = join(import.meta.dirname, "../../test/fixtures/schedules");
-const base = (family: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(join(SCHEDULES, `${family}_steps10.json`), "utf8").replace(/-Infinity/g, "null")).base_config;
 /** The img2img start-step rule of each family's pipeline (SD3 keeps steps·strength fractional). */
 const RULE: Record<string, Img2ImgRule> = { sd15: "truncate", sdxl: "truncate", playground: "truncate", sd3: "fractional" };
 const SHAPE = [1, 4, 8, 8];

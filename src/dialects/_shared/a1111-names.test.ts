@@ -1,23 +1,17 @@
 /** A1111's sampler and schedule names, per model kind: every pair plans, substitutions say so, legacy names split. */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
+import { publishedSchedulerConfig } from "../../../test/helpers/schedules.ts";
 import { EaselError } from "../../core/errors.ts";
 import { planSampling, SCHEDULER_IDS } from "../../samplers/index.ts";
 import { A1111_SAMPLERS, A1111_SCHEDULES, a1111NamesOf, resolveA1111Sampler } from "./a1111-names.ts";
 import type { ModelKind } from "./sampler-names.ts";
 
-const SCHEDULES = join(import.meta.dirname, "../../../test/fixtures/schedules");
-const CONFIG = Object.fromEntries(
-  (
-    [
-      ["vp", "sdxl"],
-      ["edm", "playground"],
-      ["flow", "sd3"],
-    ] as const
-  ).map(([kind, family]) => [kind, JSON.parse(readFileSync(join(SCHEDULES, `${family}_steps10.json`), "utf8").replace(/-Infinity/g, "null")).base_config]),
-) as Record<ModelKind, Record<string, unknown>>;
+const CONFIG: Record<ModelKind, Record<string, unknown>> = {
+  vp: publishedSchedulerConfig("sdxl"),
+  edm: publishedSchedulerConfig("playground"),
+  flow: publishedSchedulerConfig("sd3"),
+};
 
 for (const kind of ["vp", "edm", "flow"] as ModelKind[]) {
   test(`every A1111 sampler x schedule resolves and plans on ${kind} models; substitutions carry W_SAMPLER_SUBSTITUTED`, () => {

@@ -1,23 +1,17 @@
 /** The Playground and Monica sampler vocabularies, per model kind: every name plans, substitutions say so. */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
+import { publishedSchedulerConfig } from "../../../test/helpers/schedules.ts";
 import { EaselError } from "../../core/errors.ts";
 import { planSampling, SCHEDULER_IDS } from "../../samplers/index.ts";
 import { MONICA_SAMPLERS, type ModelKind, PLAYGROUND_SAMPLERS, resolveSchedulerName, schedulerFields } from "./sampler-names.ts";
 
-const SCHEDULES = join(import.meta.dirname, "../../../test/fixtures/schedules");
 /** A published scheduler config of each kind (SDXL, Playground v2.5, SD3). */
-const CONFIG: Record<ModelKind, Record<string, unknown>> = Object.fromEntries(
-  (
-    [
-      ["vp", "sdxl"],
-      ["edm", "playground"],
-      ["flow", "sd3"],
-    ] as const
-  ).map(([kind, family]) => [kind, JSON.parse(readFileSync(join(SCHEDULES, `${family}_steps10.json`), "utf8").replace(/-Infinity/g, "null")).base_config]),
-) as Record<ModelKind, Record<string, unknown>>;
+const CONFIG: Record<ModelKind, Record<string, unknown>> = {
+  vp: publishedSchedulerConfig("sdxl"),
+  edm: publishedSchedulerConfig("playground"),
+  flow: publishedSchedulerConfig("sd3"),
+};
 
 for (const [vocab, table] of Object.entries({ playground: PLAYGROUND_SAMPLERS, monica: MONICA_SAMPLERS })) {
   for (const kind of ["vp", "edm", "flow"] as ModelKind[]) {
