@@ -1,5 +1,6 @@
 /** The page's client for this server: models, the job API, and OpenAI's streaming generation. */
 import { createParser } from "eventsource-parser";
+import type { JobObject } from "../../src/dialects/easel/schema.ts";
 
 export interface ModelLimits {
   sizeMultiple: number;
@@ -24,27 +25,9 @@ export interface Model {
   description?: string;
 }
 
-export interface JobImage {
-  url: string | null;
-  seed: number;
-  width: number;
-  height: number;
-  format: string;
-}
-
-export interface Job {
-  id: string;
-  status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-  dialect: string;
-  model: string;
-  params: Record<string, unknown>;
-  seed: number | null;
-  error: { code: string; message: string } | null;
-  images: JobImage[];
-  timings: { queuedMs: number | null; runMs: number | null };
-  createdAt: string;
-  finishedAt: string | null;
-}
+/** A job as GET /v1/jobs answers it: the server's own schema (type only; nothing of the server is bundled). */
+export type Job = JobObject;
+export type JobImage = JobObject["images"][number];
 
 /** An error as the server worded it (any dialect's shape), with its HTTP status and code. */
 export class ApiError extends Error {
