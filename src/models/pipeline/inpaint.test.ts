@@ -153,6 +153,43 @@ async function diffusersInpaint(
   return x;
 }
 
+const image = testImage();
+const mask = testMask();
+
+/** A request to inpaint the test image under `o.mask` (the test mask unless given), W x H. */
+function inpaintRequest(o: { n?: number; steps: number; guidanceScale: number; scheduler: string; seed: number; strength?: number; mask?: Float32Array }) {
+  return {
+    prompt: PROMPT,
+    n: o.n ?? 1,
+    width: W,
+    height: H,
+    steps: o.steps,
+    guidanceScale: o.guidanceScale,
+    scheduler: o.scheduler,
+    seed: o.seed,
+    ...(o.strength === undefined ? {} : { strength: o.strength }),
+    initImage: { data: image, width: W, height: H },
+    mask: { data: o.mask ?? mask, width: W, height: H },
+  };
+}
+
+/**
+ * Asserts that in each of the `n` images of `latents` every latent outside the test mask is exactly the init image's,
+ * and returns the largest change inside it.
+ */
+function assertKeptExactly(latents: Float32Array, imageLatents: Float32Array, n: number): number {
+  const m = latentMask(mask);
+  let repainted = 0;
+  for (let b = 0; b < n; b++) {
+    for (let j = 0; j < C * PLANE; j++) {
+      const v = latents[b * C * PLANE + j];
+      if (m[j % PLANE] === 0) assert.equal(v, imageLatents[j], `kept latent ${b}/${j}`);
+      else repainted = Math.max(repainted, Math.abs(v - imageLatents[j]));
+    }
+  }
+  return repainted;
+}
+
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
@@ -175,26 +212,9 @@ describe("inpainting, 4-channel UNet (micro sd15): diffusers' blend after every 
     rmSync(cacheDir, { recursive: true, force: true });
   });
 
-  const image = testImage();
-  const mask = testMask();
-  const run = (strength: number, m = mask) =>
-    pipe.run({
-      prompt: PROMPT,
-      n: 1,
-      width: W,
-      height: H,
-      steps: 4,
-      guidanceScale: 1,
-      scheduler: "euler",
-      seed: 11,
-      strength,
-      initImage: { data: image, width: W, height: H },
-      mask: { data: m, width: W, height: H },
-    });
-
   for (const strength of [1, 0.5]) {
     test(`strength ${strength}: the run loop matches the step-by-step formula; the blend on the other side of the mask does not`, async () => {
-      const out = await run(strength);
+      const out = await pipe.run(inpaintRequest({ steps: 4, guidanceScale: 1, scheduler: "euler", seed: 11, strength }));
       const ref = await diffusersInpaint(nets, { seed: 11, steps: 4, strength, image, mask, nineChannel: false });
       expectClose(out.latents, ref, { atol: 1e-4, rtol: 0, what: `inpaint latents, strength ${strength}` });
       const inverted = mask.map((v) => 1 - v);
@@ -204,28 +224,9 @@ describe("inpainting, 4-channel UNet (micro sd15): diffusers' blend after every 
   }
 
   test("the kept region ends exactly at the init image's latents, the repainted one does not; with CFG and two images", async () => {
-    const out = await pipe.run({
-      prompt: PROMPT,
-      n: 2,
-      width: W,
-      height: H,
-      steps: 3,
-      guidanceScale: 7.5,
-      scheduler: "euler_a",
-      seed: 5,
-      initImage: { data: image, width: W, height: H },
-      mask: { data: mask, width: W, height: H },
-    });
+    const out = await pipe.run(inpaintRequest({ n: 2, steps: 3, guidanceScale: 7.5, scheduler: "euler_a", seed: 5 }));
     const imageLatents = await encodeSample(nets, image, new TorchGenerator(5));
-    const m = latentMask(mask);
-    let repaintedDiff = 0;
-    for (let b = 0; b < 2; b++) {
-      for (let j = 0; j < C * PLANE; j++) {
-        const v = out.latents[b * C * PLANE + j];
-        if (m[j % PLANE] === 0) assert.equal(v, imageLatents[j], `kept latent ${b}/${j}`);
-        else repaintedDiff = Math.max(repaintedDiff, Math.abs(v - imageLatents[j]));
-      }
-    }
+    const repaintedDiff = assertKeptExactly(out.latents, imageLatents, 2);
     assert.ok(repaintedDiff > 0.05, `the masked region is repainted (max change ${repaintedDiff})`);
     assert.notDeepEqual(out.latents.subarray(0, C * PLANE), out.latents.subarray(C * PLANE), "two images, two noises");
   });
@@ -258,23 +259,9 @@ describe("inpainting UNet (in_channels 9, tiny sd15 inpainting checkpoint)", () 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const image = testImage();
-  const mask = testMask();
   for (const strength of [1, 0.75]) {
     test(`strength ${strength}: the UNet reads cat(latents, mask, masked-image latents); matches the formula`, async () => {
-      const out = await pipe.run({
-        prompt: PROMPT,
-        n: 1,
-        width: W,
-        height: H,
-        steps: 4,
-        guidanceScale: 1,
-        scheduler: "euler",
-        seed: 3,
-        strength,
-        initImage: { data: image, width: W, height: H },
-        mask: { data: mask, width: W, height: H },
-      });
+      const out = await pipe.run(inpaintRequest({ steps: 4, guidanceScale: 1, scheduler: "euler", seed: 3, strength }));
       const ref = await diffusersInpaint(nets, { seed: 3, steps: 4, strength, image, mask, nineChannel: true });
       expectClose(out.latents, ref, { atol: 1e-4, rtol: 0, what: `9-channel inpaint latents, strength ${strength}` });
       const inverted = await diffusersInpaint(nets, { seed: 3, steps: 4, strength, image, mask: mask.map((v) => 1 - v), nineChannel: true });
@@ -313,31 +300,13 @@ describe("inpainting on the SDXL pipeline (tiny SDXL checkpoints, 4- and 9-chann
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const image = testImage();
-  const mask = testMask();
-  const params = (m: Float32Array) => ({
-    prompt: PROMPT,
-    n: 1,
-    width: W,
-    height: H,
-    steps: 3,
-    guidanceScale: 5,
-    scheduler: "euler",
-    seed: 8,
-    initImage: { data: image, width: W, height: H },
-    mask: { data: m, width: W, height: H },
-  });
+  const params = (m: Float32Array) => inpaintRequest({ steps: 3, guidanceScale: 5, scheduler: "euler", seed: 8, mask: m });
 
   test("4 channels: the kept region ends exactly at the init image's latents (the blend after the last step)", async () => {
     const out = await pipes.four.run(params(mask));
     const nets = { vaeEncoder, scalingFactor } as Nets;
     const imageLatents = await encodeSample(nets, image, new TorchGenerator(8));
-    const m = latentMask(mask);
-    let repainted = 0;
-    for (let j = 0; j < C * PLANE; j++) {
-      if (m[j % PLANE] === 0) assert.equal(out.latents[j], imageLatents[j], `kept latent ${j}`);
-      else repainted = Math.max(repainted, Math.abs(out.latents[j] - imageLatents[j]));
-    }
+    const repainted = assertKeptExactly(out.latents, imageLatents, 1);
     assert.ok(repainted > 0.05, `the masked region is repainted (max change ${repainted})`);
   });
 
