@@ -43,8 +43,8 @@ function nameIn(m: Model, names: Record<string, string>): string | undefined {
 }
 
 // Exact name -> canonical scheduler id pairs, per model kind.
-// Copied from src/dialects/_shared/sampler-names.ts#PLAYGROUND_SAMPLERS (entries marked exact).
-const PLAYGROUND_SCHEDULERS: Record<string, Record<string, string>> = {
+// Copied from src/dialects/_shared/sampler-names.ts#PLAYGROUND_SAMPLERS (entries marked exact; sampler-name-copies.test.ts there checks it).
+export const PLAYGROUND_SCHEDULERS: Record<string, Record<string, string>> = {
   vp: {
     dpmpp_2m_karras: "DPMPP_2M_K",
     euler_a: "EULER_A",
@@ -67,8 +67,8 @@ const PLAYGROUND_SCHEDULERS: Record<string, Record<string, string>> = {
   edm: { edm_dpmpp_2m: "DPMPP_2M_K", edm_euler: "EULER", edm_dpmpp_2m_exp: "DPMPP_2M_LU", edm_dpmpp_2m_sde: "DPMPP_2M_SDE", edm_dpmpp_2m_sde_exp: "DPMPP_2M_SDE_LU" },
   flow: { flow_euler: "EULER", flow_heun: "HEUN" },
 };
-// Copied from src/dialects/_shared/sampler-names.ts#MONICA_SAMPLERS (entries marked exact).
-const MONICA_SCHEDULERS: Record<string, Record<string, string>> = {
+// Copied from src/dialects/_shared/sampler-names.ts#MONICA_SAMPLERS (entries marked exact; sampler-name-copies.test.ts there checks it).
+export const MONICA_SCHEDULERS: Record<string, Record<string, string>> = {
   vp: { euler: "K_EULER", ddim: "DDIM", ddpm: "DDPM", dpmpp_2m: "K_DPMPP_2M", dpmpp_2s_a: "K_DPMPP_2S_ANCESTRAL", dpm2: "K_DPM_2", dpm2_a: "K_DPM_2_ANCESTRAL", euler_a: "K_EULER_ANCESTRAL", heun: "K_HEUN", lms: "K_LMS" },
   edm: { edm_euler: "K_EULER", edm_dpmpp_2m: "K_DPMPP_2M" },
   flow: { flow_euler: "K_EULER", flow_dpmpp_2m: "K_DPMPP_2M", flow_heun: "K_HEUN" },

@@ -8,7 +8,8 @@ import type { Capabilities, UpstreamModelSpec, UpstreamSettings } from "../_shar
 
 export type MonicaEndpoint = "playground" | "sd";
 
-// Copied from src/dialects/_shared/sampler-names.ts#MONICA_SAMPLERS: the exact entries, reversed (canonical id -> name).
+// Copied from src/dialects/_shared/sampler-names.ts#MONICA_SAMPLERS: the exact entries, reversed (canonical id -> name);
+// sampler-name-copies.test.ts there checks it.
 const MONICA_SCHEDULERS: Record<string, string> = {
   euler: "K_EULER",
   ddim: "DDIM",

@@ -4,7 +4,7 @@ import { upstreamLimits } from "../_shared/capabilities.ts";
 import type { Capabilities, UpstreamModelSpec, UpstreamSettings } from "../_shared/upstream.ts";
 
 // Copied from src/dialects/_shared/sampler-names.ts#PLAYGROUND_SAMPLERS: the exact entries, reversed (canonical id ->
-// name), the page's default first where two names run the same sampler.
+// name), the page's default first where two names run the same sampler; sampler-name-copies.test.ts there checks it.
 const PLAYGROUND_SCHEDULERS: Record<string, string> = {
   dpmpp_2m_karras: "DPMPP_2M_K",
   euler_a: "EULER_A",
