@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { EaselError } from "../core/errors.ts";
-import { readSafetensorsHeader, type TensorEntry } from "../graph/safetensors.ts";
+import { readSafetensorsHeader, safetensorsPrefix, type TensorEntry } from "../graph/safetensors.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import {
   type ConvertedTensor,
@@ -105,22 +105,17 @@ const PIPELINE: Record<SingleFileFamily, RegExp> = {
 
 /** Writes tensors to a safetensors file one by one (a UNet does not fit one Buffer), 8-byte aligned like the reference writer. */
 function writeConverted(out: string, tensors: ConvertedTensor[], read: (e: TensorEntry, offset: number, length: number) => Uint8Array): void {
-  const header: Record<string, unknown> = {};
-  let pos = 0;
-  const sizes = tensors.map((t) => t.shape.reduce((a, b) => a * b, 1) * (t.source.byteLength / Math.max(1, t.source.shape.reduce((a, b) => a * b, 1))));
-  tensors.forEach((t, i) => {
-    header[t.name] = { dtype: t.source.dtype, shape: t.shape, data_offsets: [pos, pos + sizes[i]] };
-    pos += sizes[i];
-  });
-  let json = Buffer.from(JSON.stringify(header), "utf8");
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const prefix = safetensorsPrefix(
+    tensors.map((t) => ({
+      name: t.name,
+      dtype: t.source.dtype,
+      shape: t.shape,
+      byteLength: t.shape.reduce((a, b) => a * b, 1) * (t.source.byteLength / Math.max(1, t.source.shape.reduce((a, b) => a * b, 1))),
+    })),
+  );
   const fd = openSync(out, "w");
   try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(json.length));
-    writeSync(fd, len);
-    writeSync(fd, json);
+    writeSync(fd, prefix);
     for (const t of tensors) {
       const bytes = convertedBytes(t, read);
       writeSync(fd, bytes);

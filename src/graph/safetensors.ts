@@ -319,6 +319,31 @@ export function readTensorData(entry: TensorEntry): Float32Array {
 }
 
 /**
+ * The bytes a safetensors file starts with, for tensors stored in the given order, each right after the previous
+ * one: the header's length (8 bytes, little-endian) and the JSON header, padded with spaces to a multiple of 8 bytes
+ * so every tensor starts 8-byte aligned, as the reference writer does. Names are not checked here: the callers know
+ * whether theirs can repeat.
+ */
+export function safetensorsPrefix(
+  tensors: Iterable<{ name: string; dtype: string; shape: readonly number[]; byteLength: number }>,
+  metadata?: Record<string, string>,
+): Buffer {
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let pos = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [pos, pos + t.byteLength] };
+    pos += t.byteLength;
+  }
+  let json = Buffer.from(JSON.stringify(header), "utf8");
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json]);
+}
+
+/**
  * Writes a safetensors file. Tensors are stored in the given order, each right after the previous one; the header
  * is padded with spaces to a multiple of 8 bytes so every tensor starts 8-byte aligned, as the reference writer does.
  */
@@ -327,11 +352,9 @@ export function writeSafetensors(
   tensors: { name: string; dtype: SafetensorsDtype; shape: number[]; data: Uint8Array }[],
   metadata?: Record<string, string>,
 ): void {
-  const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  let pos = 0;
+  const seen = new Set<string>();
   for (const t of tensors) {
-    if (t.name === "__metadata__" || Object.hasOwn(header, t.name)) {
+    if (t.name === "__metadata__" || seen.has(t.name)) {
       throw new EaselError("E_INPUT_INVALID", `writeSafetensors(${basename(file)}): duplicate or reserved tensor name "${t.name}"`);
     }
     if (!isDtype(t.dtype)) throw new EaselError("E_INPUT_INVALID", `writeSafetensors: tensor "${t.name}" has unknown dtype ${t.dtype}`);
@@ -342,16 +365,15 @@ export function writeSafetensors(
         `writeSafetensors: tensor "${t.name}" has ${t.data.byteLength} bytes, shape [${t.shape.join(", ")}] of ${t.dtype} needs ${expected}`,
       );
     }
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [pos, pos + expected] };
-    pos += expected;
+    seen.add(t.name);
   }
-  let json = Buffer.from(JSON.stringify(header), "utf8");
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const out = Buffer.alloc(8 + json.length + pos);
-  out.writeBigUInt64LE(BigInt(json.length), 0);
-  json.copy(out, 8);
-  let at = 8 + json.length;
+  const prefix = safetensorsPrefix(
+    tensors.map((t) => ({ ...t, byteLength: t.data.byteLength })),
+    metadata,
+  );
+  const out = Buffer.alloc(prefix.length + tensors.reduce((n, t) => n + t.data.byteLength, 0));
+  prefix.copy(out, 0);
+  let at = prefix.length;
   for (const t of tensors) {
     out.set(t.data, at);
     at += t.data.byteLength;

@@ -27,7 +27,7 @@ import { existsSync, readdirSync, statSync, writeSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { ldmUnetKey } from "../../checkpoint/ldm-keys.ts";
 import { EaselError } from "../../core/errors.ts";
-import { readSafetensorsHeader, readTensorData, type TensorEntry } from "../../graph/safetensors.ts";
+import { readSafetensorsHeader, readTensorData, safetensorsPrefix, type TensorEntry } from "../../graph/safetensors.ts";
 import { writeFileThroughTemp, writeFileThroughTempAsync } from "../../graph/temp-file.ts";
 
 export type LoraComponent = "unet" | "text_encoder" | "text_encoder_2";
@@ -252,20 +252,12 @@ export type MergeFn = (base: TensorEntry, deltas: LoraDelta[]) => Float32Array |
 
 /** The merged file's 8-byte length and header (float32 tensors in plan order, 8-byte aligned like the reference writer). */
 function mergedHeader(plan: LoraMergePlan, index: Map<string, TensorEntry>): Buffer {
-  const header: Record<string, unknown> = {};
-  let pos = 0;
-  for (const n of plan.targets.keys()) {
-    const e = index.get(n)!;
-    const bytes = e.shape.reduce((a, b) => a * b, 1) * 4;
-    header[n] = { dtype: "F32", shape: e.shape, data_offsets: [pos, pos + bytes] };
-    pos += bytes;
-  }
-  let json = Buffer.from(JSON.stringify(header), "utf8");
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([len, json]);
+  return safetensorsPrefix(
+    [...plan.targets.keys()].map((name) => {
+      const { shape } = index.get(name)!;
+      return { name, dtype: "F32", shape, byteLength: shape.reduce((a, b) => a * b, 1) * 4 };
+    }),
+  );
 }
 
 const asBytes = (d: Float32Array) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);

@@ -4,7 +4,7 @@
  */
 import { closeSync, openSync, writeSync } from "node:fs";
 import { EaselError } from "../../core/errors.ts";
-import { DTYPE_SIZE } from "../../graph/safetensors.ts";
+import { DTYPE_SIZE, safetensorsPrefix } from "../../graph/safetensors.ts";
 import type { RecordedWeight } from "../../graph/weights.ts";
 
 export type RandomWeightDtype = "F32" | "F16";
@@ -89,24 +89,20 @@ export function writeRandomSafetensors(
   weights: readonly RecordedWeight[],
   opts: { seed: number; dtype: RandomWeightDtype; namespace?: string },
 ): number {
-  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
+  const seen = new Set<string>();
   let pos = 0;
-  for (const w of weights) {
-    if (Object.hasOwn(header, w.name)) throw new EaselError("E_INTERNAL", `writeRandomSafetensors: duplicate tensor "${w.name}"`);
-    const bytes = w.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[opts.dtype];
-    header[w.name] = { dtype: opts.dtype, shape: w.shape, data_offsets: [pos, pos + bytes] };
-    pos += bytes;
-  }
-  let json = Buffer.from(JSON.stringify(header), "utf8");
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
+  const entries = weights.map((w) => {
+    if (seen.has(w.name)) throw new EaselError("E_INTERNAL", `writeRandomSafetensors: duplicate tensor "${w.name}"`);
+    seen.add(w.name);
+    const byteLength = w.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[opts.dtype];
+    pos += byteLength;
+    return { name: w.name, dtype: opts.dtype, shape: w.shape, byteLength };
+  });
+  const prefix = safetensorsPrefix(entries, { format: "pt" });
 
   const fd = openSync(file, "w");
   try {
-    writeSync(fd, prefix);
-    writeSync(fd, json);
+    writeAll(fd, prefix);
     const asF32 = new Float32Array(CHUNK);
     const asF16 = new Uint16Array(CHUNK);
     for (const w of weights) {
