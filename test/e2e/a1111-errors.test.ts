@@ -119,7 +119,7 @@ describe("A1111 dialect: errors in A1111's shapes, nothing charged; img2img and 
     assert.equal(info.sampler_name, "DPM++ 2M");
     assert.equal((info.extra_generation_params as Record<string, string>)["Schedule type"], "Karras");
     assert.equal(legacy.headers.get("x-easel-warnings"), null);
-    assert.match((await readPng(a.images[0])).parameters ?? "", /Sampler: dpmpp_2m_karras/);
+    assert.match((await readPng(a.images[0])).parameters ?? "", /Sampler: DPM\+\+ 2M, Schedule type: Karras,/);
 
     const near = await post("/sdapi/v1/txt2img", { ...small, sampler_name: "Euler a", scheduler: "Karras", seed: 5 });
     const b = (await near.json()) as { info: string };

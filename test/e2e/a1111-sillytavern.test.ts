@@ -105,7 +105,7 @@ describe("SillyTavern (auto source) against Easel", () => {
     const png = await readPng(data.images[0]);
     assert.deepEqual([png.width, png.height], [128, 128]);
     assert.equal(png.flat, false);
-    assert.match(png.parameters ?? "", /^a green triangle, white background\nNegative prompt: lowres, .*\nSteps: 6, Sampler: ddim, CFG scale: 7, Seed: \d+, Size: 128x128, Model: sd15-b$/);
+    assert.match(png.parameters ?? "", /^a green triangle, white background\nNegative prompt: lowres, .*\nSteps: 6, Sampler: DDIM, Schedule type: Uniform, CFG scale: 7, Seed: \d+, Size: 128x128, Model: sd15-b$/);
     const info = JSON.parse(data.info) as Record<string, unknown>;
     assert.equal(info.sampler_name, "DDIM");
     assert.equal((info.extra_generation_params as Record<string, string>)["Schedule type"], "Normal");
