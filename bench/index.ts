@@ -18,6 +18,8 @@
  *   fp32 (pixel difference over 100 evaluation prompts).
  * - scale-out: bench/scale-out.ts, 200 small jobs through 2 API nodes and 2 workers over PostgreSQL and Redis: jobs/s
  *   and the queue's overhead per job (end-to-end minus the worker's run time); skipped without PostgreSQL or Redis.
+ * - lora: bench/lora.ts, what applying a LoRA set costs (rank 32 over every attention and feed-forward projection of
+ *   the SD1.5 UNet; `--quick`: rank 8): merge seconds once per set, the merged file's size, peak RSS.
  * - prompts: bench/prompts.ts, the latency verify_prompt_safety and rejection topics add per request (words and phrases;
  *   with the CLIP similarity through the engine's worker on easel-shapes).
  * Prints a table, then one JSON line starting with `BENCH_JSON `. Random weights go to a temporary directory
@@ -45,13 +47,14 @@ import { benchE2e, type E2eModelId, type E2eRow, printE2eBench } from "./e2e.ts"
 import { benchGateway, type GatewayBenchResult, printGatewayBench } from "./gateway.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
 import { benchPrecision, benchShapesPrecision, type PrecisionBenchResult, printPrecisionBench, printShapesPrecision, type ShapesPrecisionResult } from "./precision.ts";
+import { benchLora, type LoraBenchResult, printLoraBench } from "./lora.ts";
 import { benchPrompts, printPromptBench, type PromptBenchResult } from "./prompts.ts";
 import { benchScaleOut, printScaleOut, type ScaleOutResult } from "./scale-out.ts";
 import { benchServeMemory, printServeMemory, type ServeMemoryResult } from "./serve-memory.ts";
 import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
 
 const GiB = 1024 ** 3;
-const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway", "precision", "e2e", "scale-out", "prompts"] as const;
+const PARTS = ["gemm", "sd15", "sdxl", "sd3", "samplers", "t5", "serve-memory", "gateway", "precision", "e2e", "scale-out", "prompts", "lora"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -112,7 +115,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out,prompts] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out,prompts,lora] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13]");
   process.exit(error ? 2 : 0);
 }
 
@@ -166,6 +169,7 @@ async function main(): Promise<void> {
   let precision: PrecisionBenchResult | undefined;
   let scaleOut: ScaleOutResult | undefined;
   let prompts: PromptBenchResult | undefined;
+  let lora: LoraBenchResult | undefined;
   let e2e: E2eRow[] | undefined;
   let shapes: ShapesPrecisionResult | undefined;
   try {
@@ -257,6 +261,10 @@ async function main(): Promise<void> {
       console.error("  prompt checks ...");
       prompts = await benchPrompts({ quick: args.quick });
     }
+    if (args.only.has("lora")) {
+      console.error("  LoRA merge ...");
+      lora = await benchLora("sd15", args.quick ? 8 : 32);
+    }
   } finally {
     cleanup();
   }
@@ -336,8 +344,14 @@ async function main(): Promise<void> {
     printPromptBench(prompts);
   }
 
+  if (lora) {
+    console.log("");
+    printLoraBench(lora);
+  }
+
   const json = {
     prompts,
+    lora,
     scaleOut,
     e2e,
     precision,

@@ -39,6 +39,8 @@ describe("web page (open mode)", { skip: skipReason, concurrency: false }, () =>
   let browser: Browser;
   let page: Page;
   let problems: string[] = [];
+  /** The built-in model's defaults as the server states them (its model_index.json sets steps and guidance). */
+  let shapes: { steps: number; guidanceScale: number };
 
   const jobs = async (): Promise<JobJson[]> => ((await (await fetch(`${server.base}/v1/jobs?limit=20`)).json()) as { data: JobJson[] }).data;
   const resultBytes = async (): Promise<Buffer> => {
@@ -48,6 +50,8 @@ describe("web page (open mode)", { skip: skipReason, concurrency: false }, () =>
 
   before(async () => {
     server = await startWebServer();
+    const models = (await (await fetch(`${server.base}/v1/models`)).json()) as { data: { id: string; defaults: { steps: number; guidanceScale: number } }[] };
+    shapes = models.data.find((m) => m.id === "easel-shapes")!.defaults;
     browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     // 400: the invalid size asked for on purpose.
@@ -64,7 +68,7 @@ describe("web page (open mode)", { skip: skipReason, concurrency: false }, () =>
   test("generate: progress per step and preview frames, then the result with its seed, as the server stored it", async () => {
     assert.equal(await page.getByTestId("model").inputValue(), "easel-shapes", "the first model, selected");
     assert.equal(await page.getByTestId("width").inputValue(), "128", "the model's default size");
-    assert.equal(await page.getByTestId("steps").inputValue(), "50", "the model's default steps");
+    assert.equal(await page.getByTestId("steps").inputValue(), String(shapes.steps), "the model's default steps");
     await page.getByTestId("prompt").fill("a small red circle at the top left on a blue background");
     await page.getByTestId("steps").fill("12");
     await page.getByTestId("seed-random").uncheck();
@@ -143,7 +147,10 @@ describe("web page (open mode)", { skip: skipReason, concurrency: false }, () =>
     assert.equal(await items.count(), 2);
     const first = (await jobs())[1];
     const item = page.locator(`[data-testid=history-item][data-job-id="${first.id}"]`);
-    assert.match(String(await item.getByTestId("history-params").textContent()), /easel-shapes · 128×128 · 12 steps · guidance 7\.5 · seed 1234/);
+    assert.equal(
+      /easel-shapes · 128×128 · 12 steps · guidance (\S+) · seed 1234/.exec(String(await item.getByTestId("history-params").textContent()))?.[1],
+      String(shapes.guidanceScale),
+    );
     assert.equal(await item.locator("img").count(), 1, "a thumbnail");
     await screenshot(page, "4-history");
 
@@ -207,7 +214,7 @@ describe("web page (open mode)", { skip: skipReason, concurrency: false }, () =>
       n: 1,
       size: "128x128",
       steps: 6,
-      guidance_scale: 7.5,
+      guidance_scale: shapes.guidanceScale,
       seed: 77,
       response_format: "url",
     });
