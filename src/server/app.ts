@@ -7,7 +7,7 @@ import type { ServerResponse } from "node:http";
 import { maxHeaderSize } from "node:http";
 import type { Socket } from "node:net";
 import cors from "@fastify/cors";
-import swagger from "@fastify/swagger";
+import swagger, { type SwaggerTransformObject } from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
@@ -250,12 +250,18 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
       },
     },
     transform: jsonSchemaTransform,
+    // The reference page is registered by @fastify/swagger-ui, whose routes the document leaves out: listed here.
+    transformObject: (doc) => {
+      const openapi = (doc as { openapiObject: { paths?: Record<string, unknown> } }).openapiObject;
+      const docsPage = { tags: ["Server"], summary: "API reference (Swagger UI, works offline)", responses: { 200: { description: "An HTML page." } } };
+      return { ...openapi, paths: { ...openapi.paths, "/docs": { get: docsPage } } } as ReturnType<SwaggerTransformObject>;
+    },
   });
   // The UI's assets ship inside @fastify/swagger-ui, so the reference works without network access.
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
   app.get("/healthz", { schema: { tags: ["Server"], summary: "Liveness" } }, async () => ({ status: "ok" }));
-  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  app.get("/openapi.json", { schema: { tags: ["Server"], summary: "This OpenAPI document" } }, async () => app.swagger());
   app.get(
     "/v1/files/:token",
     { schema: { tags: ["Server"], summary: "A generated image behind a signed, expiring URL" } },

@@ -29,6 +29,8 @@ describe("server", async () => {
       "/api/models/external/v1",
       "/v1/playground-v2.5",
       "/healthz",
+      "/openapi.json",
+      "/docs",
     ]) {
       assert.ok(doc.paths[p], `${p} documented`);
     }
