@@ -7,9 +7,9 @@
  */
 import type { Config } from "../config/index.ts";
 import { configPaths } from "../config/index.ts";
-import { EaselError, invalidInput, toEaselError } from "../core/errors.ts";
+import { EaselError, toEaselError } from "../core/errors.ts";
 import { requestInfotext, type SamplerNames } from "../core/image-format.ts";
-import { type ImageService, JOB_PAGE_MAX, JobAccepted, type JobRecord, type RequestContext } from "../core/image-service.ts";
+import { type ImageService, JobAccepted, type RequestContext } from "../core/image-service.ts";
 import type { GeneratedImage, GenerationEvent, GenerationRequest, ModelInfo, Warning } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { createMemoryQueue } from "../queue/memory.ts";
@@ -126,7 +126,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
     createMemoryQueue<{ jobId: string }>({ concurrency: deps.concurrency ?? config.queue.concurrency, maxWaiting: config.queue.maxQueued });
   const pending = new Map<string, Pending>();
   let closing: Promise<void> | undefined;
-  const { resultOf, jobRecord } = createJobViews({ store, blobs, signer, ttlSeconds: config.images.urlTtlSeconds });
+  const views = createJobViews({ store, blobs, signer, ttlSeconds: config.images.urlTtlSeconds });
+  const { resultOf, jobRecord } = views;
   const webhooks = createWebhookSender({
     store,
     config,
@@ -448,40 +449,9 @@ export function createJobService(deps: JobServiceDeps): JobService {
       return b === null ? null : toCredits(b);
     },
 
-    async getJob(id, principal): Promise<JobRecord> {
-      const j = typeof id === "string" ? await store.getJob(id) : undefined;
-      if (!j || j.keyId !== principal.keyId) throw new EaselError("E_NOT_FOUND", `no job ${JSON.stringify(id)}`, { param: "id" });
-      return jobRecord(j);
-    },
-
-    async listJobs(principal, page) {
-      const { limit, after } = page;
-      if (!(Number.isInteger(limit) && limit >= 1 && limit <= JOB_PAGE_MAX)) {
-        throw invalidInput("limit", `limit must be an integer from 1 to ${JOB_PAGE_MAX}, got ${limit}`, { min: 1, max: JOB_PAGE_MAX });
-      }
-      let before: { createdAt: number; id: string } | undefined;
-      if (after !== undefined) {
-        // Another key's job id is answered like an unknown one: ids say nothing about other keys.
-        const a = typeof after === "string" ? await store.getJob(after) : undefined;
-        if (!a || a.keyId !== principal.keyId) throw invalidInput("after", `after must be the id of one of your jobs, got ${JSON.stringify(after)}`);
-        before = { createdAt: a.createdAt, id: a.id };
-      }
-      const rows = await store.listJobs({ keyId: principal.keyId, limit: limit + 1, ...(before ? { before } : {}) });
-      const jobs: JobRecord[] = [];
-      for (const r of rows.slice(0, limit)) jobs.push(await jobRecord(r));
-      return { jobs, hasMore: rows.length > limit };
-    },
-
-    async openImage(token) {
-      const signed = signer.verify(token);
-      if (!signed) return undefined;
-      const row = await store.getImage(signed.id);
-      if (!row) return undefined;
-      // A URL's extension names the image's format; another extension on a valid token opens nothing.
-      if (signed.format !== undefined && row.mime !== `image/${signed.format}`) return undefined;
-      const bytes = await blobs.get(signed.id);
-      return bytes ? { bytes, mime: row.mime, expiresAt: signed.expiresAt } : undefined;
-    },
+    getJob: views.getJob,
+    listJobs: views.listJobs,
+    openImage: views.openImage,
 
     listModels: () => models.list(),
     findModel: (name) => models.find(name),

@@ -1,9 +1,9 @@
 /**
  * The read side of the job service: a settled job as the answer to its request (first run and replays alike) and
- * a job as its owner sees it through the job API. Image URLs are signed here.
+ * a job as its owner sees it through the job API (one job, a page of them); signed image URLs made and opened.
  */
-import { EaselError, ERROR_CATALOG, type ErrorCode } from "../core/errors.ts";
-import type { JobImage, JobRecord } from "../core/image-service.ts";
+import { EaselError, ERROR_CATALOG, type ErrorCode, invalidInput } from "../core/errors.ts";
+import { JOB_PAGE_MAX, type JobImage, type JobPage, type JobRecord, type Principal } from "../core/image-service.ts";
 import type { GeneratedImage, GenerationResult } from "../core/types.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { JobRow, MetadataStore } from "../storage/metadata-store.ts";
@@ -14,6 +14,12 @@ import { toCredits } from "./pricing.ts";
 export interface JobViews {
   resultOf(jobId: string, bytes?: Map<string, GeneratedImage>): Promise<GenerationResult>;
   jobRecord(j: JobRow): Promise<JobRecord>;
+  /** The job if it belongs to the principal; E_NOT_FOUND otherwise (another key's id reads like an unknown one). */
+  getJob(id: string, principal: Principal): Promise<JobRecord>;
+  /** The principal's own jobs, newest first, after the job `after` (which must be one of them). */
+  listJobs(principal: Principal, page: JobPage): Promise<{ jobs: JobRecord[]; hasMore: boolean }>;
+  /** A signed image URL's bytes; undefined when forged, expired, deleted or asked with another format's extension. */
+  openImage(token: string): Promise<{ bytes: Uint8Array; mime: string; expiresAt: number } | undefined>;
 }
 
 export function createJobViews(deps: { store: MetadataStore; blobs: BlobStore; signer: UrlSigner; ttlSeconds: number }): JobViews {
@@ -81,6 +87,40 @@ export function createJobViews(deps: { store: MetadataStore; blobs: BlobStore; s
     };
   }
 
+  async function getJob(id: string, principal: Principal): Promise<JobRecord> {
+    const j = typeof id === "string" ? await store.getJob(id) : undefined;
+    if (!j || j.keyId !== principal.keyId) throw new EaselError("E_NOT_FOUND", `no job ${JSON.stringify(id)}`, { param: "id" });
+    return jobRecord(j);
+  }
 
-  return { resultOf, jobRecord };
+  async function listJobs(principal: Principal, page: JobPage): Promise<{ jobs: JobRecord[]; hasMore: boolean }> {
+    const { limit, after } = page;
+    if (!(Number.isInteger(limit) && limit >= 1 && limit <= JOB_PAGE_MAX)) {
+      throw invalidInput("limit", `limit must be an integer from 1 to ${JOB_PAGE_MAX}, got ${limit}`, { min: 1, max: JOB_PAGE_MAX });
+    }
+    let before: { createdAt: number; id: string } | undefined;
+    if (after !== undefined) {
+      // Another key's job id is answered like an unknown one: ids say nothing about other keys.
+      const a = typeof after === "string" ? await store.getJob(after) : undefined;
+      if (!a || a.keyId !== principal.keyId) throw invalidInput("after", `after must be the id of one of your jobs, got ${JSON.stringify(after)}`);
+      before = { createdAt: a.createdAt, id: a.id };
+    }
+    const rows = await store.listJobs({ keyId: principal.keyId, limit: limit + 1, ...(before ? { before } : {}) });
+    const jobs: JobRecord[] = [];
+    for (const r of rows.slice(0, limit)) jobs.push(await jobRecord(r));
+    return { jobs, hasMore: rows.length > limit };
+  }
+
+  async function openImage(token: string): Promise<{ bytes: Uint8Array; mime: string; expiresAt: number } | undefined> {
+    const signed = signer.verify(token);
+    if (!signed) return undefined;
+    const row = await store.getImage(signed.id);
+    if (!row) return undefined;
+    // A URL's extension names the image's format; another extension on a valid token opens nothing.
+    if (signed.format !== undefined && row.mime !== `image/${signed.format}`) return undefined;
+    const bytes = await blobs.get(signed.id);
+    return bytes ? { bytes, mime: row.mime, expiresAt: signed.expiresAt } : undefined;
+  }
+
+  return { resultOf, jobRecord, getJob, listJobs, openImage };
 }
