@@ -20,6 +20,7 @@ import type {
   StoredResult,
 } from "./metadata-store.ts";
 import type { Database, SqlDialect } from "./sql-schema.ts";
+import { createSqlWebhookOutbox, queueWebhookDelivery } from "./sql-webhook-outbox.ts";
 
 const UNSETTLED: JobStatus[] = ["queued", "running"];
 const WINDOW_MS = 60_000;
@@ -397,21 +398,7 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
         }
         if (key?.webhook_url) {
           // The outbox row commits with the settlement, so the event survives any process dying after this.
-          await trx
-            .insertInto("webhook_deliveries")
-            .values({
-              job_id: s.jobId,
-              key_id: key.id,
-              created_at: s.at,
-              attempts: 0,
-              next_attempt_at: s.at,
-              claimed_until: 0,
-              delivered_at: null,
-              gave_up_at: null,
-              last_error: null,
-            })
-            .onConflict((oc) => oc.column("job_id").doNothing())
-            .execute();
+          await queueWebhookDelivery(trx, s.jobId, key.id, s.at);
         }
         for (const img of s.images ?? []) {
           await trx
@@ -436,56 +423,7 @@ export function createSqlMetadataStore(db: Kysely<Database>, dialect: SqlDialect
       await db.updateTable("jobs").set({ progress_step: step, progress_total: totalSteps }).where("id", "=", id).where("status", "=", "running").execute();
     },
 
-    async claimWebhookDelivery(now, leaseMs) {
-      for (let tries = 0; tries < 3; tries++) {
-        const due = await db
-          .selectFrom("webhook_deliveries")
-          .select(["job_id", "claimed_until"])
-          .where("delivered_at", "is", null)
-          .where("gave_up_at", "is", null)
-          .where("next_attempt_at", "<=", now)
-          .where("claimed_until", "<=", now)
-          .orderBy("next_attempt_at")
-          .limit(1)
-          .executeTakeFirst();
-        if (!due) return undefined;
-        // Compare-and-set on claimed_until: of several processes that saw the row due, exactly one claims it.
-        const upd = await db
-          .updateTable("webhook_deliveries")
-          .set({ claimed_until: now + leaseMs })
-          .where("job_id", "=", due.job_id)
-          .where("claimed_until", "=", due.claimed_until)
-          .where("delivered_at", "is", null)
-          .executeTakeFirst();
-        if (Number(upd.numUpdatedRows) !== 1) continue;
-        const r = await db
-          .selectFrom("webhook_deliveries as d")
-          .leftJoin("api_keys as k", "k.id", "d.key_id")
-          .select(["d.job_id", "d.key_id", "d.attempts", "d.created_at", "k.webhook_url", "k.webhook_secret"])
-          .where("d.job_id", "=", due.job_id)
-          .executeTakeFirstOrThrow();
-        return {
-          jobId: r.job_id,
-          keyId: r.key_id,
-          attempts: num(r.attempts),
-          createdAt: num(r.created_at),
-          url: r.webhook_url ?? null,
-          secret: r.webhook_secret ?? null,
-        };
-      }
-      return undefined;
-    },
-
-    async finishWebhookDelivery(jobId, outcome) {
-      const set =
-        "deliveredAt" in outcome
-          ? { delivered_at: outcome.deliveredAt, claimed_until: 0, attempts: sql<number>`attempts + 1` }
-          : outcome.retryAt === null
-            ? // Given up: kept for the record, never due again.
-              { gave_up_at: outcome.at, claimed_until: 0, last_error: outcome.error.slice(0, 500), attempts: sql<number>`attempts + 1` }
-            : { next_attempt_at: outcome.retryAt, claimed_until: 0, last_error: outcome.error.slice(0, 500), attempts: sql<number>`attempts + 1` };
-      await db.updateTable("webhook_deliveries").set(set).where("job_id", "=", jobId).execute();
-    },
+    ...createSqlWebhookOutbox(db),
 
     async listUnsettledJobs() {
       const rows = await db.selectFrom("jobs").selectAll().where("status", "in", UNSETTLED).orderBy("created_at").execute();
