@@ -8,7 +8,8 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import type { FastifyInstance } from "fastify";
 import { type Config, configPaths, loadConfig, sharedUrlSecret } from "../config/index.ts";
 import { EaselError } from "../core/errors.ts";
-import type { ModelRegistry } from "../gateway/registry.ts";
+import { localModel, type ModelRegistry } from "../gateway/registry.ts";
+import type { PullResult } from "../hub/pull.ts";
 import type { Gateway } from "../gateway/route.ts";
 import { createKeyAdmin } from "../jobs/api-keys.ts";
 import { newInstanceId } from "../jobs/instance.ts";
@@ -142,7 +143,13 @@ export async function startServer(opts: StartOptions): Promise<EaselServer> {
       },
     });
     cleanup.unshift(() => prompts.close());
-    const http = await listen({ config, images: jobs, keys: createKeyAdmin({ store }), logger: opts.logger ?? false, prompts });
+    // A model pulled through the admin API is served at once by this process (with a shared queue, by the workers
+    // that have it: each worker machine pulls it and restarts).
+    const onModelPulled = async (r: PullResult) => {
+      registry.register(localModel(r.name, r.dir, await engine.describe(r.dir), [], Math.floor(Date.now() / 1000)));
+      log(`models: pulled ${r.name} is served`);
+    };
+    const http = await listen({ config, images: jobs, keys: createKeyAdmin({ store }), logger: opts.logger ?? false, prompts, onModelPulled });
     cleanup.unshift(() => http.close());
     const address = http.url;
     lock.setUrl(address);

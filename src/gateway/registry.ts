@@ -45,11 +45,28 @@ export type RegisteredModel = LocalModel | UpstreamModel;
 export class ModelRegistry {
   private readonly byName = new Map<string, RegisteredModel>();
   private readonly byLowerName = new Map<string, RegisteredModel>();
+  private readonly all: RegisteredModel[];
 
-  constructor(readonly models: readonly RegisteredModel[]) {
+  constructor(models: readonly RegisteredModel[]) {
+    this.all = [...models];
     // Ids first, then aliases in order, so an explicit name always beats a family alias.
     for (const m of models) this.add(m.info.id, m);
     for (const m of models) for (const a of m.info.aliases) this.add(a, m);
+  }
+
+  get models(): readonly RegisteredModel[] {
+    return this.all;
+  }
+
+  /**
+   * Adds a model while the server runs (a model pulled through the admin API), listed last. Its id must be free;
+   * an alias another model already answers to stays with that model.
+   */
+  register(m: RegisteredModel): void {
+    if (this.find(m.info.id)) throw new EaselError("E_INPUT_INVALID", `a model named "${m.info.id}" is already registered`, { param: "name" });
+    this.all.push(m);
+    this.add(m.info.id, m);
+    for (const a of m.info.aliases) this.add(a, m);
   }
 
   private add(name: string, m: RegisteredModel): void {
@@ -111,7 +128,8 @@ export interface DiscoverOptions {
   defaultAliases?: readonly string[];
 }
 
-function info(id: string, dir: string, d: ModelDescription, extraAliases: readonly string[], created: number, fallbacks: readonly string[] = []): LocalModel {
+/** A local checkpoint's registry entry, from the engine's description of its folder. */
+export function localModel(id: string, dir: string, d: ModelDescription, extraAliases: readonly string[], created: number, fallbacks: readonly string[] = []): LocalModel {
   return {
     backend: "local",
     dir,
@@ -199,7 +217,7 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
     if (!entry.path) throw new EaselError("E_INPUT_INVALID", `models.entries.${id} needs a path`, { param: `models.entries.${id}` });
     // Absolute, normalised paths: the folder scan below compares against them, and the engine caches by path.
     const dir = resolve(opts.modelsDir, entry.path);
-    found.push(info(id, dir, await opts.describe(dir), entry.aliases, now(), entry.fallbacks));
+    found.push(localModel(id, dir, await opts.describe(dir), entry.aliases, now(), entry.fallbacks));
   }
   if (existsSync(opts.modelsDir)) {
     for (const name of readdirSync(opts.modelsDir).sort()) {
@@ -210,7 +228,7 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
         if (found.some((m) => m.info.id === id)) continue;
         try {
           const converted = ensureConvertedSingleFile(dir, opts.modelsDir);
-          found.push(info(id, converted, await opts.describe(converted), [], now()));
+          found.push(localModel(id, converted, await opts.describe(converted), [], now()));
         } catch (e) {
           opts.onSkip?.(dir, e);
         }
@@ -224,7 +242,7 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
         continue;
       }
       try {
-        found.push(info(name, dir, await opts.describe(dir), [], now()));
+        found.push(localModel(name, dir, await opts.describe(dir), [], now()));
       } catch (e) {
         opts.onSkip?.(dir, e);
       }
@@ -232,7 +250,7 @@ export async function discoverModels(opts: DiscoverOptions): Promise<ModelRegist
   }
   const builtin = opts.builtin;
   if (builtin && !found.some((m) => m.info.id === builtin.id || m.dir === builtin.dir)) {
-    const m = info(builtin.id, builtin.dir, await opts.describe(builtin.dir), [], now());
+    const m = localModel(builtin.id, builtin.dir, await opts.describe(builtin.dir), [], now());
     found.push({ ...m, info: { ...m.info, description: builtin.description } });
   }
   const wanted = opts.defaultModel ?? builtin?.id;

@@ -5,9 +5,10 @@
  *   POST /admin/keys/:id/revoke
  *   POST /admin/keys/:id/credits {credits, note?}
  *   POST /admin/keys/:id/webhook {url: string | null} -> {webhookSecret (shown once; absent when removed), ...info}
- * and model pulls from the hub, the same as `easel pull` (the model is served after the next start):
+ * and model pulls from the hub, the same as `easel pull`; once a pull is done the model is registered in this
+ * server at once (`served: true`; `served: false` with `serveError` when the folder does not load):
  *   POST /admin/models/pull {repo: "owner/name[@revision]", variant?: "fp16"|"bf16", name?} -> 202 {id, status, progress}
- *   GET  /admin/models/pulls, GET /admin/models/pulls/:id -> {id, repo, status: running|done|failed, progress, result?, error?}
+ *   GET  /admin/models/pulls, GET /admin/models/pulls/:id -> {id, repo, status: running|done|failed, progress, result?, error?, served?, serveError?}
  * Guarded by `Authorization: Bearer <server.adminKey>`; with no admin key configured the routes do not exist.
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
@@ -39,9 +40,19 @@ interface PullEntry {
   progress?: PullProgress;
   result?: PullResult;
   error?: { code: string; message: string };
+  /** Whether the pulled model is registered in this server (set once the pull is done). */
+  served?: boolean;
+  serveError?: { code: string; message: string };
 }
 
-export async function adminRoutes(app: FastifyInstance, deps: { config: Config; keys: KeyAdmin }): Promise<void> {
+export interface AdminDeps {
+  config: Config;
+  keys: KeyAdmin;
+  /** Registers a pulled model in the running server (serve.ts); without it a pulled model is served after a restart. */
+  onPulled?: (result: PullResult) => Promise<void>;
+}
+
+export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
   const adminKey = deps.config.server.adminKey;
   if (!adminKey) return;
   const expected = digest(adminKey);
@@ -116,7 +127,20 @@ export async function adminRoutes(app: FastifyInstance, deps: { config: Config; 
         throw early;
       }
       started.then(
-        (r) => Object.assign(entry, { status: "done", result: r }),
+        async (r) => {
+          // "done" only once the model is registered (or could not be): a caller polling for done can use it at once.
+          let served: Pick<PullEntry, "served" | "serveError"> = { served: false };
+          if (deps.onPulled) {
+            try {
+              await deps.onPulled(r);
+              served = { served: true };
+            } catch (e) {
+              const err = toEaselError(e);
+              served = { served: false, serveError: { code: err.code, message: err.message } };
+            }
+          }
+          Object.assign(entry, { status: "done", result: r, ...served });
+        },
         (e) => {
           const err = toEaselError(e);
           Object.assign(entry, { status: "failed", error: { code: err.code, message: err.message } });

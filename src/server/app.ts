@@ -23,6 +23,7 @@ import { adminRoutes } from "./admin-routes.ts";
 import { clientConnectionError, parseRequestHead, type ShapedError, writeAndClose } from "./client-errors.ts";
 import { boundaryError } from "./error-boundary.ts";
 import { webRoutes } from "./web.ts";
+import type { PullResult } from "../hub/pull.ts";
 
 export interface CreateAppOptions {
   config: Config;
@@ -33,6 +34,8 @@ export interface CreateAppOptions {
   dialects?: readonly Dialect[];
   /** Key administration behind `/admin/...` (served only when this is given and server.adminKey is set). */
   keys?: KeyAdmin;
+  /** Registers a model pulled through `/admin/models/pull` in the running server. */
+  onModelPulled?: (result: PullResult) => Promise<void>;
   /** Style presets and prompt checks (default: made from config, closed with the app). */
   prompts?: PromptService;
   /** Serve the web playground at `/` (default true). */
@@ -284,7 +287,7 @@ export async function createApp(opts: CreateAppOptions): Promise<FastifyInstance
       await d.register(scope, deps);
     });
   }
-  if (opts.keys) await adminRoutes(app, { config, keys: opts.keys });
+  if (opts.keys) await adminRoutes(app, { config, keys: opts.keys, onPulled: opts.onModelPulled });
   if (opts.web !== false) await webRoutes(app);
 
   app.setNotFoundHandler(async (req, reply) => {
