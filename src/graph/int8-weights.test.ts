@@ -60,6 +60,9 @@ test("linears become DynamicQuantizeMatMul and convolutions ConvInteger; exclude
   assert.equal(ops.filter((o) => o === "ConvInteger").length, 1);
   assert.equal(ops.filter((o) => o === "Conv").length, 1, "the excluded 1x1 conv is untouched");
   assert.ok(!ops.includes("MatMul"));
+  const dqmm = q.nodes.find((n) => n.opType === "DynamicQuantizeMatMul");
+  assert.deepEqual(dqmm?.inputs.slice(3), ["", "proj.bias"], "the linear's bias is the kernel's bias input");
+  assert.equal(q.nodes.filter((n) => n.opType === "Add").length, plain.nodes.filter((n) => n.opType === "Add").length, "its Add is gone (the conv's bias Add stays)");
   const dtypes = Object.fromEntries(q.initializers.map((i) => [i.name, [i.dtype, i.dims.join("x")]]));
   assert.deepEqual(dtypes["proj.weight"], ["int8", "16x24"], "stored transposed, [in, out]");
   assert.deepEqual(dtypes["conv.weight"], ["uint8", "16x8x3x3"]);

@@ -5,7 +5,8 @@
  * its fp32 one.
  *
  * - A linear (`MatMul(x, Transpose(W))`, the builder's nn.Linear) becomes com.microsoft `DynamicQuantizeMatMul(x,
- *   Wq [in, out] int8, scale [out])`: x is quantised to uint8 (per tensor, asymmetric) inside the kernel.
+ *   Wq [in, out] int8, scale [out], -, bias)`: x is quantised to uint8 (per tensor, asymmetric) inside the kernel,
+ *   and the linear's bias Add, when it has one, is the kernel's bias input.
  * - A convolution (`Conv(x, W [Co, Ci, k, k], b)`, group 1) becomes `DynamicQuantizeLinear(x)` ->
  *   `ConvInteger(xq, Wq uint8, x_zero_point, 128)` -> `Cast` -> `Mul(x_scale * scale [Co, 1, 1])` -> `+ b`.
  *   ConvInteger on the CPU takes uint8 weights only (int8 has no kernel in onnxruntime 1.23), so the symmetric int8
@@ -99,6 +100,19 @@ export function withInt8Weights(graph: BuiltGraph, file: string, opts: Int8Optio
     return { init, drop: [cast] };
   };
   const attr = (n: NodeSpec, name: string) => n.attributes.find((a) => a.name === name)?.value;
+  /** The Add that alone reads `value` and adds a float bias [rows] (an initializer, or a Cast of one) to it. */
+  const biasAddAfter = (value: string, rows: number): { node: NodeSpec; bias: string } | undefined => {
+    const users = consumers.get(value) ?? [];
+    const add = users[0];
+    if (users.length !== 1 || graphOutputs.has(value) || add.opType !== "Add" || add.domain || add.inputs.length !== 2) return undefined;
+    const bias = add.inputs[0] === value ? add.inputs[1] : add.inputs[0];
+    const direct = inits.get(bias);
+    const cast = direct ? undefined : producer.get(bias);
+    const init = direct ?? (cast?.opType === "Cast" && attr(cast, "to")?.value === 1 ? inits.get(cast.inputs[0]) : undefined);
+    if (!init || !FLOAT_DTYPES[init.dtype] || init.dims.length !== 1 || init.dims[0] !== rows) return undefined;
+    if (direct && direct.dtype !== "float32") return undefined; // the kernel's bias is float32
+    return { node: add, bias };
+  };
 
   const planned: Planned[] = [];
   for (const n of graph.nodes) {
@@ -166,7 +180,12 @@ export function withInt8Weights(graph: BuiltGraph, file: string, opts: Int8Optio
       const scale = `${init.name}.int8_scale`;
       if (p.kind === "matmul") {
         inline(scale, "float32", [rows], new Uint8Array(scales.buffer));
-        replaced.set(layer, [{ ...layer, opType: "DynamicQuantizeMatMul", domain: "com.microsoft", inputs: [layer.inputs[0], init.name, scale], attributes: [] }]);
+        // The linear's bias Add goes into the kernel (its optional bias input): one pass less over the output.
+        const add = biasAddAfter(layer.outputs[0], rows);
+        if (add) dropped.add(add.node);
+        const inputs = [layer.inputs[0], init.name, scale, ...(add ? ["", add.bias] : [])];
+        const outputs = add ? add.node.outputs : layer.outputs;
+        replaced.set(layer, [{ ...layer, opType: "DynamicQuantizeMatMul", domain: "com.microsoft", inputs, outputs, attributes: [] }]);
         continue;
       }
       inline(scale, "float32", [rows, 1, 1], new Uint8Array(scales.buffer));
