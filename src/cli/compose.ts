@@ -25,6 +25,7 @@ export function createEngine(config: Config): Engine {
     cacheDir: configPaths(config).cacheDir,
     t5Quantization: config.engine.t5Quantization,
     precision: enginePrecision(config),
+    ...(config.engine.memoryLimitGiB ? { memoryLimitBytes: Math.floor(config.engine.memoryLimitGiB * 1024 ** 3) } : {}),
   });
 }
 

@@ -26,6 +26,7 @@ const ENV_KEYS: Record<string, (v: string) => ConfigInput> = {
   EASEL_EXECUTION_PROVIDER: (v) => ({ engine: { executionProvider: v as "cpu" } }),
   EASEL_THREADS: (v) => ({ engine: { intraOpThreads: Number(v) } }),
   EASEL_PRECISION: (v) => ({ engine: { precision: v as "fp32" } }),
+  EASEL_MEMORY_LIMIT_GIB: (v) => ({ engine: { memoryLimitGiB: Number(v) } }),
   EASEL_CACHE_DIR: (v) => ({ engine: { cacheDir: v } }),
   HF_ENDPOINT: (v) => ({ hub: { endpoint: v.replace(/\/+$/, "") } }),
   HF_TOKEN: (v) => ({ hub: { token: v } }),

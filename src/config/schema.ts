@@ -178,6 +178,13 @@ export const configSchema = z.object({
        * (faster on CPUs with AVX-512 VNNI; results differ slightly from fp32 and each one carries a W_QUANTIZED
        * warning; docs/models.md). "bf16" is refused: onnxruntime 1.23's CPU provider has no bfloat16 MatMul or Conv.
        */
+      /**
+       * The most memory (GiB) the models' memory plans may count on; default: the machine's (or its container's
+       * cgroup limit), less 1 GiB. Below what everything loaded needs, SDXL / Playground open their text encoders
+       * per request, guidance runs as two calls, SD3 loads components per request, and a request that still does not
+       * fit is refused before admission with the figure it needs (docs/operations.md, "Memory").
+       */
+      memoryLimitGiB: z.number().positive().optional(),
       precision: z
         .enum(["fp32", "int8", "bf16"])
         .default("fp32")

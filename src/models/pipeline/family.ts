@@ -31,6 +31,12 @@ export interface RuntimeOptions {
    * bytes kept free beyond the plan's estimate: tests and debugging.
    */
   memory?: { totalBytes: number; freeBytes: number; reserveBytes?: number };
+  /**
+   * engine.memoryLimitGiB in bytes: the most memory the plans may count on, below the machine's (and its container's)
+   * when set. Plans that do not fit keep less loaded (text encoders opened per request, guidance as two calls) or
+   * refuse the request with the figure it needs.
+   */
+  memoryLimitBytes?: number;
   /** LoRAs merged into the weights of the components they touch (set by the engine per LoRA set). */
   loras?: LoraApplication;
 }

@@ -1,6 +1,7 @@
 /** Limits every family starts from; a family's index.ts states what differs (core/limits.ts checks requests). */
-import { totalmem } from "node:os";
-import type { MemoryModel, ModelLimits } from "../../core/limits.ts";
+import { readFileSync } from "node:fs";
+import { freemem, totalmem } from "node:os";
+import { type MemoryModel, type ModelLimits, requestBytes } from "../../core/limits.ts";
 import type { Checkpoint } from "../../checkpoint/checkpoint.ts";
 import type { RuntimeOptions } from "./family.ts";
 
@@ -53,9 +54,34 @@ export const VAE_DECODE_BYTES_PER_PIXEL = 3_300;
 /** Memory kept free for the process itself and the system. */
 export const MEMORY_RESERVE_BYTES = 1024 ** 3;
 
-/** The machine's memory as the plans see it: RuntimeOptions.memory in tests, else os.totalmem(), less the reserve. */
-export function machineBytes(rt?: Pick<RuntimeOptions, "memory">): number {
-  return (rt?.memory?.totalBytes ?? totalmem()) - (rt?.memory?.reserveBytes ?? MEMORY_RESERVE_BYTES);
+/** This process's cgroup memory limit (a container's), where one is set: cgroup v2 memory.max, else v1's limit. */
+export function cgroupMemoryLimit(): number | undefined {
+  for (const file of ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]) {
+    try {
+      const n = Number(readFileSync(file, "utf8").trim()); // "max" (no limit) is NaN
+      // cgroup v1 reports "no limit" as a huge page-rounded number.
+      if (Number.isFinite(n) && n > 0 && n < 2 ** 60) return n;
+    } catch {
+      // not Linux, or no such controller
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The memory the plans may use: RuntimeOptions.memory in tests, else os.totalmem() / os.freemem(), each capped by
+ * the container's cgroup limit and by engine.memoryLimitGiB (RuntimeOptions.memoryLimitBytes).
+ */
+export function machineMemory(rt?: Pick<RuntimeOptions, "memory" | "memoryLimitBytes">): { totalBytes: number; freeBytes: number; reserveBytes?: number } {
+  const cap = Math.min(rt?.memoryLimitBytes ?? Infinity, rt?.memory ? Infinity : (cgroupMemoryLimit() ?? Infinity));
+  const m = rt?.memory ?? { totalBytes: totalmem(), freeBytes: freemem() };
+  return { ...m, totalBytes: Math.min(m.totalBytes, cap), freeBytes: Math.min(m.freeBytes, cap) };
+}
+
+/** The machine's memory as the UNet plans see it (machineMemory's total), less the reserve. */
+export function machineBytes(rt?: Pick<RuntimeOptions, "memory" | "memoryLimitBytes">): number {
+  const m = machineMemory(rt);
+  return m.totalBytes - (m.reserveBytes ?? MEMORY_RESERVE_BYTES);
 }
 
 /** Parameters of the named components of a checkpoint, from the safetensors headers. */
@@ -67,12 +93,30 @@ export function componentParams(ckpt: Checkpoint, names: readonly string[]): num
   return n;
 }
 
-/** A UNet pipeline's memory model: every listed component resident, UNet activations per pixel, one image's VAE decode. */
-export function unetMemory(ckpt: Checkpoint, components: readonly string[], rt?: Pick<RuntimeOptions, "memory">): MemoryModel {
-  return {
+export interface UnetMemoryOptions {
+  /** Components that may be opened per request instead of staying loaded (the text encoders). */
+  onDemand?: readonly string[];
+  /** The request the plan is sized for: the model's default size and guidance batch (1, or 2 with guidance). */
+  at?: { width: number; height: number; batch: number };
+}
+
+/**
+ * A UNet pipeline's memory model: the listed components' weights, UNet activations per pixel, one image's VAE
+ * decode. Every component stays loaded, unless that does not fit the machine at the model's default request
+ * (`opts.at`) while opening the `opts.onDemand` components only for their step does: then those are on demand
+ * (`onDemandWeightBytes`; the pipeline opens them per request and says so in W_MEMORY_PLAN).
+ */
+export function unetMemory(ckpt: Checkpoint, components: readonly string[], rt?: Pick<RuntimeOptions, "memory" | "memoryLimitBytes">, opts: UnetMemoryOptions = {}): MemoryModel {
+  const all: MemoryModel = {
     weightBytes: componentParams(ckpt, components) * RESIDENT_BYTES_PER_PARAM,
     activationBytesPerPixel: UNET_ACTIVATION_BYTES_PER_PIXEL,
     decodeBytesPerPixel: VAE_DECODE_BYTES_PER_PIXEL,
     machineBytes: machineBytes(rt),
   };
+  const at = opts.at;
+  const onDemand = (opts.onDemand ?? []).filter((c) => components.includes(c));
+  if (!at || onDemand.length === 0 || requestBytes(all, at.width, at.height, at.batch) <= all.machineBytes) return all;
+  const onDemandWeightBytes = componentParams(ckpt, onDemand) * RESIDENT_BYTES_PER_PARAM;
+  const split: MemoryModel = { ...all, weightBytes: all.weightBytes - onDemandWeightBytes, onDemandWeightBytes };
+  return requestBytes(split, at.width, at.height, at.batch) <= all.machineBytes ? split : all;
 }

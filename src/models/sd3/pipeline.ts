@@ -5,7 +5,6 @@
  * without T5, 77 zero tokens as diffusers does); pooled = both CLIPs' text_embeds concatenated. The denoising run is
  * the shared one (flow-matching samplers give the transformer sigma * 1000 and need no initial noise scaling).
  */
-import { freemem, totalmem } from "node:os";
 import { EaselError } from "../../core/errors.ts";
 import type { Warning } from "../../core/types.ts";
 import { createSession, type HostTensor, type ModelSession } from "../../runtime/session.ts";
@@ -14,6 +13,7 @@ import { prepareT5EncoderModel } from "../components/t5-encoder.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import type { Checkpoint, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
 import { type Conditioning, cfgBatch, cfgInputs, type DenoiseContext, guidedDenoiser, runDiffusion } from "../pipeline/run.ts";
+import { machineMemory } from "../pipeline/limits.ts";
 import { type ClipTokenizer, loadClipTokenizer } from "../text/clip-tokenizer.ts";
 import { loadT5Tokenizer, type T5Tokenizer } from "../text/t5-tokenizer.ts";
 import { MAX_T5_SEQUENCE_LENGTH, SD3_PREVIEW, sd3Defaults, sd3Limits } from "./config.ts";
@@ -220,7 +220,7 @@ export type DenoiserObserver = (inputs: Record<string, HostTensor>, output: Floa
  * at the model's default size and the longest T5 prompt.
  */
 export function planSd3ForRuntime(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadOptions = {}): Sd3MemoryPlan {
-  const machine = rt.memory ?? { totalBytes: totalmem(), freeBytes: freemem() };
+  const machine = machineMemory(rt);
   // engine.precision "int8" takes T5 to int8 too (its linears are most of SD3's weights).
   const t5Quantization = lo.t5WeightQuantization ?? (rt.precision === "int8" ? "int8" : rt.t5Quantization) ?? "none";
   const d = sd3Defaults(ckpt);
