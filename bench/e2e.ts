@@ -18,8 +18,8 @@ import { type ChildProcess, fork } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { createRecordingWeights, type WeightSource } from "../src/graph/weights.ts";
 import { Engine } from "../src/engine/engine.ts";
+import { createRecordingWeights, type WeightSource } from "../src/graph/weights.ts";
 import { buildClipTextGraph, clipTextConfigFromJson } from "../src/models/components/clip-text.graph.ts";
 import { prepareClipTextModel } from "../src/models/components/clip-text.ts";
 import { buildUnetGraph } from "../src/models/components/unet.graph.ts";
@@ -46,6 +46,9 @@ export interface E2eChildSpec {
   warmRuns: number;
   /** Time each component alone afterwards. */
   parts: boolean;
+  /** Steps instead of the model's own. */
+  steps?: number;
+  memoryLimitGiB?: number;
   threads?: number;
   precision: "fp32" | "int8";
 }
@@ -144,6 +147,10 @@ export interface E2eBenchOptions {
   workDir: string;
   models: E2eModelId[];
   maxGiB: number;
+  /** Steps of every image instead of each model's own (the table marks the row). */
+  steps?: number;
+  /** engine.memoryLimitGiB of the engine under test. */
+  memoryLimitGiB?: number;
   threads?: number;
   /** Also run SD-Turbo with precision "int8". */
   int8: boolean;
@@ -158,7 +165,7 @@ export async function benchE2e(o: E2eBenchOptions): Promise<E2eRow[]> {
   if (o.int8 && o.models.includes("sd-turbo")) plans.splice(1, 0, ["sd-turbo", "int8"]);
   const written = new Map<E2eModelId, number>();
   for (const [index, [id, precision]] of plans.entries()) {
-    const m = E2E_MODELS[id];
+    const m = o.steps ? { ...E2E_MODELS[id], steps: o.steps } : E2E_MODELS[id];
     const need = e2eEstimateBytes(m) * (precision === "int8" ? 0.5 : 1);
     const row: E2eRow = { id, label: m.label, size: m.size, steps: m.steps, guidance: m.guidance, precision, status: "ok", estimateGiB: need / GiB };
     rows.push(row);
@@ -181,9 +188,9 @@ export async function benchE2e(o: E2eBenchOptions): Promise<E2eRow[]> {
       }
       row.writeSeconds = written.get(id);
       o.log(`  ${m.label} ${precision}: first start (empty graph cache) ...`);
-      row.cold = await runChild({ model: id, modelDir, cacheDir, warmRuns: o.warmRuns, parts: true, threads: o.threads, precision });
+      row.cold = await runChild({ model: id, modelDir, cacheDir, warmRuns: o.warmRuns, parts: true, steps: o.steps, memoryLimitGiB: o.memoryLimitGiB, threads: o.threads, precision });
       o.log(`  ${m.label} ${precision}: second start (graph cache) ...`);
-      row.cached = await runChild({ model: id, modelDir, cacheDir, warmRuns: 0, parts: false, threads: o.threads, precision });
+      row.cached = await runChild({ model: id, modelDir, cacheDir, warmRuns: 0, parts: false, steps: o.steps, memoryLimitGiB: o.memoryLimitGiB, threads: o.threads, precision });
       // Each row as soon as it is measured: a long run stopped later still leaves its finished rows.
       o.log(`  ${m.label} ${precision}: ${JSON.stringify({ cold: row.cold, cached: row.cached })}`);
     } catch (e) {
@@ -312,14 +319,20 @@ async function timeParts(spec: E2eChildSpec, m: E2eBenchModel, threads: number):
 }
 
 async function childMain(spec: E2eChildSpec): Promise<void> {
+  const m = spec.steps ? { ...E2E_MODELS[spec.model], steps: spec.steps } : E2E_MODELS[spec.model];
   try {
     writeFileSync("/proc/self/oom_score_adj", "1000");
   } catch {
     // not Linux, or not allowed
   }
-  const m = E2E_MODELS[spec.model];
   const threads = spec.threads ?? cpus().length; // as easel serve sets it
-  const engine = new Engine({ executionProvider: "cpu", intraOpThreads: threads, cacheDir: spec.cacheDir, precision: spec.precision });
+  const engine = new Engine({
+    executionProvider: "cpu",
+    intraOpThreads: threads,
+    cacheDir: spec.cacheDir,
+    precision: spec.precision,
+    ...(spec.memoryLimitGiB ? { memoryLimitBytes: spec.memoryLimitGiB * GiB } : {}),
+  });
   const params = { prompt: "a red cube on a blue floor", n: 1, width: m.size, height: m.size, steps: m.steps, guidanceScale: m.guidance, seed: 1 };
   const phasePeaks: Record<string, number> = {};
   let phase = "load";
@@ -357,7 +370,7 @@ async function childMain(spec: E2eChildSpec): Promise<void> {
     parts,
     peakRssGiB: (process.resourceUsage().maxRSS * 1024) / GiB,
     phasePeaksGiB: Object.fromEntries(Object.entries(phasePeaks).map(([k, v]) => [k, Math.round(v * 100) / 100])),
-    warnings: first.warnings.map((w) => w.code),
+    warnings: first.warnings.map((w) => `${w.code}: ${w.message}`),
   };
   process.send?.(result, () => process.exit(0));
 }

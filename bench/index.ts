@@ -46,9 +46,9 @@ import {
 import { benchE2e, type E2eModelId, type E2eRow, printE2eBench } from "./e2e.ts";
 import { benchGateway, type GatewayBenchResult, printGatewayBench } from "./gateway.ts";
 import { type GemmResult, measureGemm } from "./gemm.ts";
-import { benchPrecision, benchShapesPrecision, type PrecisionBenchResult, printPrecisionBench, printShapesPrecision, type ShapesPrecisionResult } from "./precision.ts";
 import { benchLora, type LoraBenchResult, printLoraBench } from "./lora.ts";
-import { benchPrompts, printPromptBench, type PromptBenchResult } from "./prompts.ts";
+import { benchPrecision, benchShapesPrecision, type PrecisionBenchResult, printPrecisionBench, printShapesPrecision, type ShapesPrecisionResult } from "./precision.ts";
+import { benchPrompts, type PromptBenchResult, printPromptBench } from "./prompts.ts";
 import { benchScaleOut, printScaleOut, type ScaleOutResult } from "./scale-out.ts";
 import { benchServeMemory, printServeMemory, type ServeMemoryResult } from "./serve-memory.ts";
 import { benchT5, printT5Bench, type T5BenchResult } from "./t5.ts";
@@ -68,6 +68,10 @@ interface Args {
   sizes?: number[];
   e2eModels: E2eModelId[];
   e2eMaxGiB: number;
+  /** Steps of every end-to-end image instead of each model's own (a memory check at full size without the full time). */
+  e2eSteps?: number;
+  /** The engine's memory limit (engine.memoryLimitGiB) in the end-to-end runs. */
+  e2eMemoryLimitGiB?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -99,6 +103,14 @@ function parseArgs(argv: string[]): Args {
       const known = ["sd-turbo", "sdxl-turbo", "sdxl"];
       if (list.length === 0 || list.some((m) => !known.includes(m))) usage(`--e2e-models takes a comma list of ${known.join(", ")}; got ${argv[i]}`);
       args.e2eModels = list as E2eModelId[];
+    } else if (a === "--e2e-steps") {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1) usage(`--e2e-steps must be a positive integer, got ${argv[i]}`);
+      args.e2eSteps = n;
+    } else if (a === "--e2e-memory-limit-gib") {
+      const n = Number(argv[++i]);
+      if (!Number.isFinite(n) || n <= 0) usage(`--e2e-memory-limit-gib must be a positive number, got ${argv[i]}`);
+      args.e2eMemoryLimitGiB = n;
     } else if (a === "--e2e-max-gib") {
       const n = Number(argv[++i]);
       if (!Number.isFinite(n) || n <= 0) usage(`--e2e-max-gib must be a positive number, got ${argv[i]}`);
@@ -115,7 +127,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out,prompts,lora] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out,prompts,lora] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13] [--e2e-steps N] [--e2e-memory-limit-gib G]");
   process.exit(error ? 2 : 0);
 }
 
@@ -251,7 +263,7 @@ async function main(): Promise<void> {
     }
     if (args.only.has("e2e")) {
       console.error("  end to end ...");
-      e2e = await benchE2e({ workDir, models: args.e2eModels, maxGiB: args.e2eMaxGiB, threads: args.threads, int8: true, warmRuns: args.quick ? 1 : 2, log: (l) => console.error(l) });
+      e2e = await benchE2e({ workDir, models: args.e2eModels, maxGiB: args.e2eMaxGiB, steps: args.e2eSteps, memoryLimitGiB: args.e2eMemoryLimitGiB, threads: args.threads, int8: true, warmRuns: args.quick ? 1 : 2, log: (l) => console.error(l) });
     }
     if (args.only.has("scale-out")) {
       console.error("  scale-out ...");
