@@ -1,10 +1,11 @@
 /**
  * Single-file parity: a single file made from a tiny diffusers checkpoint by the inverse of diffusers' conversion
  * (test/helpers/single-file.ts, written from the published original layouts) converts back to exactly the folder's
- * tensors, and the converted folder generates exactly the folder's image, for SD1.5 and SDXL.
+ * tensors, and the converted folder generates exactly the folder's image, for SD1.5 and SDXL; where configs come from
+ * (--config, the models directory, the bundled standard ones) and the refusal of a file that fits none of them.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -86,14 +87,44 @@ describe("single-file checkpoints convert back to their diffusers folder", () =>
     const r = convertSingleFile(single, { searchDir: models, out: join(tmp, "search-out") });
     assert.equal(r.configDir, join(models, "b-sd15"));
     // A folder of the family with other widths (the built-in model is an SD1.5 pipeline of its own size) is refused.
+    const easelShapes = resolve("models/easel-shapes");
     assert.throws(
-      () => convertSingleFile(single, { configDir: resolve("models/easel-shapes"), out: join(tmp, "shape-out") }),
-      (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && /give --config a folder of this model's own shape/.test(e.message),
+      () => convertSingleFile(single, { configDir: easelShapes, out: join(tmp, "shape-out") }),
+      (e: unknown) =>
+        e instanceof EaselError &&
+        e.code === "E_INPUT_INVALID" &&
+        e.message.startsWith(`search.safetensors does not fit ${easelShapes}: tensor model.diffusion_model.`) &&
+        /pass --config DIR/.test(e.message),
     );
-    assert.throws(
-      () => convertSingleFile(single, { searchDir: join(tmp, "nothing-here"), out: join(tmp, "none-out") }),
-      (e: unknown) => e instanceof EaselError && /give --config DIR/.test(e.message),
-    );
+  });
+
+  test("with no --config and no folder of its family, the bundled standard configs are used, and a file of other widths is refused naming the tensor", () => {
+    const folder = join(tmp, "sd15-bundled");
+    writeTinyCheckpoint(folder, { family: "sd15", seed: 5 });
+    const single = join(tmp, "tiny-sd15.safetensors");
+    makeSingleFile(folder, "sd15", single);
+    const models = join(tmp, "models-xl-only");
+    writeTinyCheckpoint(join(models, "xl"), { family: "sdxl", seed: 5 });
+    for (const opts of [{}, { searchDir: join(tmp, "nothing-here") }, { searchDir: models }]) {
+      const out = join(tmp, "bundled-out");
+      assert.throws(
+        () => convertSingleFile(single, { ...opts, out }),
+        (e: unknown) =>
+          e instanceof EaselError &&
+          e.code === "E_INPUT_INVALID" &&
+          e.param === "config" &&
+          // The header's first UNet key (names are sorted) is conv_in's bias: 8 wide in the tiny model, 320 in SD1.5.
+          e.message ===
+            "tiny-sd15.safetensors does not fit Easel's bundled SD1.5 configs (runwayml/stable-diffusion-v1-5): tensor model.diffusion_model.input_blocks.0.0.bias (unet conv_in.bias) is [8] where unet/config.json makes it [320]; pass --config DIR, a diffusers folder with this model's own configs (model_index.json, component configs, scheduler and tokenizers)",
+        JSON.stringify(opts),
+      );
+      assert.equal(existsSync(out), false);
+      assert.deepEqual(
+        readdirSync(tmp).filter((n) => n.startsWith("bundled-out")),
+        [],
+        "no partial output and no bundled config folder left behind",
+      );
+    }
   });
 
   test("a file without its VAE takes the VAE from --config when it has weights, else names what is missing", () => {
@@ -111,7 +142,7 @@ describe("single-file checkpoints convert back to their diffusers folder", () =>
       () => convertSingleFile(noVae, { configDir: folder, out: join(tmp, "novae-out-2") }),
       (e: unknown) => e instanceof EaselError && e.code === "E_CHECKPOINT_INVALID" && /has no weights for vae/.test(e.message),
     );
-    assert.throws(() => convertSingleFile(noVae, { out: join(tmp, "x") }), (e: unknown) => e instanceof EaselError && /give --config DIR/.test(e.message));
+    assert.throws(() => convertSingleFile(noVae, { out: join(tmp, "x") }), (e: unknown) => e instanceof EaselError && /bundled SD1\.5 configs.*pass --config DIR/.test(e.message));
     const sd3 = join(tmp, "sd3.safetensors");
     writeSafetensors(sd3, [{ name: "model.diffusion_model.joint_blocks.0.x.weight", dtype: "F32", shape: [1], data: new Uint8Array(4) }]);
     assert.throws(() => convertSingleFile(sd3, { configDir: folder, out: join(tmp, "y") }), (e: unknown) => e instanceof EaselError && e.code === "E_NOT_SUPPORTED");

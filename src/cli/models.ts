@@ -101,18 +101,21 @@ export function convertCommand(): Command {
     new Command("convert")
       .option("--models-dir <dir>", "models directory (default <data-dir>/models)")
       .option("--data-dir <dir>", "data directory")
-      .description("convert a single-file checkpoint (.safetensors, SD1.x / SD2.x / SDXL base) to a diffusers folder")
+      .description(
+        "convert a single-file checkpoint (.safetensors, SD1.x / SD2.x / SDXL base) to a diffusers folder; configs, scheduler and tokenizers come from --config, else the first model of the same family in the models directory whose configs fit the file, else Easel's bundled standard configs (SD1.5, SD2.1 768-v, SDXL base 1.0)",
+      )
       .argument("<file>", "the .safetensors file")
-      .option("--config <dir>", "a diffusers folder of the same family: configs, scheduler and tokenizer files (weights only for components the file lacks); default: the first matching model in the models directory")
+      .option("--config <dir>", "a diffusers folder of the same family: configs, scheduler and tokenizer files (weights only for components the file lacks)")
       .option("-o, --out <dir>", "output folder (default: <models-dir>/<name>, so the server serves it)")
       .option("--name <name>", "model name in the models directory (default: the file's name)")
   ).action((file: string, o: Omit<PlaceOptions, "config"> & { config?: string; out?: string; name?: string }) => {
     // --config names the diffusers folder here; the JSON config file of other commands is EASEL_* / defaults only.
     const modelsDir = configPaths(placeConfig({ modelsDir: o.modelsDir, dataDir: o.dataDir })).modelsDir;
     const out = o.out ?? join(modelsDir, checkModelName(o.name ?? basename(file).replace(/\.safetensors$/, "")));
-    // Without --config, a model of the same family and shape already in the models directory lends its configs.
+    // Without --config, a model of the same family and shape already in the models directory lends its configs, else the bundled ones.
     const r = convertSingleFile(file, { configDir: o.config, searchDir: modelsDir, out });
-    console.log(`${r.out}\t${r.family}\t${r.tensors} tensors, configs from ${r.configDir}${r.fromConfig.length ? `; weights from it: ${r.fromConfig.join(", ")}` : ""}`);
+    const from = r.configDir ?? `Easel's bundled copy of ${r.bundled}`;
+    console.log(`${r.out}\t${r.family}\t${r.tensors} tensors, configs from ${from}${r.fromConfig.length ? `; weights from it: ${r.fromConfig.join(", ")}` : ""}`);
   });
 }
 

@@ -1,7 +1,7 @@
 /**
  * A single-file checkpoint lying in the models directory is registered under its file name, served from a folder
- * converted once into <models>/.converted/ with the configs of a model of the same family already there; a
- * replaced file converts again; a file no folder can lend configs to is skipped with the reason.
+ * converted once into <models>/.converted/ with the configs of a model of the same family already there (else the
+ * bundled standard ones); a replaced file converts again; a file whose shapes fit neither is skipped with the reason.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync } from "node:fs";
@@ -51,7 +51,7 @@ test("single files in the models directory are converted once and registered und
   }
 });
 
-test("a single file with no model of its family to lend configs is skipped with the reason", async () => {
+test("a single file with no model of its family to lend configs, and other widths than the bundled configs, is skipped with the reason", async () => {
   const models = mkdtempSync(join(tmpdir(), "easel-single-models-"));
   const other = mkdtempSync(join(tmpdir(), "easel-single-src-"));
   try {
@@ -61,7 +61,7 @@ test("a single file with no model of its family to lend configs is skipped with 
     const registry = await discoverModels({ modelsDir: models, entries: {}, describe: async () => description, onSkip: (_d, e) => skipped.push((e as Error).message) });
     assert.equal(registry.find("lonely"), undefined);
     assert.equal(skipped.length, 1);
-    assert.match(skipped[0], /is a sdxl single file; give --config DIR/);
+    assert.match(skipped[0], /^lonely\.safetensors does not fit Easel's bundled SDXL base 1\.0 configs \(stabilityai\/stable-diffusion-xl-base-1\.0\): tensor .*; pass --config DIR/);
   } finally {
     rmSync(models, { recursive: true, force: true });
     rmSync(other, { recursive: true, force: true });

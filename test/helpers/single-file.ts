@@ -4,11 +4,11 @@
  * `conditioner.embedders.0.transformer.`, OpenCLIP under `conditioner.embedders.1.model.` with fused q/k/v and a
  * transposed text projection. Tests convert it back and compare.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { findComponentWeightFiles, readSafetensorsHeader, readTensorBytes, type TensorEntry, writeSafetensors } from "../../src/graph/safetensors.ts";
 
-type Tensor = { name: string; dtype: TensorEntry["dtype"]; shape: number[]; data: Uint8Array };
+export type Tensor = { name: string; dtype: TensorEntry["dtype"]; shape: number[]; data: Uint8Array };
 
 const toLdmResnet = (s: string) =>
   s
@@ -73,7 +73,6 @@ function transpose(t: Tensor): Tensor {
   return { ...t, shape: [c, r], data };
 }
 
-/** The original single file of a tiny diffusers checkpoint. */
 /**
  * transformers' CLIPTextModel(WithProjection) tensors in OpenCLIP's layout under `p`: fused q/k/v, resblocks, ln_final,
  * the projection transposed; `extraLayer` adds one more resblock past the config's layers (SD2 files hold 24 where
@@ -126,27 +125,58 @@ function openClipTensors(te: Map<string, Tensor>, p: string, opts: { extraLayer?
   return out;
 }
 
-/** The original single file of a tiny diffusers checkpoint; "sd2" writes an SD1.5-shaped folder's text encoder the SD2 way (OpenCLIP). */
-export function makeSingleFile(dir: string, family: "sd15" | "sd2" | "sdxl", file: string): void {
-  const unetCfg = JSON.parse(readFileSync(join(dir, "unet", "config.json"), "utf8"));
-  const vaeCfg = JSON.parse(readFileSync(join(dir, "vae", "config.json"), "utf8"));
-  const perBlock = unetCfg.layers_per_block + 1;
-  const upHasAttention = (b: number) => unetCfg.up_block_types[b].startsWith("CrossAttn");
+export type SingleFileLayout = "sd15" | "sd2" | "sdxl";
+
+/**
+ * The tensors of a single file holding `components` (diffusers tensors by component name), in the original layout of
+ * `family`; "sd2" writes an SD1.5-shaped text encoder the SD2 way (OpenCLIP). `configs` are the components' configs.
+ * Missing components are left out.
+ */
+export function singleFileTensors(family: SingleFileLayout, components: Record<string, Map<string, Tensor>>, configs: Record<string, Record<string, unknown>>): Tensor[] {
   const out: Tensor[] = [];
-  for (const t of tensorsOf(join(dir, "unet")).values()) out.push({ ...t, name: `model.diffusion_model.${unetToLdm(t.name, perBlock, upHasAttention)}` });
-  for (const t of tensorsOf(join(dir, "vae")).values()) {
-    const name = `first_stage_model.${vaeToLdm(t.name, vaeCfg.block_out_channels.length)}`;
-    const conv = /mid\.attn_1\.(q|k|v|proj_out)\.weight$/.test(name);
-    out.push({ ...t, name, shape: conv ? [...t.shape, 1, 1] : t.shape });
+  const vaeCfg = configs.vae as { block_out_channels: number[] };
+  if (components.vae) {
+    for (const t of components.vae.values()) {
+      const name = `first_stage_model.${vaeToLdm(t.name, vaeCfg.block_out_channels.length)}`;
+      const conv = /mid\.attn_1\.(q|k|v|proj_out)\.weight$/.test(name);
+      out.push({ ...t, name, shape: conv ? [...t.shape, 1, 1] : t.shape });
+    }
+  }
+  if (components.unet) {
+    const unetCfg = configs.unet as { layers_per_block: number; up_block_types: string[] };
+    const upHasAttention = (b: number) => unetCfg.up_block_types[b].startsWith("CrossAttn");
+    for (const t of components.unet.values()) out.push({ ...t, name: `model.diffusion_model.${unetToLdm(t.name, unetCfg.layers_per_block + 1, upHasAttention)}` });
   }
   const te1 = family === "sdxl" ? "conditioner.embedders.0.transformer." : family === "sd2" ? "cond_stage_model.model." : "cond_stage_model.transformer.";
-  if (family === "sd2") out.push(...openClipTensors(tensorsOf(join(dir, "text_encoder")), te1, { extraLayer: true, projection: true }));
-  else for (const t of tensorsOf(join(dir, "text_encoder")).values()) out.push({ ...t, name: `${te1}${t.name}` });
-  if (family === "sdxl") out.push(...openClipTensors(tensorsOf(join(dir, "text_encoder_2")), "conditioner.embedders.1.model."));
+  if (components.text_encoder) {
+    if (family === "sd2") out.push(...openClipTensors(components.text_encoder, te1, { extraLayer: true, projection: true }));
+    else for (const t of components.text_encoder.values()) out.push({ ...t, name: `${te1}${t.name}` });
+  }
+  if (family === "sdxl" && components.text_encoder_2) out.push(...openClipTensors(components.text_encoder_2, "conditioner.embedders.1.model."));
 
   // What model-site files also carry and a conversion leaves out.
   out.push({ name: "alphas_cumprod", dtype: "F32", shape: [2], data: new Uint8Array(8) });
-  if (family !== "sd2") out.push({ name: `${te1}text_model.embeddings.position_ids`, dtype: "I64", shape: [1, 2], data: new Uint8Array(16) });
-  writeSafetensors(file, out.reverse());
+  if (family !== "sd2" && components.text_encoder) out.push({ name: `${te1}text_model.embeddings.position_ids`, dtype: "I64", shape: [1, 2], data: new Uint8Array(16) });
+  return out;
 }
 
+const COMPONENTS: Record<SingleFileLayout, string[]> = {
+  sd15: ["unet", "vae", "text_encoder"],
+  sd2: ["unet", "vae", "text_encoder"],
+  sdxl: ["unet", "vae", "text_encoder", "text_encoder_2"],
+};
+
+/**
+ * The original single file of a tiny diffusers checkpoint; "sd2" writes an SD1.5-shaped folder's text encoder the SD2
+ * way (OpenCLIP). `leave` names components to leave out.
+ */
+export function makeSingleFile(dir: string, family: SingleFileLayout, file: string, opts: { leave?: string[] } = {}): void {
+  const components: Record<string, Map<string, Tensor>> = {};
+  const configs: Record<string, Record<string, unknown>> = {};
+  for (const c of COMPONENTS[family]) {
+    if (opts.leave?.includes(c) || !existsSync(join(dir, c, "config.json"))) continue;
+    configs[c] = JSON.parse(readFileSync(join(dir, c, "config.json"), "utf8"));
+    components[c] = tensorsOf(join(dir, c));
+  }
+  writeSafetensors(file, singleFileTensors(family, components, configs).reverse());
+}
