@@ -1,6 +1,7 @@
 /**
  * The tensors a config describes (component-shapes.ts) are exactly those Easel's graph builders read for it, for the
- * bundled full-size configs, and exactly those the tiny fixture folders hold.
+ * bundled full-size configs and the tiny checkpoints' configs (SD3.5's qk norm and dual attention included), and
+ * exactly those the tiny fixture folders hold.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -9,10 +10,13 @@ import { describe, test } from "node:test";
 import { tensorsOf } from "../../test/helpers/single-file.ts";
 import { createRecordingWeights } from "../graph/weights.ts";
 import { buildClipTextGraph, clipTextConfigFromJson } from "../models/components/clip-text.graph.ts";
+import { buildT5EncoderGraph, t5EncoderConfigFromJson } from "../models/components/t5-encoder.graph.ts";
 import { buildUnetGraph } from "../models/components/unet.graph.ts";
 import { unetConfigFromJson } from "../models/components/unet-config.ts";
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from "../models/components/vae.graph.ts";
 import { vaeConfigFromJson } from "../models/components/vae-config.ts";
+import { sd3TransformerConfigFromJson } from "../models/sd3/config.ts";
+import { buildMmditGraph } from "../models/sd3/mmdit.graph.ts";
 import { expectedTensors } from "./component-shapes.ts";
 import { STANDARD_CONFIGS } from "./standard-configs.ts";
 
@@ -27,6 +31,8 @@ function builderReads(className: string, config: Json): Map<string, number[]> {
     buildVaeEncoderGraph(c, rec.source);
     buildVaeDecoderGraph(c, rec.source);
   } else if (className.startsWith("CLIPTextModel")) buildClipTextGraph(clipTextConfigFromJson(config), rec.source);
+  else if (className === "T5EncoderModel") buildT5EncoderGraph(t5EncoderConfigFromJson(config), rec.source);
+  else if (className === "SD3Transformer2DModel") buildMmditGraph(sd3TransformerConfigFromJson(config), rec.source);
   else throw new Error(className);
   return new Map(rec.recorded().map((r) => [r.name, r.shape]));
 }
@@ -52,7 +58,19 @@ describe("component shapes from configs", () => {
     });
   }
 
-  for (const family of ["sd15", "sdxl", "playground"]) {
+  test("SD3 transformer configs (medium; qk RMS norm; dual attention) and T5: the weights Easel's builders read", () => {
+    const fixture = "test/fixtures/models/sd3";
+    const transformer = JSON.parse(readFileSync(join(fixture, "transformer", "config.json"), "utf8"));
+    for (const config of [transformer, { ...transformer, qk_norm: "rms_norm" }, { ...transformer, qk_norm: "rms_norm", dual_attention_layers: [0] }, { ...transformer, num_layers: 3, dual_attention_layers: [0, 1] }]) {
+      const reads = builderReads("SD3Transformer2DModel", config);
+      assert.deepEqual(sorted(expected("SD3Transformer2DModel", config, reads)), sorted(reads), JSON.stringify(config));
+    }
+    const t5 = JSON.parse(readFileSync(join(fixture, "text_encoder_3", "config.json"), "utf8"));
+    const reads = builderReads("T5EncoderModel", t5);
+    assert.deepEqual(sorted(expected("T5EncoderModel", t5, reads)), sorted(reads));
+  });
+
+  for (const family of ["sd15", "sdxl", "playground", "sd3"]) {
     test(`${family} fixture folder: exactly the tensors its configs describe`, () => {
       const dir = join("test/fixtures/models", family);
       const index = JSON.parse(readFileSync(join(dir, "model_index.json"), "utf8")) as Record<string, unknown>;

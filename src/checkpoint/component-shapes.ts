@@ -1,9 +1,10 @@
 /**
  * The tensors (diffusers / transformers names and shapes) a component config describes, for the classes single files
  * convert to: diffusers UNet2DConditionModel (down/up blocks with and without cross-attention, the SDXL text_time
- * embedding) and AutoencoderKL; transformers CLIPTextModel(WithProjection). Written from the modules' constructors
- * (diffusers unets/unet_2d_condition.py, unet_2d_blocks.py, transformers/transformer_2d.py, autoencoders/vae.py;
- * transformers models/clip/modeling_clip.py) with diffusers' defaults, so a converted file can be checked
+ * embedding), AutoencoderKL, SD3Transformer2DModel; transformers CLIPTextModel(WithProjection) and T5EncoderModel.
+ * Written from the modules' constructors (diffusers unets/unet_2d_condition.py, unet_2d_blocks.py,
+ * transformers/transformer_2d.py, autoencoders/vae.py, transformers/transformer_sd3.py; transformers
+ * models/clip/modeling_clip.py, models/t5/modeling_t5.py) with diffusers' defaults, so a converted file can be checked
  * against the configs it is given before anything is written.
  */
 
@@ -199,6 +200,71 @@ function clipText(c: Json, projection: boolean): ExpectedTensors {
   return s.done();
 }
 
+function t5Encoder(c: Json): ExpectedTensors {
+  const s = new Shapes();
+  const d = num(c, "d_model");
+  const inner = num(c, "num_heads") * num(c, "d_kv");
+  const ff = num(c, "d_ff");
+  const gated = String(c.feed_forward_proj ?? "relu").startsWith("gated-");
+  // Tied: transformers saves the shared embedding, and sometimes the encoder's copy of it.
+  s.put("shared.weight", [num(c, "vocab_size"), d]);
+  s.put("encoder.embed_tokens.weight", [num(c, "vocab_size"), d]);
+  s.optional.push(["shared.weight", "encoder.embed_tokens.weight"]);
+  for (let l = 0; l < num(c, "num_layers"); l++) {
+    const p = `encoder.block.${l}.layer`;
+    for (const q of ["q", "k", "v"]) s.linear(`${p}.0.SelfAttention.${q}`, d, inner, false);
+    s.linear(`${p}.0.SelfAttention.o`, inner, d, false);
+    if (l === 0) s.put(`${p}.0.SelfAttention.relative_attention_bias.weight`, [num(c, "relative_attention_num_buckets", 32), num(c, "num_heads")]);
+    s.put(`${p}.0.layer_norm.weight`, [d]);
+    for (const wi of gated ? ["wi_0", "wi_1"] : ["wi"]) s.linear(`${p}.1.DenseReluDense.${wi}`, d, ff, false);
+    s.linear(`${p}.1.DenseReluDense.wo`, ff, d, false);
+    s.put(`${p}.1.layer_norm.weight`, [d]);
+  }
+  s.put("encoder.final_layer_norm.weight", [d]);
+  return s.done();
+}
+
+function sd3Transformer(c: Json): ExpectedTensors {
+  const s = new Shapes();
+  const headDim = num(c, "attention_head_dim", 64);
+  const d = num(c, "num_attention_heads", 18) * headDim;
+  const p = num(c, "patch_size", 2);
+  const m = num(c, "pos_embed_max_size");
+  const layers = num(c, "num_layers", 18);
+  const dual = new Set((c.dual_attention_layers as number[] | undefined) ?? []);
+  const qk = c.qk_norm === "rms_norm";
+  s.put("pos_embed.pos_embed", [1, m * m, d]);
+  s.put("pos_embed.proj.weight", [d, num(c, "in_channels", 16), p, p]);
+  s.put("pos_embed.proj.bias", [d]);
+  s.linear("time_text_embed.timestep_embedder.linear_1", 256, d);
+  s.linear("time_text_embed.timestep_embedder.linear_2", d, d);
+  s.linear("time_text_embed.text_embedder.linear_1", num(c, "pooled_projection_dim", 2048), d);
+  s.linear("time_text_embed.text_embedder.linear_2", d, d);
+  s.linear("context_embedder", num(c, "joint_attention_dim", 4096), num(c, "caption_projection_dim", 1152));
+  const ffn = (b: string) => {
+    s.linear(`${b}.net.0.proj`, d, 4 * d);
+    s.linear(`${b}.net.2`, 4 * d, d);
+  };
+  for (let i = 0; i < layers; i++) {
+    const b = `transformer_blocks.${i}`;
+    const last = i === layers - 1;
+    s.linear(`${b}.norm1.linear`, d, (dual.has(i) ? 9 : 6) * d);
+    s.linear(`${b}.norm1_context.linear`, d, (last ? 2 : 6) * d);
+    for (const q of ["to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj", "to_out.0"]) s.linear(`${b}.attn.${q}`, d, d);
+    if (!last) s.linear(`${b}.attn.to_add_out`, d, d);
+    if (qk) for (const q of ["norm_q", "norm_k", "norm_added_q", "norm_added_k"]) s.put(`${b}.attn.${q}.weight`, [headDim]);
+    if (dual.has(i)) {
+      for (const q of ["to_q", "to_k", "to_v", "to_out.0"]) s.linear(`${b}.attn2.${q}`, d, d);
+      if (qk) for (const q of ["norm_q", "norm_k"]) s.put(`${b}.attn2.${q}.weight`, [headDim]);
+    }
+    ffn(`${b}.ff`);
+    if (!last) ffn(`${b}.ff_context`);
+  }
+  s.linear("norm_out.linear", d, 2 * d);
+  s.linear("proj_out", d, p * p * num(c, "out_channels", 16));
+  return s.done();
+}
+
 /**
  * The tensors of a component of class `className` (model_index.json's name) built from `config`; undefined for a
  * class this module does not know (nothing is checked then). Throws when the config lacks a size it needs.
@@ -213,6 +279,10 @@ export function expectedTensors(className: string, config: Json): ExpectedTensor
       return clipText(config, false);
     case "CLIPTextModelWithProjection":
       return clipText(config, true);
+    case "T5EncoderModel":
+      return t5Encoder(config);
+    case "SD3Transformer2DModel":
+      return sd3Transformer(config);
     default:
       return undefined;
   }

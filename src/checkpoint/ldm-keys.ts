@@ -3,8 +3,9 @@
  * layout, as diffusers' loaders/single_file_utils.py does it (convert_ldm_unet_checkpoint,
  * convert_ldm_vae_checkpoint, convert_ldm_clip_checkpoint, convert_open_clip_checkpoint), written from the
  * published layouts. Every converted tensor is a byte range of the source file, possibly reshaped (the VAE's 1x1
- * attention convolutions become linear weights: same bytes), a row slice (OpenCLIP's fused q/k/v projection: each
- * third is contiguous), or transposed (OpenCLIP's text projection: the one tensor that is copied).
+ * attention convolutions become linear weights: same bytes), row ranges (OpenCLIP's fused q/k/v projection: each
+ * third is contiguous; a modulation whose halves swap places), or transposed (OpenCLIP's text projection: the one
+ * tensor that is copied).
  */
 import { EaselError } from "../core/errors.ts";
 import { DTYPE_SIZE, type TensorEntry } from "../graph/safetensors.ts";
@@ -14,10 +15,12 @@ export interface ConvertedTensor {
   name: string;
   source: TensorEntry;
   shape: number[];
-  /** Rows [start, start + count) of a 2-D (or 1-D) source. */
-  rows?: { start: number; count: number };
+  /** The concatenation of these row ranges [start, start + count) of the source (first axis). */
+  rows?: { start: number; count: number }[];
   /** The 2-D source transposed. */
   transpose?: boolean;
+  /** Bytes made here rather than read (an identity projection the file does not carry); `source` gives the dtype. */
+  data?: Uint8Array;
 }
 
 export const UNET_PREFIX = "model.diffusion_model.";
@@ -86,12 +89,12 @@ export function ldmVaeKey(k: string, blocks: number): string | undefined {
 }
 
 /**
- * transformers' CLIPTextModel key of a key stored in that layout under a prefix (older files lack `text_model.`);
- * null for the position_ids buffer, which the model does not take.
+ * transformers' CLIPTextModel(WithProjection) key of a key stored in that layout under a prefix (older files lack
+ * `text_model.`); null for the position_ids buffer, which the model does not take.
  */
 export function hfClipKey(k: string): string | null {
   if (k.endsWith("position_ids")) return null;
-  return k.startsWith("text_model.") ? k : `text_model.${k}`;
+  return k.startsWith("text_model.") || k.startsWith("text_projection.") ? k : `text_model.${k}`;
 }
 
 function invalid(file: string, what: string): EaselError {
@@ -155,7 +158,7 @@ export function convertOpenClip(file: string, entries: TensorEntry[], prefix: st
       if ((r = /^attn\.in_proj_(weight|bias)$/.exec(rest))) {
         const d = e.shape[0] / 3;
         for (const [i, p] of ["q_proj", "k_proj", "v_proj"].entries()) {
-          put(`${base}.self_attn.${p}.${r[1]}`, { shape: [d, ...e.shape.slice(1)], rows: { start: i * d, count: d } });
+          put(`${base}.self_attn.${p}.${r[1]}`, { shape: [d, ...e.shape.slice(1)], rows: [{ start: i * d, count: d }] });
         }
       } else if ((r = /^(ln_1|ln_2)\.(weight|bias)$/.exec(rest))) put(`${base}.${r[1] === "ln_1" ? "layer_norm1" : "layer_norm2"}.${r[2]}`);
       else if ((r = /^mlp\.(c_fc|c_proj)\.(weight|bias)$/.exec(rest))) put(`${base}.mlp.${r[1] === "c_fc" ? "fc1" : "fc2"}.${r[2]}`);
@@ -167,12 +170,21 @@ export function convertOpenClip(file: string, entries: TensorEntry[], prefix: st
   return out;
 }
 
-/** The bytes of one converted tensor, read from its source range (a copy only for transposes). */
+/** The bytes of one converted tensor, read from its source range (a copy only for transposes and reordered rows). */
 export function convertedBytes(t: ConvertedTensor, read: (e: TensorEntry, offset: number, length: number) => Uint8Array): Uint8Array {
+  if (t.data) return t.data;
   const size = DTYPE_SIZE[t.source.dtype];
   if (t.rows) {
     const rowBytes = (t.source.shape.slice(1).reduce((a, b) => a * b, 1) || 1) * size;
-    return read(t.source, t.rows.start * rowBytes, t.rows.count * rowBytes);
+    const parts = t.rows.map((r) => read(t.source, r.start * rowBytes, r.count * rowBytes));
+    if (parts.length === 1) return parts[0];
+    const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
   }
   const bytes = read(t.source, 0, t.source.byteLength);
   if (!t.transpose) return bytes;

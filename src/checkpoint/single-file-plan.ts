@@ -1,7 +1,7 @@
 /**
  * What a single-file checkpoint holds and where each tensor goes: its family from the key names and shapes
  * (diffusers' infer_diffusers_model_type rules), each component's tensors mapped to the diffusers layout
- * (./ldm-keys.ts) with the configs of a diffusers folder, and every converted tensor checked
+ * (./ldm-keys.ts, ./mmdit-keys.ts) with the configs of a diffusers folder, and every converted tensor checked
  * against the shapes those configs describe (./component-shapes.ts) before anything is written.
  */
 import { existsSync, readFileSync } from "node:fs";
@@ -10,6 +10,7 @@ import { EaselError } from "../core/errors.ts";
 import type { TensorEntry } from "../graph/safetensors.ts";
 import { expectedTensors } from "./component-shapes.ts";
 import { type ConvertedTensor, convertOpenClip, convertPrefixed, hfClipKey, ldmUnetKey, ldmVaeKey, UNET_PREFIX, VAE_PREFIX, vaeReshape } from "./ldm-keys.ts";
+import { convertMmdit, convertSd3ClipL, MMDIT_PREFIX, SD3_CLIP_G_PREFIX, SD3_CLIP_L_PREFIX, SD3_T5_PREFIX } from "./mmdit-keys.ts";
 import { parsePythonJson } from "./python-json.ts";
 
 /** A JSON file of a config folder (Python's JSON dialect); a missing one is the folder's fault. */
@@ -18,16 +19,15 @@ export function readConfigJson(file: string): Record<string, unknown> {
   return parsePythonJson(readFileSync(file, "utf8")) as Record<string, unknown>;
 }
 
-export type SingleFileFamily = "sd15" | "sd2" | "sdxl";
+export type SingleFileFamily = "sd15" | "sd2" | "sdxl" | "sd3";
 
 const notSupported = (file: string, what: string) => new EaselError("E_NOT_SUPPORTED", `${file}: ${what}`, { details: { file } });
 
 /** The family of a single-file checkpoint from its keys and shapes (diffusers' infer_diffusers_model_type rules). */
 export function detectSingleFile(file: string, entries: TensorEntry[]): SingleFileFamily {
   const has = (prefix: string) => entries.some((e) => e.name.startsWith(prefix));
-  if (has("model.diffusion_model.joint_blocks.")) {
-    throw notSupported(file, "an SD3 / SD3.5 single file; converting those is not supported yet: use the diffusers folder (easel pull)");
-  }
+  // SD3 files hold the MMDiT under model.diffusion_model.; transformer-only files may hold it at the top level.
+  if (has(`${MMDIT_PREFIX}joint_blocks.`) || has("joint_blocks.")) return "sd3";
   if (has("conditioner.embedders.0.model.")) throw notSupported(file, "an SDXL refiner single file; only SDXL base files are converted");
   if (has("conditioner.embedders.1.model.") || has(`${UNET_PREFIX}label_emb.`)) return "sdxl";
   if (has("cond_stage_model.model.")) return "sd2";
@@ -37,10 +37,19 @@ export function detectSingleFile(file: string, entries: TensorEntry[]): SingleFi
   throw new EaselError("E_CHECKPOINT_INVALID", `${file}: not a Stable Diffusion single-file checkpoint (no model.diffusion_model.* keys)`);
 }
 
+/** Which SD3 release a file is, from its blocks (SD3.5 adds qk norms, SD3.5 medium a second attention), and its diffusers repository. */
+export function sd3Release(entries: TensorEntry[]): { label: string; repo: string } {
+  const has = (re: RegExp) => entries.some((e) => re.test(e.name));
+  if (has(/^(model\.diffusion_model\.)?joint_blocks\.\d+\.x_block\.attn2\./)) return { label: "SD3.5 medium", repo: "stabilityai/stable-diffusion-3.5-medium" };
+  if (has(/^(model\.diffusion_model\.)?joint_blocks\.\d+\.x_block\.attn\.ln_q\./)) return { label: "SD3.5 large", repo: "stabilityai/stable-diffusion-3.5-large" };
+  return { label: "SD3 medium", repo: "stabilityai/stable-diffusion-3-medium-diffusers" };
+}
+
 export const PIPELINE: Record<SingleFileFamily, RegExp> = {
   sd15: /^StableDiffusion(Img2Img|Inpaint)?Pipeline$/,
   sd2: /^StableDiffusion(Img2Img|Inpaint)?Pipeline$/,
   sdxl: /^StableDiffusionXL(Img2Img|Inpaint)?Pipeline$/,
+  sd3: /^StableDiffusion3(Img2Img|Inpaint)?Pipeline$/,
 };
 
 export interface ComponentPlan {
@@ -66,6 +75,16 @@ function plans(file: string, family: SingleFileFamily, entries: TensorEntry[]): 
     convert: (c) => convertPrefixed(file, entries, VAE_PREFIX, (k) => ldmVaeKey(k, (c.block_out_channels as unknown[]).length), vaeReshape),
   };
   const clip = (name: string, prefix: string): ComponentPlan => ({ name, weightFile: "model.safetensors", prefix, convert: () => convertPrefixed(file, entries, prefix, hfClipKey) });
+  if (family === "sd3") {
+    const mmdit = entries.some((e) => e.name.startsWith(`${MMDIT_PREFIX}joint_blocks.`)) ? MMDIT_PREFIX : "";
+    return [
+      { name: "transformer", weightFile: "diffusion_pytorch_model.safetensors", prefix: mmdit, convert: () => convertMmdit(file, entries, mmdit) },
+      vae,
+      { name: "text_encoder", weightFile: "model.safetensors", prefix: SD3_CLIP_L_PREFIX, convert: () => convertSd3ClipL(file, entries) },
+      clip("text_encoder_2", SD3_CLIP_G_PREFIX),
+      { name: "text_encoder_3", weightFile: "model.safetensors", prefix: SD3_T5_PREFIX, convert: () => convertPrefixed(file, entries, SD3_T5_PREFIX, (k) => k) },
+    ];
+  }
   const unet: ComponentPlan = {
     name: "unet",
     weightFile: "diffusion_pytorch_model.safetensors",

@@ -145,6 +145,9 @@ describe("single-file checkpoints convert back to their diffusers folder", () =>
     assert.throws(() => convertSingleFile(noVae, { out: join(tmp, "x") }), (e: unknown) => e instanceof EaselError && /bundled SD1\.5 configs.*pass --config DIR/.test(e.message));
     const sd3 = join(tmp, "sd3.safetensors");
     writeSafetensors(sd3, [{ name: "model.diffusion_model.joint_blocks.0.x.weight", dtype: "F32", shape: [1], data: new Uint8Array(4) }]);
-    assert.throws(() => convertSingleFile(sd3, { configDir: folder, out: join(tmp, "y") }), (e: unknown) => e instanceof EaselError && e.code === "E_NOT_SUPPORTED");
+    assert.throws(
+      () => convertSingleFile(sd3, { configDir: folder, out: join(tmp, "y") }),
+      (e: unknown) => e instanceof EaselError && e.code === "E_INPUT_INVALID" && /is a StableDiffusionPipeline, not a sd3 pipeline folder/.test(e.message),
+    );
   });
 });

@@ -1,11 +1,12 @@
 /**
- * Single-file checkpoints (A1111 / ComfyUI / model-site `.safetensors`): SD1.x, SD2.x and SDXL base files recognised
- * from their keys, every tensor mapped to the diffusers component layout (./single-file-plan.ts) and
+ * Single-file checkpoints (A1111 / ComfyUI / model-site `.safetensors`): SD1.x, SD2.x, SDXL base and SD3 / SD3.5
+ * files recognised from their keys, every tensor mapped to the diffusers component layout (./single-file-plan.ts) and
  * a diffusers folder written with the tensors as stored (fp16 stays fp16). Configs, the scheduler and tokenizers come,
  * in this order, from a diffusers folder of the same family given as `configDir` (as diffusers'
  * `from_single_file(config=...)`), the first folder of the family whose configs fit the file in `searchDir` (the models
- * directory), or Easel's bundled copy of the published base pipeline's files (./standard-configs.ts). A folder's
- * weights are read only for components the single file lacks (e.g. a file saved without its VAE).
+ * directory), or Easel's bundled copy of the published base pipeline's files (./standard-configs.ts; SD1.x, SD2.x,
+ * SDXL; none for SD3, whose T5 tokenizer Easel cannot ship). A folder's weights are read only for components the
+ * single file lacks (e.g. a file saved without its VAE, or SD3's T5 shipped apart).
  */
 import { createHash } from "node:crypto";
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
@@ -14,8 +15,8 @@ import { EaselError } from "../core/errors.ts";
 import { DTYPE_SIZE, readSafetensorsHeader, safetensorsPrefix, type TensorEntry } from "../graph/safetensors.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { type ConvertedTensor, convertedBytes } from "./ldm-keys.ts";
-import { detectSingleFile, PIPELINE, type Prepared, prepareConversion, readConfigJson, type SingleFileFamily } from "./single-file-plan.ts";
-import { STANDARD_CONFIGS, writeStandardConfigs } from "./standard-configs.ts";
+import { detectSingleFile, PIPELINE, type Prepared, prepareConversion, readConfigJson, type SingleFileFamily, sd3Release } from "./single-file-plan.ts";
+import { STANDARD_CONFIGS, type StandardFamily, writeStandardConfigs } from "./standard-configs.ts";
 
 export { detectSingleFile, type SingleFileFamily } from "./single-file-plan.ts";
 
@@ -77,6 +78,16 @@ export function findConfigFolder(dir: string, family: SingleFileFamily, entries:
   return undefined;
 }
 
+/** The error for an SD3 file (nothing bundled) when neither --config nor the models directory has a folder that fits. */
+function noSd3Folder(file: string, entries: TensorEntry[], searchDir: string | undefined): EaselError {
+  const release = sd3Release(entries);
+  return new EaselError(
+    "E_INPUT_INVALID",
+    `${basename(file)} is an ${release.label} single file, and Easel bundles no SD3 configs (T5's tokenizer is not shipped with it): give --config DIR, a diffusers folder of that release with its model_index.json, transformer, vae and text_encoder / text_encoder_2 / text_encoder_3 configs, scheduler and tokenizer / tokenizer_2 / tokenizer_3 files (weights are only read for components the file lacks, such as T5), e.g. one fetched with easel pull ${release.repo}${searchDir ? `; ${searchDir} has no folder of that release whose configs fit the file` : ""}`,
+    { param: "config", details: { file, missing: ["model_index.json", "component configs", "scheduler", "tokenizers"] } },
+  );
+}
+
 /** Converts a single-file checkpoint into a diffusers folder at `opts.out`. */
 export function convertSingleFile(path: string, opts: ConvertOptions): ConvertResult {
   const file = resolve(path);
@@ -96,14 +107,16 @@ export function convertSingleFile(path: string, opts: ConvertOptions): ConvertRe
   if (found) {
     configDir = found;
     where = found;
-  } else {
-    const standard = STANDARD_CONFIGS[family];
+  } else if (family in STANDARD_CONFIGS) {
+    const standard = STANDARD_CONFIGS[family as StandardFamily];
     bundledDir = `${out}.configs-${process.pid}`;
     rmSync(bundledDir, { recursive: true, force: true });
-    writeStandardConfigs(family, bundledDir);
+    writeStandardConfigs(family as StandardFamily, bundledDir);
     configDir = bundledDir;
     where = `Easel's bundled ${standard.label} configs (${standard.repo})`;
     bundled = standard.repo;
+  } else {
+    throw noSd3Folder(file, entries, opts.searchDir);
   }
   try {
     const prepared = prepareConversion(file, family, entries, configDir, where);

@@ -102,10 +102,10 @@ export function convertCommand(): Command {
       .option("--models-dir <dir>", "models directory (default <data-dir>/models)")
       .option("--data-dir <dir>", "data directory")
       .description(
-        "convert a single-file checkpoint (.safetensors, SD1.x / SD2.x / SDXL base) to a diffusers folder; configs, scheduler and tokenizers come from --config, else the first model of the same family in the models directory whose configs fit the file, else Easel's bundled standard configs (SD1.5, SD2.1 768-v, SDXL base 1.0)",
+        "convert a single-file checkpoint (.safetensors, SD1.x / SD2.x / SDXL base / SD3 / SD3.5) to a diffusers folder; configs, scheduler and tokenizers come from --config, else the first model of the same family in the models directory whose configs fit the file, else Easel's bundled standard configs (SD1.5, SD2.1 768-v, SDXL base 1.0; none for SD3)",
       )
       .argument("<file>", "the .safetensors file")
-      .option("--config <dir>", "a diffusers folder of the same family: configs, scheduler and tokenizer files (weights only for components the file lacks)")
+      .option("--config <dir>", "a diffusers folder of the same family: configs, scheduler and tokenizer files (weights only for components the file lacks, e.g. SD3's T5)")
       .option("-o, --out <dir>", "output folder (default: <models-dir>/<name>, so the server serves it)")
       .option("--name <name>", "model name in the models directory (default: the file's name)")
   ).action((file: string, o: Omit<PlaceOptions, "config"> & { config?: string; out?: string; name?: string }) => {

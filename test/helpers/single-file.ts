@@ -2,7 +2,9 @@
  * A single-file checkpoint made from a tiny diffusers checkpoint by the inverse of diffusers' conversion, written here
  * from the published original layouts: CompVis/SGM UNet and VAE key names, CLIP under `cond_stage_model.transformer.` /
  * `conditioner.embedders.0.transformer.`, OpenCLIP under `conditioner.embedders.1.model.` with fused q/k/v and a
- * transposed text projection. Tests convert it back and compare.
+ * transposed text projection; for SD3, Stability's MMDiT under `model.diffusion_model.` (joint_blocks with fused qkv,
+ * (shift, scale) modulations where diffusers has (scale, shift)) and the text encoders in transformers' layout under
+ * `text_encoders.{clip_l,clip_g,t5xxl}.transformer.`. Tests convert it back and compare.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -125,7 +127,85 @@ function openClipTensors(te: Map<string, Tensor>, p: string, opts: { extraLayer?
   return out;
 }
 
-export type SingleFileLayout = "sd15" | "sd2" | "sdxl";
+/** Rows of `parts` stacked along the first axis (fused q/k/v). */
+function stackRows(name: string, parts: Tensor[]): Tensor {
+  const data = new Uint8Array(parts.reduce((a, t) => a + t.data.length, 0));
+  let at = 0;
+  for (const t of parts) {
+    data.set(t.data, at);
+    at += t.data.length;
+  }
+  return { name, dtype: parts[0].dtype, shape: [parts.reduce((a, t) => a + t.shape[0], 0), ...parts[0].shape.slice(1)], data };
+}
+
+/** The two halves of the first axis swapped: diffusers' (scale, shift) <-> the original (shift, scale). */
+function swapHalves(t: Tensor, name: string): Tensor {
+  const half = t.data.length / 2;
+  const data = new Uint8Array(t.data.length);
+  data.set(t.data.subarray(half), 0);
+  data.set(t.data.subarray(0, half), half);
+  return { ...t, name, data };
+}
+
+const MMDIT_FIXED: Record<string, string> = {
+  "pos_embed.pos_embed": "pos_embed",
+  "pos_embed.proj.weight": "x_embedder.proj.weight",
+  "pos_embed.proj.bias": "x_embedder.proj.bias",
+  "time_text_embed.timestep_embedder.linear_1.weight": "t_embedder.mlp.0.weight",
+  "time_text_embed.timestep_embedder.linear_1.bias": "t_embedder.mlp.0.bias",
+  "time_text_embed.timestep_embedder.linear_2.weight": "t_embedder.mlp.2.weight",
+  "time_text_embed.timestep_embedder.linear_2.bias": "t_embedder.mlp.2.bias",
+  "time_text_embed.text_embedder.linear_1.weight": "y_embedder.mlp.0.weight",
+  "time_text_embed.text_embedder.linear_1.bias": "y_embedder.mlp.0.bias",
+  "time_text_embed.text_embedder.linear_2.weight": "y_embedder.mlp.2.weight",
+  "time_text_embed.text_embedder.linear_2.bias": "y_embedder.mlp.2.bias",
+  "context_embedder.weight": "context_embedder.weight",
+  "context_embedder.bias": "context_embedder.bias",
+  "proj_out.weight": "final_layer.linear.weight",
+  "proj_out.bias": "final_layer.linear.bias",
+};
+
+/** SD3Transformer2DModel tensors in Stability's MMDiT layout (without model.diffusion_model.). */
+function mmditTensors(tr: Map<string, Tensor>, layers: number): Tensor[] {
+  const out: Tensor[] = [];
+  const fused = new Map<string, Map<string, Tensor>>();
+  const fuse = (name: string, part: string, t: Tensor) => fused.set(name, (fused.get(name) ?? new Map()).set(part, t));
+  for (const t of tr.values()) {
+    if (MMDIT_FIXED[t.name]) {
+      out.push({ ...t, name: MMDIT_FIXED[t.name] });
+      continue;
+    }
+    let m: RegExpExecArray | null;
+    if ((m = /^norm_out\.linear\.(weight|bias)$/.exec(t.name))) {
+      out.push(swapHalves(t, `final_layer.adaLN_modulation.1.${m[1]}`));
+      continue;
+    }
+    m = /^transformer_blocks\.(\d+)\.(.+)$/.exec(t.name);
+    if (!m) throw new Error(`no MMDiT name for ${t.name}`);
+    const j = `joint_blocks.${m[1]}`;
+    const last = Number(m[1]) === layers - 1;
+    const rest = m[2];
+    let r: RegExpExecArray | null;
+    if ((r = /^attn\.to_(q|k|v)\.(weight|bias)$/.exec(rest))) fuse(`${j}.x_block.attn.qkv.${r[2]}`, r[1], t);
+    else if ((r = /^attn\.add_(q|k|v)_proj\.(weight|bias)$/.exec(rest))) fuse(`${j}.context_block.attn.qkv.${r[2]}`, r[1], t);
+    else if ((r = /^attn2\.to_(q|k|v)\.(weight|bias)$/.exec(rest))) fuse(`${j}.x_block.attn2.qkv.${r[2]}`, r[1], t);
+    else if ((r = /^(attn|attn2)\.norm_(q|k)\.weight$/.exec(rest))) out.push({ ...t, name: `${j}.x_block.${r[1]}.ln_${r[2]}.weight` });
+    else if ((r = /^attn\.norm_added_(q|k)\.weight$/.exec(rest))) out.push({ ...t, name: `${j}.context_block.attn.ln_${r[1]}.weight` });
+    else if ((r = /^(attn|attn2)\.to_out\.0\.(weight|bias)$/.exec(rest))) out.push({ ...t, name: `${j}.x_block.${r[1]}.proj.${r[2]}` });
+    else if ((r = /^attn\.to_add_out\.(weight|bias)$/.exec(rest))) out.push({ ...t, name: `${j}.context_block.attn.proj.${r[1]}` });
+    else if ((r = /^norm1\.linear\.(weight|bias)$/.exec(rest))) out.push({ ...t, name: `${j}.x_block.adaLN_modulation.1.${r[1]}` });
+    else if ((r = /^norm1_context\.linear\.(weight|bias)$/.exec(rest))) {
+      const name = `${j}.context_block.adaLN_modulation.1.${r[1]}`;
+      out.push(last ? swapHalves(t, name) : { ...t, name });
+    } else if ((r = /^(ff|ff_context)\.net\.(0\.proj|2)\.(weight|bias)$/.exec(rest))) {
+      out.push({ ...t, name: `${j}.${r[1] === "ff" ? "x_block" : "context_block"}.mlp.fc${r[2] === "2" ? 2 : 1}.${r[3]}` });
+    } else throw new Error(`no MMDiT name for ${t.name}`);
+  }
+  for (const [name, parts] of fused) out.push(stackRows(name, ["q", "k", "v"].map((p) => parts.get(p)!)));
+  return out;
+}
+
+export type SingleFileLayout = "sd15" | "sd2" | "sdxl" | "sd3";
 
 /**
  * The tensors of a single file holding `components` (diffusers tensors by component name), in the original layout of
@@ -141,6 +221,16 @@ export function singleFileTensors(family: SingleFileLayout, components: Record<s
       const conv = /mid\.attn_1\.(q|k|v|proj_out)\.weight$/.test(name);
       out.push({ ...t, name, shape: conv ? [...t.shape, 1, 1] : t.shape });
     }
+  }
+  if (family === "sd3") {
+    const layers = (configs.transformer as { num_layers: number }).num_layers;
+    if (components.transformer) for (const t of mmditTensors(components.transformer, layers)) out.push({ ...t, name: `model.diffusion_model.${t.name}` });
+    // SD3 files carry CLIP-L without a text projection (SD3 pools it unprojected).
+    for (const t of components.text_encoder?.values() ?? []) if (t.name !== "text_projection.weight") out.push({ ...t, name: `text_encoders.clip_l.transformer.${t.name}` });
+    for (const t of components.text_encoder_2?.values() ?? []) out.push({ ...t, name: `text_encoders.clip_g.transformer.${t.name}` });
+    for (const t of components.text_encoder_3?.values() ?? []) out.push({ ...t, name: `text_encoders.t5xxl.transformer.${t.name}` });
+    if (components.text_encoder) out.push({ name: "text_encoders.clip_l.transformer.text_model.embeddings.position_ids", dtype: "I64", shape: [1, 2], data: new Uint8Array(16) });
+    return out;
   }
   if (components.unet) {
     const unetCfg = configs.unet as { layers_per_block: number; up_block_types: string[] };
@@ -164,11 +254,12 @@ const COMPONENTS: Record<SingleFileLayout, string[]> = {
   sd15: ["unet", "vae", "text_encoder"],
   sd2: ["unet", "vae", "text_encoder"],
   sdxl: ["unet", "vae", "text_encoder", "text_encoder_2"],
+  sd3: ["transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"],
 };
 
 /**
  * The original single file of a tiny diffusers checkpoint; "sd2" writes an SD1.5-shaped folder's text encoder the SD2
- * way (OpenCLIP). `leave` names components to leave out.
+ * way (OpenCLIP). `leave` names components to leave out (e.g. SD3's T5, often shipped apart).
  */
 export function makeSingleFile(dir: string, family: SingleFileLayout, file: string, opts: { leave?: string[] } = {}): void {
   const components: Record<string, Map<string, Tensor>> = {};
