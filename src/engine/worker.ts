@@ -56,8 +56,8 @@ async function pipelineFor(modelDir: string, loras: readonly LoraChoice[] = []):
       await precomputeLoraMerges(ckpt, loras, init.runtime);
       const applied = new Set<string>();
       const pipe = await familyFor(ckpt).load(ckpt, { ...init.runtime, loras: { choices: loras, applied: (file, m) => applied.add(`${file}\0${m.component}:${m.module}`) } });
-      // Every module of every file must have reached a component this family loads (an SD3 model, or a LoRA with
-      // text-encoder-2 weights on SD1.5, would otherwise run without part of what was asked).
+      // Every module of every file must have reached a component this family loads (a LoRA with text-encoder-2
+      // weights on SD1.5, or UNet weights on SD3, would otherwise run without part of what was asked).
       for (const c of loras) {
         const missed = readLoraFile(c.file).filter((m) => !applied.has(`${c.file}\0${m.component}:${m.module}`));
         if (missed.length > 0) {

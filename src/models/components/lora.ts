@@ -4,14 +4,22 @@
  *
  * Formats (key layouts as diffusers' loaders/lora_pipeline.py and lora_conversion_utils.py read them):
  * - kohya / A1111: `lora_unet_<module>.lora_down.weight`, `.lora_up.weight`, `.alpha`; `lora_te_` (SD1.5's text
- *   encoder), `lora_te1_` / `lora_te2_` (SDXL's two). `<module>` is the module path with "." written as "_"; it is
- *   matched against the component's own weight names. SDXL files name UNet modules the original (SGM) way
- *   (`input_blocks_4_1_...`); those are matched through the original-layout names of ../../checkpoint/ldm-unet.ts.
- * - PEFT (diffusers >= 0.24): `unet.<module>.lora_A.weight` / `.lora_B.weight`, `text_encoder.`, `text_encoder_2.`.
+ *   encoder), `lora_te1_` / `lora_te2_` (SDXL's and SD3's two CLIPs), `lora_transformer_` (SD3's transformer, with
+ *   diffusers' module names). `<module>` is the module path with "." written as "_"; it is matched against the
+ *   component's own weight names. SDXL files name UNet modules the original (SGM) way (`input_blocks_4_1_...`);
+ *   those are matched through the original-layout names of ../../checkpoint/ldm-unet.ts.
+ * - PEFT (diffusers >= 0.24): `unet.<module>.lora_A.weight` / `.lora_B.weight`, `text_encoder.`, `text_encoder_2.`;
+ *   SD3's training scripts write `transformer.<module>.lora_A.weight` (`transformer_blocks.0.attn.to_q`,
+ *   `attn.add_q_proj`, `ff.net.0.proj`, `norm1.linear`, ...).
  * - diffusers' older training scripts: `<module>.lora.down.weight` / `.lora.up.weight`,
  *   `<module>.lora_linear_layer.down.weight` / `.up.weight`, and attention processors
- *   `<attn>.processor.to_q_lora.down.weight` (`to_out_lora` is `to_out.0`); unprefixed keys are the UNet's.
- * A module without `alpha` uses alpha = rank (scale 1 per unit of `scale`), as diffusers reads such files.
+ *   `<attn>.processor.to_q_lora.down.weight` (`to_out_lora` is `to_out.0`).
+ * Unprefixed dotted keys are the denoiser's: the SD3 transformer's when the path starts with one of its top-level
+ * modules (`transformer_blocks`, `context_embedder`, `time_text_embed`, `pos_embed`, `norm_out`, `proj_out`), the
+ * UNet's otherwise.
+ * Alpha: a module's `.alpha` tensor; else, in PEFT files, the `lora_adapter_metadata` JSON diffusers writes into the
+ * safetensors metadata (`<component>.lora_alpha`, `<component>.alpha_pattern`; unprefixed for a file one model saved
+ * itself); else alpha = rank (scale 1 per unit of `scale`), as diffusers reads such files.
  *
  * How a LoRA set is applied (why merged weights): for each component it touches, the merged tensors are written
  * once per LoRA set (files, scales) to a float32 safetensors file in the graph cache, and the component's graph
@@ -30,7 +38,7 @@ import { EaselError } from "../../core/errors.ts";
 import { readSafetensorsHeader, readTensorData, safetensorsPrefix, type TensorEntry } from "../../graph/safetensors.ts";
 import { writeFileThroughTemp, writeFileThroughTempAsync } from "../../graph/temp-file.ts";
 
-export type LoraComponent = "unet" | "text_encoder" | "text_encoder_2";
+export type LoraComponent = "unet" | "transformer" | "text_encoder" | "text_encoder_2";
 
 /** One LoRA file and its strength, as a request or the CLI names it (the file already resolved). */
 export interface LoraChoice {
@@ -49,9 +57,21 @@ export interface LoraModule {
   alpha?: number;
 }
 
-const KOHYA_RE = /^(lora_unet|lora_te1|lora_te2|lora_te)_(.+?)\.(lora_down\.weight|lora_up\.weight|alpha)$/;
-const KOHYA_COMPONENT: Record<string, LoraComponent> = { lora_unet: "unet", lora_te: "text_encoder", lora_te1: "text_encoder", lora_te2: "text_encoder_2" };
-const PREFIX_RE = /^(unet|text_encoder|text_encoder_2)\./;
+const KOHYA_RE = /^(lora_unet|lora_transformer|lora_te1|lora_te2|lora_te)_(.+?)\.(lora_down\.weight|lora_up\.weight|alpha)$/;
+const KOHYA_COMPONENT: Record<string, LoraComponent> = {
+  lora_unet: "unet",
+  lora_transformer: "transformer",
+  lora_te: "text_encoder",
+  lora_te1: "text_encoder",
+  lora_te2: "text_encoder_2",
+};
+const PREFIX_RE = /^(unet|transformer|text_encoder|text_encoder_2)\./;
+/** Top-level modules of the SD3 transformer (SD3Transformer2DModel): unprefixed dotted keys under them are its. */
+const TRANSFORMER_TOP_RE = /^(transformer_blocks|context_embedder|time_text_embed|pos_embed|norm_out|proj_out)\./;
+/** kohya's T5 (SD3's text_encoder_3) prefix: recognised so that such a file is refused by name (no LoRA reaches T5). */
+const KOHYA_T5_RE = /^lora_te3_/;
+/** The safetensors metadata entry diffusers writes a PEFT adapter's LoraConfig (r, lora_alpha, alpha_pattern) to. */
+const PEFT_METADATA_KEY = "lora_adapter_metadata";
 /** [pattern, which side] for the dotted formats; group 1 is the module path. */
 const DOTTED: [RegExp, "down" | "up" | "alpha"][] = [
   [/^(.+)\.lora_A(?:\.default)?\.weight$/, "down"],
@@ -72,29 +92,74 @@ function normaliseProcessorKey(key: string): string {
   return key.replace(/\.processor\.(to_q|to_k|to_v|to_out)_lora\.(down|up)\.weight$/, (_m, proj: string, side: string) => `.${proj === "to_out" ? "to_out.0" : proj}.lora.${side}.weight`);
 }
 
+/**
+ * The alpha a PEFT adapter's LoraConfig gives `module` (diffusers' `lora_adapter_metadata`): the first
+ * `alpha_pattern` entry that matches the module path (a regular expression matched at the end of the path, after a
+ * "."; one starting with "^" from the start), else `lora_alpha`. The config's keys carry the component's prefix
+ * (`transformer.lora_alpha`) when the file's keys do; a file of unprefixed keys may have either form.
+ */
+function metadataAlpha(config: Record<string, unknown> | undefined, component: LoraComponent, prefixed: boolean, module: string): number | undefined {
+  if (!config) return undefined;
+  for (const p of prefixed ? [`${component}.`] : ["", `${component}.`]) {
+    const patterns = config[`${p}alpha_pattern`];
+    if (patterns && typeof patterns === "object") {
+      for (const [pattern, value] of Object.entries(patterns as Record<string, unknown>)) {
+        let re: RegExp;
+        try {
+          re = new RegExp(pattern.startsWith("^") ? `${pattern}$` : `(?:^|\\.)(?:${pattern})$`);
+        } catch {
+          continue;
+        }
+        if (re.test(module) && typeof value === "number" && Number.isFinite(value)) return value;
+      }
+    }
+    const alpha = config[`${p}lora_alpha`];
+    if (typeof alpha === "number" && Number.isFinite(alpha)) return alpha;
+  }
+  return undefined;
+}
+
+function peftMetadata(file: string, metadata: Record<string, string>): Record<string, unknown> | undefined {
+  const raw = metadata[PEFT_METADATA_KEY];
+  if (!raw) return undefined;
+  try {
+    const v = JSON.parse(raw) as unknown;
+    return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    throw bad(file, `its ${PEFT_METADATA_KEY} metadata is not JSON`);
+  }
+}
+
 /** Reads a LoRA file's header and pairs its tensors per module; throws naming keys it does not understand. */
 export function readLoraFile(path: string): LoraModule[] {
   const file = resolve(path);
   if (!existsSync(file)) throw bad(file, "file not found");
-  const { entries } = readSafetensorsHeader(file);
-  const parts = new Map<string, { component: LoraComponent; module: string; kohya: boolean; down?: TensorEntry; up?: TensorEntry; alpha?: TensorEntry }>();
+  const { entries, metadata } = readSafetensorsHeader(file);
+  type Slot = { component: LoraComponent; module: string; kohya: boolean; prefixed: boolean; down?: TensorEntry; up?: TensorEntry; alpha?: TensorEntry };
+  const parts = new Map<string, Slot>();
   const unknown: string[] = [];
+  const t5: string[] = [];
   for (const e of entries) {
     let component: LoraComponent;
     let module: string;
     let side: "down" | "up" | "alpha";
     let kohya = false;
+    let prefixed = true;
     const k = KOHYA_RE.exec(e.name);
     if (k) {
       component = KOHYA_COMPONENT[k[1]];
       module = k[2];
       side = k[3] === "alpha" ? "alpha" : k[3].startsWith("lora_down") ? "down" : "up";
       kohya = true;
+    } else if (KOHYA_T5_RE.test(e.name)) {
+      t5.push(e.name);
+      continue;
     } else {
       let key = normaliseProcessorKey(e.name);
       const p = PREFIX_RE.exec(key);
-      component = (p?.[1] as LoraComponent | undefined) ?? "unet";
       if (p) key = key.slice(p[0].length);
+      prefixed = p !== null;
+      component = (p?.[1] as LoraComponent | undefined) ?? (TRANSFORMER_TOP_RE.test(key) ? "transformer" : "unet");
       const hit = DOTTED.map(([re, s]) => [re.exec(key), s] as const).find(([m]) => m);
       if (!hit) {
         unknown.push(e.name);
@@ -104,13 +169,23 @@ export function readLoraFile(path: string): LoraModule[] {
       side = hit[1];
     }
     const id = `${component}:${module}`;
-    const slot = parts.get(id) ?? { component, module, kohya };
+    const slot = parts.get(id) ?? { component, module, kohya, prefixed };
     slot[side] = e;
     parts.set(id, slot);
   }
   if (unknown.length > 0) {
-    throw bad(file, `keys in no known LoRA layout (kohya lora_unet_/lora_te_, PEFT lora_A/lora_B, lora.down/up, lora_linear_layer): ${unknown.slice(0, 5).join(", ")}${unknown.length > 5 ? ", ..." : ""}`);
+    throw bad(
+      file,
+      `keys in no known LoRA layout (kohya lora_unet_/lora_transformer_/lora_te_, PEFT lora_A/lora_B, lora.down/up, lora_linear_layer): ${unknown.slice(0, 5).join(", ")}${unknown.length > 5 ? ", ..." : ""}`,
+    );
   }
+  if (t5.length > 0) {
+    throw new EaselError("E_NOT_SUPPORTED", `LoRA ${basename(file)} has T5 (text_encoder_3) weights, which LoRAs are not applied to: ${t5[0]}${t5.length > 1 ? ", ..." : ""}`, {
+      param: "loras",
+      details: { file },
+    });
+  }
+  const peft = peftMetadata(file, metadata);
   const modules: LoraModule[] = [];
   for (const p of parts.values()) {
     if (!p.down || !p.up) throw bad(file, `${p.component} module ${p.module} has ${p.down ? "no up" : "no down"} matrix`);
@@ -123,6 +198,8 @@ export function readLoraFile(path: string): LoraModule[] {
       const a = readTensorData(p.alpha);
       if (a.length !== 1 || !Number.isFinite(a[0])) throw bad(file, `${p.module}.alpha is not one finite number`);
       alpha = a[0];
+    } else if (!p.kohya) {
+      alpha = metadataAlpha(peft, p.component, p.prefixed, p.module);
     }
     modules.push({ component: p.component, module: p.module, kohya: p.kohya, down: p.down, up: p.up, alpha });
   }
@@ -233,7 +310,7 @@ export function planLoraMerge(opts: LoraMergeInput): LoraMergePlan | undefined {
       if (m.component !== opts.component) continue;
       const target = resolveTarget(m);
       if (!target || !opts.index.has(target)) {
-        throw bad(c.file, `${m.component} module "${m.module}" matches no weight of this model's ${opts.component} (a LoRA for another model family?)`);
+        throw bad(c.file, `${m.component} module "${m.module}" (key ${m.down.name}) matches no weight of this model's ${opts.component} (a LoRA for another model family?)`);
       }
       targets.set(target, [...(targets.get(target) ?? []), { module: m, scale: c.scale, file: c.file }]);
       opts.onApplied?.(c.file, m);

@@ -110,7 +110,8 @@ export async function loadSd3TextEncoders(
   session: SessionFactory,
   o: Sd3TextEncoderOptions = {},
 ): Promise<Sd3TextEncoders> {
-  const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider };
+  // LoRAs reach both CLIPs (text_encoder, text_encoder_2); none reaches T5.
+  const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider, loras: rt.loras };
   const tokenizers: ClipTokenizer[] = [loadClipTokenizer(dirOf(ckpt, "tokenizer")), loadClipTokenizer(dirOf(ckpt, "tokenizer_2"))];
   const clipMode = o.clipMode ?? "resident";
   const clips = ["text_encoder", "text_encoder_2"].map((name) => {
@@ -126,7 +127,8 @@ export async function loadSd3TextEncoders(
   const t5 = sessionSlot(async () => {
     if (!t5Path) {
       const m = prepareT5EncoderModel(dirOf(ckpt, "text_encoder_3"), {
-        ...opts,
+        cacheDir: opts.cacheDir,
+        executionProvider: opts.executionProvider,
         maxSequenceLength: MAX_T5_SEQUENCE_LENGTH,
         weightQuantization: o.t5WeightQuantization,
       });
@@ -239,7 +241,8 @@ export async function loadSd3(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadO
     t5Mode: plan.modes.t5,
     t5Unavailable: plan.t5Error,
   });
-  const transformerModel = prepareMmditModel(dirOf(ckpt, "transformer"), opts);
+  // A LoRA set is merged into the transformer's weights (../components/lora.ts): its graph is the usual one.
+  const transformerModel = prepareMmditModel(dirOf(ckpt, "transformer"), { ...opts, loras: rt.loras });
   const tcfg = transformerModel.config;
   const transformer = sessionSlot(() => session(transformerModel.modelPath), plan.modes.transformer);
   const vaeDir = dirOf(ckpt, "vae");
