@@ -151,6 +151,8 @@ export interface E2eBenchOptions {
   steps?: number;
   /** engine.memoryLimitGiB of the engine under test. */
   memoryLimitGiB?: number;
+  /** Only the first image after a start (no per-part timing, no second start). */
+  firstOnly?: boolean;
   threads?: number;
   /** Also run SD-Turbo with precision "int8". */
   int8: boolean;
@@ -188,9 +190,9 @@ export async function benchE2e(o: E2eBenchOptions): Promise<E2eRow[]> {
       }
       row.writeSeconds = written.get(id);
       o.log(`  ${m.label} ${precision}: first start (empty graph cache) ...`);
-      row.cold = await runChild({ model: id, modelDir, cacheDir, warmRuns: o.warmRuns, parts: true, steps: o.steps, memoryLimitGiB: o.memoryLimitGiB, threads: o.threads, precision });
-      o.log(`  ${m.label} ${precision}: second start (graph cache) ...`);
-      row.cached = await runChild({ model: id, modelDir, cacheDir, warmRuns: 0, parts: false, steps: o.steps, memoryLimitGiB: o.memoryLimitGiB, threads: o.threads, precision });
+      row.cold = await runChild({ model: id, modelDir, cacheDir, warmRuns: o.warmRuns, parts: !o.firstOnly, steps: o.steps, memoryLimitGiB: o.memoryLimitGiB, threads: o.threads, precision });
+      if (!o.firstOnly) o.log(`  ${m.label} ${precision}: second start (graph cache) ...`);
+      if (!o.firstOnly) row.cached = await runChild({ model: id, modelDir, cacheDir, warmRuns: 0, parts: false, steps: o.steps, memoryLimitGiB: o.memoryLimitGiB, threads: o.threads, precision });
       // Each row as soon as it is measured: a long run stopped later still leaves its finished rows.
       o.log(`  ${m.label} ${precision}: ${JSON.stringify({ cold: row.cold, cached: row.cached })}`);
     } catch (e) {
@@ -227,9 +229,10 @@ export function printE2eBench(rows: E2eRow[], printTable: (header: string[], row
     ["model", "precision", "size", "steps", "warm s/image", "first image s", "x warm", "2nd start s", "x warm", "text enc", "unet", "vae decode", "other", "engine peak RSS GiB", "note"],
     rows.map((r) => {
       if (r.status !== "ok" || !r.cold) return [r.label, r.precision, `${r.size}`, `${r.steps}`, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", `${r.status}: ${r.reason}`];
-      const warm = median(r.cold.warmSeconds);
+      const warm = r.cold.warmSeconds.length > 0 ? median(r.cold.warmSeconds) : undefined;
       const p = r.cold.parts;
-      const other = p ? warm - p.textEncoders - p.unet - p.vaeDecode : undefined;
+      const other = p && warm !== undefined ? warm - p.textEncoders - p.unet - p.vaeDecode : undefined;
+      const ratio = (x: number | undefined) => (x === undefined || warm === undefined ? undefined : x / warm);
       return [
         r.label,
         r.precision,
@@ -237,15 +240,16 @@ export function printE2eBench(rows: E2eRow[], printTable: (header: string[], row
         `${r.steps}`,
         f(warm, 2),
         f(r.cold.firstSeconds),
-        f(r.cold.firstSeconds / warm),
+        f(ratio(r.cold.firstSeconds)),
         f(r.cached?.firstSeconds),
-        f(r.cached && r.cached.firstSeconds / warm),
+        f(ratio(r.cached?.firstSeconds)),
         pct(p?.textEncoders, warm),
         pct(p?.unet, warm),
         pct(p?.vaeDecode, warm),
         pct(other !== undefined ? Math.max(0, other) : undefined, warm),
         f(Math.max(enginePeak(r.cold), r.cached ? enginePeak(r.cached) : 0), 2),
-        `warm ${r.cold.warmSeconds.map((s) => s.toFixed(2)).join(", ")}; weights written in ${f(r.writeSeconds)} s; ` +
+        `warm ${r.cold.warmSeconds.map((s) => s.toFixed(2)).join(", ") || "-"}; weights written in ${f(r.writeSeconds)} s; ` +
+          `warnings ${r.cold.warnings.map((w) => w.split(":")[0]).join(", ") || "none"}; ` +
           `peak GiB by phase: first start ${phaseList(r.cold.phasePeaksGiB)}; 2nd start ${phaseList(r.cached?.phasePeaksGiB)}; estimate ${f(r.estimateGiB, 2)}`,
       ];
     }),

@@ -72,6 +72,8 @@ interface Args {
   e2eSteps?: number;
   /** The engine's memory limit (engine.memoryLimitGiB) in the end-to-end runs. */
   e2eMemoryLimitGiB?: number;
+  /** Only the first image after a start: no warm images, per-part timing or second start (a memory check). */
+  e2eFirstOnly?: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -107,6 +109,8 @@ function parseArgs(argv: string[]): Args {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1) usage(`--e2e-steps must be a positive integer, got ${argv[i]}`);
       args.e2eSteps = n;
+    } else if (a === "--e2e-first-only") {
+      args.e2eFirstOnly = true;
     } else if (a === "--e2e-memory-limit-gib") {
       const n = Number(argv[++i]);
       if (!Number.isFinite(n) || n <= 0) usage(`--e2e-memory-limit-gib must be a positive number, got ${argv[i]}`);
@@ -127,7 +131,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out,prompts,lora] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13] [--e2e-steps N] [--e2e-memory-limit-gib G]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out,prompts,lora] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13] [--e2e-steps N] [--e2e-memory-limit-gib G] [--e2e-first-only]");
   process.exit(error ? 2 : 0);
 }
 
@@ -263,7 +267,7 @@ async function main(): Promise<void> {
     }
     if (args.only.has("e2e")) {
       console.error("  end to end ...");
-      e2e = await benchE2e({ workDir, models: args.e2eModels, maxGiB: args.e2eMaxGiB, steps: args.e2eSteps, memoryLimitGiB: args.e2eMemoryLimitGiB, threads: args.threads, int8: true, warmRuns: args.quick ? 1 : 2, log: (l) => console.error(l) });
+      e2e = await benchE2e({ workDir, models: args.e2eModels, maxGiB: args.e2eMaxGiB, steps: args.e2eSteps, memoryLimitGiB: args.e2eMemoryLimitGiB, firstOnly: args.e2eFirstOnly, threads: args.threads, int8: !args.e2eFirstOnly, warmRuns: args.e2eFirstOnly ? 0 : args.quick ? 1 : 2, log: (l) => console.error(l) });
     }
     if (args.only.has("scale-out")) {
       console.error("  scale-out ...");
