@@ -180,9 +180,9 @@ export const configSchema = z.object({
        */
       /**
        * The most memory (GiB) the models' memory plans may count on; default: the machine's (or its container's
-       * cgroup limit), less 1 GiB. Below what everything loaded needs, SDXL / Playground open their text encoders
-       * per request, guidance runs as two calls, SD3 loads components per request, and a request that still does not
-       * fit is refused before admission with the figure it needs (docs/operations.md, "Memory").
+       * cgroup limit), less 1 GiB. Below what a request needs, guidance runs as two calls, SD3 loads components per
+       * request, and a request that still does not fit is refused before admission with the figure it needs
+       * (docs/models.md, "Memory").
        */
       memoryLimitGiB: z.number().positive().optional(),
       precision: z

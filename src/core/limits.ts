@@ -47,13 +47,7 @@ export interface ModelLimits {
 }
 
 export interface MemoryModel {
-  /** Weights held while the model is loaded. */
   weightBytes: number;
-  /**
-   * Weights opened for their step of each request and released after it (a UNet pipeline's text encoders, when
-   * everything resident would not fit): that step's peak is the resident weights plus these.
-   */
-  onDemandWeightBytes?: number;
   activationBytesPerPixel: number;
   /**
    * Activation bytes per output pixel of the VAE decode, which runs one image at a time after the denoiser's last
@@ -63,13 +57,10 @@ export interface MemoryModel {
   machineBytes: number;
 }
 
-/**
- * Memory a request needs: the resident weights, plus the largest of its steps: the on-demand weights while they are
- * open, a denoising call for `batch` images of width x height, one image's decode.
- */
+/** Memory a request needs: weights, plus the larger of a denoising call for `batch` images of width x height and one image's decode. */
 export function requestBytes(m: MemoryModel, width: number, height: number, batch: number): number {
   const pixels = width * height;
-  return m.weightBytes + Math.max(m.onDemandWeightBytes ?? 0, m.activationBytesPerPixel * pixels * batch, (m.decodeBytesPerPixel ?? 0) * pixels);
+  return m.weightBytes + Math.max(m.activationBytesPerPixel * pixels * batch, (m.decodeBytesPerPixel ?? 0) * pixels);
 }
 
 export interface ModelDefaultValues {

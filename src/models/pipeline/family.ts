@@ -33,8 +33,8 @@ export interface RuntimeOptions {
   memory?: { totalBytes: number; freeBytes: number; reserveBytes?: number };
   /**
    * engine.memoryLimitGiB in bytes: the most memory the plans may count on, below the machine's (and its container's)
-   * when set. Plans that do not fit keep less loaded (text encoders opened per request, guidance as two calls) or
-   * refuse the request with the figure it needs.
+   * when set. Plans that do not fit keep less loaded (SD3's components opened per request, guidance as two calls)
+   * or refuse the request with the figure it needs.
    */
   memoryLimitBytes?: number;
   /** LoRAs merged into the weights of the components they touch (set by the engine per LoRA set). */

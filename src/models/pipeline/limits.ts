@@ -1,7 +1,7 @@
 /** Limits every family starts from; a family's index.ts states what differs (core/limits.ts checks requests). */
 import { readFileSync } from "node:fs";
 import { freemem, totalmem } from "node:os";
-import { type MemoryModel, type ModelLimits, requestBytes } from "../../core/limits.ts";
+import type { MemoryModel, ModelLimits } from "../../core/limits.ts";
 import type { Checkpoint } from "../../checkpoint/checkpoint.ts";
 import type { RuntimeOptions } from "./family.ts";
 
@@ -93,30 +93,12 @@ export function componentParams(ckpt: Checkpoint, names: readonly string[]): num
   return n;
 }
 
-export interface UnetMemoryOptions {
-  /** Components that may be opened per request instead of staying loaded (the text encoders). */
-  onDemand?: readonly string[];
-  /** The request the plan is sized for: the model's default size and guidance batch (1, or 2 with guidance). */
-  at?: { width: number; height: number; batch: number };
-}
-
-/**
- * A UNet pipeline's memory model: the listed components' weights, UNet activations per pixel, one image's VAE
- * decode. Every component stays loaded, unless that does not fit the machine at the model's default request
- * (`opts.at`) while opening the `opts.onDemand` components only for their step does: then those are on demand
- * (`onDemandWeightBytes`; the pipeline opens them per request and says so in W_MEMORY_PLAN).
- */
-export function unetMemory(ckpt: Checkpoint, components: readonly string[], rt?: Pick<RuntimeOptions, "memory" | "memoryLimitBytes">, opts: UnetMemoryOptions = {}): MemoryModel {
-  const all: MemoryModel = {
+/** A UNet pipeline's memory model: every listed component resident, UNet activations per pixel, one image's VAE decode. */
+export function unetMemory(ckpt: Checkpoint, components: readonly string[], rt?: Pick<RuntimeOptions, "memory" | "memoryLimitBytes">): MemoryModel {
+  return {
     weightBytes: componentParams(ckpt, components) * RESIDENT_BYTES_PER_PARAM,
     activationBytesPerPixel: UNET_ACTIVATION_BYTES_PER_PIXEL,
     decodeBytesPerPixel: VAE_DECODE_BYTES_PER_PIXEL,
     machineBytes: machineBytes(rt),
   };
-  const at = opts.at;
-  const onDemand = (opts.onDemand ?? []).filter((c) => components.includes(c));
-  if (!at || onDemand.length === 0 || requestBytes(all, at.width, at.height, at.batch) <= all.machineBytes) return all;
-  const onDemandWeightBytes = componentParams(ckpt, onDemand) * RESIDENT_BYTES_PER_PARAM;
-  const split: MemoryModel = { ...all, weightBytes: all.weightBytes - onDemandWeightBytes, onDemandWeightBytes };
-  return requestBytes(split, at.width, at.height, at.batch) <= all.machineBytes ? split : all;
 }

@@ -30,15 +30,9 @@ export function sdxlDefaults(ckpt: Checkpoint): ModelDefaults {
 export const SDXL_IMG2IMG_STRENGTH = 0.3;
 
 /** SDXL, SDXL-Turbo and Playground v2.5 (the same pipeline): clip_skip is not implemented for the two-encoder stack. */
-/** SDXL's text encoders: opened per request when everything loaded does not fit (pipeline/limits.ts unetMemory). */
-export const SDXL_TEXT_ENCODERS = ["text_encoder", "text_encoder_2"] as const;
-
 export function sdxlLimits(ckpt?: Checkpoint, rt?: Pick<RuntimeOptions, "memory" | "memoryLimitBytes">): ModelLimits {
   const limits = unetLimits({ maxClipSkip: 0, prompt2: true, img2imgStrength: SDXL_IMG2IMG_STRENGTH });
-  if (!ckpt) return limits;
-  const d = sdxlDefaults(ckpt);
-  const at = { width: d.width, height: d.height, batch: d.guidanceScale > 1 ? 2 : 1 };
-  return { ...limits, memory: unetMemory(ckpt, [...SDXL_TEXT_ENCODERS, "unet", "vae"], rt, { onDemand: SDXL_TEXT_ENCODERS, at }) };
+  return ckpt ? { ...limits, memory: unetMemory(ckpt, ["text_encoder", "text_encoder_2", "unet", "vae"], rt) } : limits;
 }
 
 /** An SDXL pipeline class; Playground v2.5 (EDM scheduler or latents_mean/std in the VAE) is its own family. */

@@ -18,8 +18,6 @@ import { latentScaling, posteriorFromMoments, prepareVaeEncoder, samplePosterior
 import { familyFor } from "../index.ts";
 import type { LoadedPipeline } from "../pipeline/family.ts";
 import { floatToHalfBits } from "../testing/tiny-checkpoint.ts";
-import { requestBytes } from "../../core/limits.ts";
-import { sdxlLimits } from "./config.ts";
 import { sdxlFamily } from "./index.ts";
 
 const MODEL = "test/fixtures/models/sdxl";
@@ -65,28 +63,6 @@ describe("SDXL family", () => {
     assert.equal(familyFor(turbo), sdxlFamily);
     assert.deepEqual(sdxlFamily.aliases(turbo), ["sdxl-turbo"]);
     assert.deepEqual(sdxlFamily.defaults(turbo), { width: 512, height: 512, steps: 1, guidanceScale: 0 });
-  });
-
-  test("below what everything loaded needs, the text encoders are opened per request: the same latents, and W_MEMORY_PLAN says so", async () => {
-    const ckpt = loadCheckpoint(MODEL);
-    const d = sdxlFamily.defaults(ckpt);
-    const roomy = { totalBytes: 64 * 1024 ** 3, freeBytes: 64 * 1024 ** 3, reserveBytes: 0 };
-    const need = requestBytes(sdxlLimits(ckpt, { memory: roomy }).memory!, d.width, d.height, 2);
-    const tight = { totalBytes: need - 1, freeBytes: need - 1, reserveBytes: 0 };
-    assert.ok(sdxlLimits(ckpt, { memory: tight }).memory?.onDemandWeightBytes, "the plan puts the text encoders on demand");
-    const [resident, onDemand] = [await sdxlFamily.load(ckpt, { ...rt, memory: roomy }), await sdxlFamily.load(ckpt, { ...rt, memory: tight })];
-    try {
-      const p = { prompt: "a cat", negativePrompt: "blurry", n: 1, width: 64, height: 64, steps: 2, seed: 3 };
-      const a = await resident.run(p);
-      const b = await onDemand.run(p);
-      const c = await onDemand.run({ ...p, prompt: "a dog" });
-      assert.deepEqual(b.latents, a.latents);
-      assert.notDeepEqual(c.latents, b.latents, "each request encodes its own prompt");
-      assert.ok(!a.warnings.some((w) => w.code === "W_MEMORY_PLAN"));
-      assert.match(b.warnings.find((w) => w.code === "W_MEMORY_PLAN")?.message ?? "", /text encoders .* loaded for each request and released/);
-    } finally {
-      await Promise.all([resident.release(), onDemand.release()]);
-    }
   });
 
   describe("with the micro checkpoint loaded", () => {

@@ -142,10 +142,7 @@ export interface SdxlPipelineSpec {
 
 /**
  * Builds (or finds in the cache) each component's graph and opens its session one component at a time: a graph
- * references the checkpoint's tensors in place, so only the session holds the weights in memory. When the memory
- * plan puts the text encoders on demand (limits.memory.onDemandWeightBytes, ../pipeline/limits.ts), they are opened
- * for each request's prompt encoding and released before the UNet runs: the same numbers, a few seconds more per
- * request, and the request's peak without their weights during denoising and decoding.
+ * references the checkpoint's tensors in place, so only the session holds the weights in memory.
  */
 export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spec: SdxlPipelineSpec): Promise<LoadedPipeline> {
   const opts = (name: string) => ({ cacheDir: rt.cacheDir, executionProvider: rt.executionProvider, variant: variantOf(ckpt, name), loras: rt.loras });
@@ -158,40 +155,12 @@ export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spe
   };
   let vaeEncoder: Promise<ModelSession> | undefined;
   try {
-    const memory = spec.limits.memory;
-    const textOnDemand = (memory?.onDemandWeightBytes ?? 0) > 0;
-    const textModels = [prepareClipTextModel(componentDir(ckpt, "text_encoder"), opts("text_encoder")), prepareClipTextModel(componentDir(ckpt, "text_encoder_2"), opts("text_encoder_2"))];
-    const tokenizers = { tokenizer: loadClipTokenizer(componentDir(ckpt, "tokenizer")), tokenizer2: loadClipTokenizer(componentDir(ckpt, "tokenizer_2")) };
-    const resident: SdxlTextStack | undefined = textOnDemand
-      ? undefined
-      : { ...tokenizers, encoder: await open(textModels[0].modelPath), encoder2: await open(textModels[1].modelPath) };
-    /** The text stack for one request's encoding: the resident one, or both encoders opened now and released after. */
-    const withText = async <T>(use: (s: SdxlTextStack) => Promise<T>): Promise<T> => {
-      if (resident) return use(resident);
-      const encoder = await session(textModels[0].modelPath);
-      try {
-        const encoder2 = await session(textModels[1].modelPath);
-        try {
-          return await use({ ...tokenizers, encoder, encoder2 });
-        } finally {
-          await encoder2.release();
-        }
-      } finally {
-        await encoder.release();
-      }
+    const text: SdxlTextStack = {
+      tokenizer: loadClipTokenizer(componentDir(ckpt, "tokenizer")),
+      tokenizer2: loadClipTokenizer(componentDir(ckpt, "tokenizer_2")),
+      encoder: await open(prepareClipTextModel(componentDir(ckpt, "text_encoder"), opts("text_encoder")).modelPath),
+      encoder2: await open(prepareClipTextModel(componentDir(ckpt, "text_encoder_2"), opts("text_encoder_2")).modelPath),
     };
-    const gib = (b: number) => `${(b / 1024 ** 3).toFixed(1)} GiB`;
-    const planWarnings: Warning[] =
-      textOnDemand && memory
-        ? [
-            {
-              code: "W_MEMORY_PLAN",
-              message:
-                `the text encoders (about ${gib(memory.onDemandWeightBytes ?? 0)}) are loaded for each request and released, since everything ` +
-                `loaded would not fit the ${gib(memory.machineBytes)} this server plans for (same result, slower)`,
-            },
-          ]
-        : [];
     const unetModel = prepareUnetModel(componentDir(ckpt, "unet"), { ...opts("unet"), precision: rt.precision });
     const quantized = precisionWarnings(unetModel, "UNet");
     if (!unetModel.config.textTime) {
@@ -218,8 +187,8 @@ export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spe
             schedulerConfig: ckpt.schedulerConfig,
             previewFactors: spec.previewFactors,
             async prepare(p, ctx) {
-              const cond = await withText((text) => sdxlConditioning(text, forceZeros, p, ctx, ctx.n, ctx.doCfg));
-              return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: [...cond.warnings, ...quantized, ...planWarnings] };
+              const cond = await sdxlConditioning(text, forceZeros, p, ctx, ctx.n, ctx.doCfg);
+              return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: [...cond.warnings, ...quantized] };
             },
             async encodeImage(image) {
               vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts("vae")).modelPath);
