@@ -31,7 +31,7 @@ MAX_LEN = 32
 TEXT_DIM = 64
 
 
-def configs(vocab_size, bos, eos, scaling_factor=1.0):
+def configs(vocab_size, bos, eos, scaling_factor=1.0, latent_channels=8):
     text = {
         "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": bos, "dropout": 0.0,
         "eos_token_id": eos, "hidden_act": "gelu", "hidden_size": TEXT_DIM, "initializer_factor": 1.0,
@@ -45,15 +45,15 @@ def configs(vocab_size, bos, eos, scaling_factor=1.0):
         "attention_head_dim": [4, 4, 4], "block_out_channels": [32, 64, 64], "center_input_sample": False,
         "cross_attention_dim": TEXT_DIM,
         "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"], "downsample_padding": 1,
-        "flip_sin_to_cos": True, "freq_shift": 0, "in_channels": 4, "layers_per_block": 1,
+        "flip_sin_to_cos": True, "freq_shift": 0, "in_channels": latent_channels, "layers_per_block": 1,
         "mid_block_scale_factor": 1, "mid_block_type": "UNetMidBlock2DCrossAttn", "norm_eps": 1e-5,
-        "norm_num_groups": 8, "out_channels": 4, "sample_size": 16,
+        "norm_num_groups": 8, "out_channels": latent_channels, "sample_size": 16,
         "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"], "use_linear_projection": False,
     }
     vae = {
         "_class_name": "AutoencoderKL", "_diffusers_version": "0.32.0", "act_fn": "silu",
         "block_out_channels": [16, 32, 64, 64], "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "force_upcast": False, "in_channels": 3, "latent_channels": 4, "latents_mean": None, "latents_std": None,
+        "force_upcast": False, "in_channels": 3, "latent_channels": latent_channels, "latents_mean": None, "latents_std": None,
         "layers_per_block": 1, "mid_block_add_attention": False, "norm_num_groups": 8, "out_channels": 3,
         "sample_size": 128, "scaling_factor": scaling_factor, "shift_factor": None,
         "up_block_types": ["UpDecoderBlock2D"] * 4, "use_post_quant_conv": True, "use_quant_conv": True,
@@ -106,35 +106,42 @@ def render_dataset(path, n, seed):
     return imgs, scenes
 
 
-def train_vae(vae, imgs, steps, batch, path, seed):
+def train_vae(vae, imgs, steps, batch, path, seed, fg_weight=5.0, lr_max=1e-3):
+    """64x64 crops; pixels that differ from the background (the top-left pixel) weigh fg_weight: a small object's
+    shape and colour are a few percent of the pixels but all of what the prompt asks for."""
     if os.path.exists(path):
         vae.load_state_dict(torch.load(path))
         log("vae: loaded " + path)
         return
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr_max, weight_decay=0.0)
     t0 = time.time()
+    avg = None
     for step in range(steps):
-        lr = 1e-3 * min(1.0, (step + 1) / 50) * (0.5 * (1 + math.cos(math.pi * step / steps)) * 0.9 + 0.1)
+        lr = lr_max * min(1.0, (step + 1) / 100) * (0.5 * (1 + math.cos(math.pi * step / steps)) * 0.95 + 0.05)
         for pg in opt.param_groups:
             pg["lr"] = lr
         idx = torch.randint(0, len(imgs), (batch,), generator=g)
         x = to_tensor(imgs[idx.numpy()])
+        bgc = x[:, :, :1, :1]
         # 64x64 crops at multiples of 8 (4x cheaper than full images; the VAE is convolutional and generalises)
         ox, oy = [int(i) * 8 for i in torch.randint(0, 9, (2,), generator=g)]
         x = x[:, :, oy:oy + 64, ox:ox + 64]
+        w = 1.0 + (fg_weight - 1.0) * ((x - bgc).abs().amax(dim=1, keepdim=True) > 0.02).float()
         mean, logvar = vae.encode(x)
         z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g)
         y = vae.decode(z)
-        rec = F.mse_loss(y, x) + 0.5 * (y - x).abs().mean()
+        rec = (w * ((y - x) ** 2 + 0.5 * (y - x).abs())).mean() / w.mean()
         kl = 0.5 * (mean ** 2 + logvar.exp() - 1 - logvar).mean()
         loss = rec + 1e-4 * kl
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % 20 == 0 or step == steps - 1:
-            log(f"vae step {step}/{steps} rec {rec.item():.4f} kl {kl.item():.2f} lr {lr:.2e} ({time.time() - t0:.0f}s)")
-    torch.save(vae.state_dict(), path)
+        avg = rec.item() if avg is None else 0.98 * avg + 0.02 * rec.item()
+        if step % 50 == 0 or step == steps - 1:
+            log(f"vae step {step}/{steps} rec {avg:.4f} kl {kl.item():.2f} lr {lr:.2e} ({time.time() - t0:.0f}s)")
+    torch.save(vae.state_dict(), path + ".tmp")
+    os.replace(path + ".tmp", path)
 
 
 @torch.no_grad()
@@ -247,10 +254,12 @@ def main():
     ap.add_argument("--runs", default=os.path.join(HERE, "runs"))
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--scenes", type=int, default=16000)
-    ap.add_argument("--vae-steps", type=int, default=1300)
+    ap.add_argument("--latent-channels", type=int, default=8, help="VAE latent channels (= UNet in/out channels)")
+    ap.add_argument("--vae-steps", type=int, default=4000)
+    ap.add_argument("--vae-fg-weight", type=float, default=5.0, help="loss weight of pixels unlike the background")
     ap.add_argument("--vae-batch", type=int, default=16)
-    ap.add_argument("--decoder-steps", type=int, default=1500, help="decoder-only fine-tuning steps (0: none)")
-    ap.add_argument("--steps", type=int, default=8000)
+    ap.add_argument("--decoder-steps", type=int, default=0, help="decoder-only fine-tuning steps (0: none)")
+    ap.add_argument("--steps", type=int, default=12000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--cfg-drop", type=float, default=0.1)
@@ -286,7 +295,7 @@ def main():
         deadline = time.time() + (d - now).total_seconds()
 
     tok = tk.build(shapes.vocabulary_words(), MAX_LEN)
-    text_cfg, unet_cfg, vae_cfg, sched_cfg = configs(len(tok.vocab), tok.bos, tok.eos)
+    text_cfg, unet_cfg, vae_cfg, sched_cfg = configs(len(tok.vocab), tok.bos, tok.eos, latent_channels=args.latent_channels)
     text_encoder = CLIPTextModel(text_cfg)
     unet = UNet2DConditionModel(unet_cfg)
     vae = AutoencoderKL(vae_cfg)
@@ -334,7 +343,8 @@ def main():
     imgs, scenes = render_dataset(os.path.join(args.runs, "data.npz"), args.scenes, args.seed)
     log(f"dataset: {len(scenes)} scenes ({time.time() - t_start:.0f}s)")
     if init_scaling is None:
-        train_vae(vae, imgs, args.vae_steps, args.vae_batch, os.path.join(args.runs, "vae.pt"), args.seed + 1)
+        train_vae(vae, imgs, args.vae_steps, args.vae_batch, os.path.join(args.runs, "vae.pt"), args.seed + 1,
+                  fg_weight=args.vae_fg_weight)
     vae.eval()
     for p in vae.parameters():
         p.requires_grad_(False)

@@ -6,6 +6,8 @@ evaluator can score the reconstructions: the ceiling the VAE puts on what any UN
 
 OUT.rgb holds the 128x128 RGB images of eval-prompts.json's items in order, uint8, no header. --decoder replaces the
 VAE's weights with a decoder fine-tuning checkpoint (train.py --decoder-only writes runs/.../vae_decoder.pt).
+--vae-pt scores a VAE checkpoint of a run (runs/.../vae.pt, train.py's state dict) before anything is exported:
+MODEL_DIR is then ignored and the config is train.py's, with --latent-channels.
 """
 import argparse
 import json
@@ -29,12 +31,19 @@ def main():
     ap.add_argument("model_dir")
     ap.add_argument("out")
     ap.add_argument("--decoder", default=None)
+    ap.add_argument("--vae-pt", default=None)
+    ap.add_argument("--latent-channels", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    with open(os.path.join(args.model_dir, "vae", "config.json")) as f:
-        vae = AutoencoderKL(json.load(f))
-    vae.load_state_dict(ex.load_safetensors(os.path.join(args.model_dir, "vae", "diffusion_pytorch_model.safetensors")))
+    if args.vae_pt:
+        import train
+        vae = AutoencoderKL(train.configs(1, 0, 0, latent_channels=args.latent_channels)[2])
+        vae.load_state_dict(torch.load(args.vae_pt))
+    else:
+        with open(os.path.join(args.model_dir, "vae", "config.json")) as f:
+            vae = AutoencoderKL(json.load(f))
+        vae.load_state_dict(ex.load_safetensors(os.path.join(args.model_dir, "vae", "diffusion_pytorch_model.safetensors")))
     if args.decoder:
         vae.load_state_dict(torch.load(args.decoder)["vae"])
     vae.eval()
