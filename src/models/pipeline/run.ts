@@ -12,7 +12,7 @@ import { addNoise, planSampling, runSampling, type SamplingPlan } from "../../sa
 import { ReplayNoise } from "../../tensor/noise.ts";
 import { TorchGenerator } from "../../tensor/rng.ts";
 import { type LatentScaling, posteriorFromMoments, samplePosterior } from "../components/vae.ts";
-import type { ModelDefaults, PipelineHooks, PipelineOutput, PipelineParams } from "./family.ts";
+import type { ModelDefaults, PipelineHooks, PipelineImage, PipelineOutput, PipelineParams } from "./family.ts";
 import { applyGuidance, rescaleGuidance } from "./guidance.ts";
 import { type LatentRgbFactors, latentPreview } from "./latent-preview.ts";
 import { decodedToImages } from "./postprocess.ts";
@@ -55,6 +55,10 @@ export interface DiffusionParts {
   latentChannels: number;
   scaling: LatentScaling;
   schedulerConfig: Record<string, unknown>;
+  /**
+   * The family's latent-to-RGB preview factors. A checkpoint whose latents have another channel count (a latent space
+   * the factors do not describe, such as easel-shapes' 8 channels) previews by decoding with its own VAE instead.
+   */
   previewFactors: LatentRgbFactors;
   /** The UNet takes 2C + 1 input channels (latents, mask, masked-image latents): an inpainting checkpoint. */
   inpaintingUnet?: boolean;
@@ -277,11 +281,8 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
     warnings.push({ code: "W_MEMORY_PLAN", message: "classifier-free guidance ran as two calls per step to fit this machine's memory (same result, slower)" });
   }
 
-  const finish = async (latents: Float32Array): Promise<PipelineOutput> => {
-    for (let i = 0; i < latents.length; i++) {
-      if (!Number.isFinite(latents[i])) throw new EaselError("E_ENGINE_FAILED", "the sampler produced non-finite latents");
-    }
-    // One image at a time: the VAE decoder's activations at 1024² are several GiB per image.
+  /** Model-space latents [n, C, h, w] -> n images through the VAE, one image at a time (its activations at 1024² are several GiB each). */
+  const decodeAll = async (latents: Float32Array): Promise<PipelineImage[]> => {
     const vaeIn = parts.scaling.toVaeInput(latents, C, plane);
     const per = C * plane;
     const images = [];
@@ -289,7 +290,13 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
       const decoded = await parts.decode({ data: vaeIn.slice(i * per, (i + 1) * per), shape: [1, C, h, w] });
       images.push(...decodedToImages(decoded, 1, r.height, r.width));
     }
-    return { seed: params.seed, latents, latentShape: shape, images, warnings };
+    return images;
+  };
+  const finish = async (latents: Float32Array): Promise<PipelineOutput> => {
+    for (let i = 0; i < latents.length; i++) {
+      if (!Number.isFinite(latents[i])) throw new EaselError("E_ENGINE_FAILED", "the sampler produced non-finite latents");
+    }
+    return { seed: params.seed, latents, latentShape: shape, images: await decodeAll(latents), warnings };
   };
 
   // The start latents, each draw from the generator in diffusers' order (prepare_latents, then prepare_mask_latents).
@@ -340,7 +347,17 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
   try {
     const wanted = previewSteps(plan.modelCalls, params.previews ?? 0);
     let previewIndex = 0;
+    // Previews through the VAE (the factors do not fit this latent space) are decoded before the next network call:
+    // the sampler's step callback cannot wait.
+    const decodedPreviews = parts.previewFactors.weights.length !== C;
+    let pending: { index: number; done: number; x0: Float32Array } | undefined;
+    const flushPreview = async () => {
+      const p = pending;
+      pending = undefined;
+      if (p && hooks.onPreview) hooks.onPreview(p.index, p.done, await decodeAll(p.x0));
+    };
     const model = async (xIn: Float32Array, t: number): Promise<Float32Array> => {
+      await flushPreview();
       if (hooks.isCancelled?.()) throw abortError();
       return prepared.denoise(xIn, t);
     };
@@ -354,11 +371,14 @@ export async function runDiffusion(parts: DiffusionParts, params: PipelineParams
         hooks.onStep?.(done, total);
         if (wanted.has(done - 1) && hooks.onPreview) {
           // PNDM keeps no x0 estimate; its latents (sqrt(ᾱ)·x0 + noise, α-space) still preview recognisably.
-          hooks.onPreview(previewIndex++, done, latentPreview(denoised ?? current, shape, parts.previewFactors));
+          const x0 = denoised ?? current;
+          if (decodedPreviews) pending = { index: previewIndex++, done, x0: x0.slice() };
+          else hooks.onPreview(previewIndex++, done, latentPreview(x0, shape, parts.previewFactors));
         }
         if (hooks.isCancelled?.()) throw abortError();
       },
     });
+    await flushPreview();
   } finally {
     await prepared.done?.();
   }
