@@ -1,8 +1,9 @@
 /** Turning provider images into encoded, content-addressed, optionally stored images and results. */
 import { createHash } from "node:crypto";
 import { EaselError } from "../core/errors.ts";
-import type { GeneratedImage, GenerationRequest } from "../core/types.ts";
-import { type EncodedUpstreamImage, isRawImage, type RawImage } from "../providers/spec.ts";
+import { requestInfotext, type SamplerNames } from "../core/image-format.ts";
+import type { GeneratedImage, GenerationEvent, GenerationRequest, ModelInfo, Warning } from "../core/types.ts";
+import { type EncodedUpstreamImage, isRawImage, type ProviderEvent, type ProviderResult, type RawImage } from "../providers/spec.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { type EncodedImage, encodeImage, transcodeImage } from "../storage/image-codec.ts";
 import type { ImageRow, StoredImage } from "../storage/metadata-store.ts";
@@ -80,4 +81,34 @@ export async function requestFromRow(params: Record<string, unknown>, blobs: Blo
   const maskBytes = mask === undefined ? undefined : await blobs.get(initImageKey(mask.sha256));
   if (mask !== undefined && !maskBytes) throw new EaselError("E_INTERNAL", "the job's inpainting mask is no longer stored");
   return { ...(rest as unknown as GenerationRequest), initImage: bytes, ...(maskBytes ? { mask: maskBytes } : {}) };
+}
+
+/** A preview frame as the client gets it: encoded in the request's format, never stored; undefined when it fails to encode. */
+export function previewEvent(jobId: string, req: GenerationRequest, e: Extract<ProviderEvent, { type: "preview" }>): Promise<GenerationEvent | undefined> {
+  return encodeImage(e.image, { format: req.output.format, quality: req.output.quality }).then(
+    (enc): GenerationEvent => ({ type: "preview", jobId, index: e.index, step: e.step, image: toGenerated(enc, e.image.seed) }),
+    () => undefined,
+  );
+}
+
+/**
+ * A run's images encoded in the request's format (with A1111 infotext when `metadata`), and the warnings its answer
+ * carries: the request's, the executor's, and an opaque background where a transparent one was asked for.
+ */
+export async function resultImages(
+  req: GenerationRequest,
+  res: ProviderResult,
+  model: ModelInfo,
+  o: { metadata: boolean; samplerNames?: SamplerNames },
+): Promise<{ images: GeneratedImage[]; warnings: Warning[] }> {
+  const warnings: Warning[] = [...(req.warnings ?? []), ...res.warnings];
+  if (req.output.background === "transparent") {
+    warnings.push({ code: "W_BACKGROUND_OPAQUE", message: "transparent backgrounds are not supported; the image is opaque", param: "background" });
+  }
+  const images: GeneratedImage[] = [];
+  for (const img of res.images) {
+    const parameters = o.metadata ? requestInfotext(req, img.seed, model.defaults, o.samplerNames) : undefined;
+    images.push(toGenerated(await encodeOne(img, req, parameters), img.seed));
+  }
+  return { images, warnings };
 }

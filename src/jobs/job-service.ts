@@ -8,24 +8,23 @@
 import type { Config } from "../config/index.ts";
 import { configPaths } from "../config/index.ts";
 import { EaselError, toEaselError } from "../core/errors.ts";
-import { requestInfotext, type SamplerNames } from "../core/image-format.ts";
+import type { SamplerNames } from "../core/image-format.ts";
 import { type ImageService, JobAccepted, type RequestContext } from "../core/image-service.ts";
-import type { GeneratedImage, GenerationEvent, GenerationRequest, ModelInfo, Warning } from "../core/types.ts";
+import type { GeneratedImage, GenerationEvent, GenerationRequest, ModelInfo } from "../core/types.ts";
 import type { ImageProvider } from "../providers/spec.ts";
 import { createMemoryQueue } from "../queue/memory.ts";
 import { HandedBack, type JobEventBus, type JobQueue } from "../queue/queue.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
-import { encodeImage } from "../storage/image-codec.ts";
 import type { MetadataStore } from "../storage/metadata-store.ts";
 import { createUrlSigner, loadOrCreateUrlSecret, type UrlSigner } from "../storage/url-signer.ts";
 import { abortReason, cancelledError, checkRequest, queueOptions, replayable } from "./admission.ts";
 import { authenticateKey, defaultRandom, type RandomBytes } from "./api-keys.ts";
-import { instanceMayBeAlive, newInstanceId } from "./instance.ts";
-import { canonicalJson, encodeOne, initImageKey, recordedParams, requestFromRow, sha256Hex, storeImages, toGenerated, toStored } from "./job-output.ts";
-import { createJobViews } from "./job-views.ts";
 import { recoverCrashedJobs, runRetention } from "./housekeeping.ts";
-import { createWebhookSender } from "./webhooks.ts";
+import { instanceMayBeAlive, newInstanceId } from "./instance.ts";
+import { canonicalJson, initImageKey, previewEvent, recordedParams, requestFromRow, resultImages, sha256Hex, storeImages, toStored } from "./job-output.ts";
+import { createJobViews } from "./job-views.ts";
 import { priceMillicredits, toCredits } from "./pricing.ts";
+import { createWebhookSender } from "./webhooks.ts";
 
 // Where they were first defined, for their importers.
 export { IDEMPOTENCY_TTL_MS, LOST_JOB_GRACE_MS } from "./housekeeping.ts";
@@ -209,35 +208,18 @@ export function createJobService(deps: JobServiceDeps): JobService {
         // still says running (under the lost worker), and this run takes over. Settlement stays exactly once.
         if (!(deps.events && (await store.takeOverJob(jobId, instanceId)))) return;
       }
-      const warnings: Warning[] = [];
       const res = await executor(req, model).generate(req, {
         signal,
         onEvent: (e) => {
           if (e.type === "progress") {
             recordProgress(e.step, e.totalSteps);
             deliver(Promise.resolve({ type: "progress", jobId, step: e.step, totalSteps: e.totalSteps }));
-          } else {
-            // Previews are encoded for the client and never stored; one that fails to encode is skipped.
-            deliver(
-              encodeImage(e.image, { format: req.output.format, quality: req.output.quality }).then(
-                (enc): GenerationEvent => ({ type: "preview", jobId, index: e.index, step: e.step, image: toGenerated(enc, e.image.seed) }),
-                () => undefined,
-              ),
-            );
-          }
+          } else deliver(previewEvent(jobId, req, e));
         },
       });
       signal.throwIfAborted();
       if (res.images.length === 0) throw new EaselError("E_ENGINE_FAILED", "the executor returned no images");
-      warnings.push(...(req.warnings ?? []), ...res.warnings);
-      if (req.output.background === "transparent") {
-        warnings.push({ code: "W_BACKGROUND_OPAQUE", message: "transparent backgrounds are not supported; the image is opaque", param: "background" });
-      }
-      const images: GeneratedImage[] = [];
-      for (const img of res.images) {
-        const parameters = config.images.parametersMetadata ? requestInfotext(req, img.seed, model.defaults, deps.samplerNames) : undefined;
-        images.push(toGenerated(await encodeOne(img, req, parameters), img.seed));
-      }
+      const { images, warnings } = await resultImages(req, res, model, { metadata: config.images.parametersMetadata, samplerNames: deps.samplerNames });
       for (const img of images) p.images.set(img.id, img);
       const rows = p.keep ? await storeImages(blobs, images, now()) : [];
       signal.throwIfAborted();
