@@ -63,6 +63,23 @@ function specialTokensMap(pad: Json | string): Json {
   return { bos_token: added(START, { type: false }), eos_token: added(END, { type: false }), pad_token: pad, unk_token: added(END, { type: false }) };
 }
 
+/** A published CLIPTokenizer tokenizer_config.json: the fields all three share, the pad token and `extra`, keys sorted as transformers writes them. */
+function clipTokenizerConfig(pad: string, extra: Json): Json {
+  const fields: Json = {
+    add_prefix_space: false,
+    bos_token: added(START),
+    do_lower_case: true,
+    eos_token: added(END),
+    errors: "replace",
+    model_max_length: 77,
+    pad_token: pad,
+    tokenizer_class: "CLIPTokenizer",
+    unk_token: added(END),
+    ...extra,
+  };
+  return Object.fromEntries(Object.entries(fields).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
 export interface TokenizerFiles {
   tokenizerConfig: Json;
   specialTokensMap: Json;
@@ -79,51 +96,11 @@ export interface TokenizerFiles {
  */
 export const STANDARD_TOKENIZERS = {
   "clip-l-sd15": {
-    tokenizerConfig: {
-      add_prefix_space: false,
-      bos_token: added(START),
-      do_lower_case: true,
-      eos_token: added(END),
-      errors: "replace",
-      model_max_length: 77,
-      name_or_path: "openai/clip-vit-large-patch14",
-      pad_token: END,
-      special_tokens_map_file: "./special_tokens_map.json",
-      tokenizer_class: "CLIPTokenizer",
-      unk_token: added(END),
-    },
+    tokenizerConfig: clipTokenizerConfig(END, { name_or_path: "openai/clip-vit-large-patch14", special_tokens_map_file: "./special_tokens_map.json" }),
     specialTokensMap: specialTokensMap(END),
   },
-  "clip-l-sdxl": {
-    tokenizerConfig: {
-      add_prefix_space: false,
-      bos_token: added(START),
-      clean_up_tokenization_spaces: true,
-      do_lower_case: true,
-      eos_token: added(END),
-      errors: "replace",
-      model_max_length: 77,
-      pad_token: END,
-      tokenizer_class: "CLIPTokenizer",
-      unk_token: added(END),
-    },
-    specialTokensMap: specialTokensMap(END),
-  },
-  "open-clip": {
-    tokenizerConfig: {
-      add_prefix_space: false,
-      bos_token: added(START),
-      clean_up_tokenization_spaces: true,
-      do_lower_case: true,
-      eos_token: added(END),
-      errors: "replace",
-      model_max_length: 77,
-      pad_token: "!",
-      tokenizer_class: "CLIPTokenizer",
-      unk_token: added(END),
-    },
-    specialTokensMap: specialTokensMap("!"),
-  },
+  "clip-l-sdxl": { tokenizerConfig: clipTokenizerConfig(END, { clean_up_tokenization_spaces: true }), specialTokensMap: specialTokensMap(END) },
+  "open-clip": { tokenizerConfig: clipTokenizerConfig("!", { clean_up_tokenization_spaces: true }), specialTokensMap: specialTokensMap("!") },
 } as const satisfies Record<string, TokenizerFiles>;
 
 export type StandardTokenizer = keyof typeof STANDARD_TOKENIZERS;
