@@ -134,7 +134,8 @@ export type BenchModelId = keyof typeof BENCH_MODELS;
 
 // ---------------------------------------------------------------------------------------------------------------
 // End-to-end pipelines (bench/e2e.ts): the published component configs of stabilityai/sd-turbo,
-// stabilityai/sdxl-turbo and stabilityai/stable-diffusion-xl-base-1.0 (text encoders, UNet, VAE, scheduler).
+// stabilityai/sdxl-turbo, stabilityai/stable-diffusion-xl-base-1.0 and stabilityai/stable-diffusion-3-medium-diffusers
+// (text encoders, denoiser, VAE, scheduler).
 
 function sdVaeConfig(sampleSize: number, scalingFactor: number): Record<string, unknown> {
   return {
@@ -172,13 +173,10 @@ function eulerScheduler(spacing: "trailing" | "leading"): Record<string, unknown
   };
 }
 
-export interface E2eBenchModel {
-  id: "sd-turbo" | "sdxl-turbo" | "sdxl";
+interface E2eBenchModelBase {
   label: string;
-  /** The tiny checkpoint family whose layout (model_index, tokenizers) the benchmark starts from. */
-  family: "sd15" | "sdxl";
+  /** The CLIP text encoders: folder name and transformers CLIPTextConfig `config.json`. */
   textEncoders: [name: string, config: Record<string, unknown>][];
-  unet: Record<string, unknown>;
   vae: Record<string, unknown>;
   scheduler: Record<string, unknown>;
   /** The request the row times. */
@@ -187,8 +185,28 @@ export interface E2eBenchModel {
   guidance: number;
 }
 
+export interface E2eUnetModel extends E2eBenchModelBase {
+  id: "sd-turbo" | "sdxl-turbo" | "sdxl";
+  /** The tiny checkpoint family whose layout (model_index, tokenizers) the benchmark starts from. */
+  family: "sd15" | "sdxl";
+  unet: Record<string, unknown>;
+}
+
+export interface E2eSd3Model extends E2eBenchModelBase {
+  id: "sd3";
+  family: "sd3";
+  /** diffusers SD3Transformer2DModel `config.json` (`transformer/`). */
+  transformer: Record<string, unknown>;
+  /** transformers T5EncoderModel `config.json` (`text_encoder_3/`). */
+  t5: Record<string, unknown>;
+  /** engine.t5Quantization of the engine the row runs. */
+  t5Quantization: "none" | "int8";
+}
+
+export type E2eBenchModel = E2eUnetModel | E2eSd3Model;
+
 /** stabilityai/sd-turbo: the SD 2.1 UNet (OpenCLIP ViT-H text encoder, 1024-wide context, linear projections). */
-export const SD_TURBO: E2eBenchModel = {
+export const SD_TURBO: E2eUnetModel = {
   id: "sd-turbo",
   label: "SD-Turbo",
   family: "sd15",
@@ -213,7 +231,7 @@ const SDXL_TEXT_ENCODERS: E2eBenchModel["textEncoders"] = [
 ];
 
 /** stabilityai/sdxl-turbo: SDXL's UNet and text encoders, trailing timesteps, no guidance. */
-export const SDXL_TURBO: E2eBenchModel = {
+export const SDXL_TURBO: E2eUnetModel = {
   id: "sdxl-turbo",
   label: "SDXL-Turbo",
   family: "sdxl",
@@ -227,7 +245,7 @@ export const SDXL_TURBO: E2eBenchModel = {
 };
 
 /** stabilityai/stable-diffusion-xl-base-1.0 at its default request: 1024², 30 steps, guidance 5. */
-export const SDXL_BASE: E2eBenchModel = {
+export const SDXL_BASE: E2eUnetModel = {
   ...SDXL_TURBO,
   id: "sdxl",
   label: "SDXL",
@@ -238,4 +256,57 @@ export const SDXL_BASE: E2eBenchModel = {
   guidance: 5,
 };
 
-export const E2E_MODELS = { "sd-turbo": SD_TURBO, "sdxl-turbo": SDXL_TURBO, sdxl: SDXL_BASE } as const;
+/**
+ * google/t5-v1_1-xxl's encoder, SD3's text_encoder_3 (T5 v1.1: gated-gelu feed-forward, untied, no biases; MODELS.md
+ * §1.7): 4.76 B parameters.
+ */
+export const T5_XXL_ENCODER: Record<string, unknown> = {
+  architectures: ["T5EncoderModel"],
+  classifier_dropout: 0,
+  d_ff: 10240,
+  d_kv: 64,
+  d_model: 4096,
+  decoder_start_token_id: 0,
+  dense_act_fn: "gelu_new",
+  dropout_rate: 0.1,
+  eos_token_id: 1,
+  feed_forward_proj: "gated-gelu",
+  initializer_factor: 1,
+  is_encoder_decoder: true,
+  is_gated_act: true,
+  layer_norm_epsilon: 1e-6,
+  model_type: "t5",
+  num_decoder_layers: 24,
+  num_heads: 64,
+  num_layers: 24,
+  pad_token_id: 0,
+  relative_attention_max_distance: 128,
+  relative_attention_num_buckets: 32,
+  tie_word_embeddings: false,
+  vocab_size: 32128,
+};
+
+/**
+ * stabilityai/stable-diffusion-3-medium-diffusers at its default request (1024², 28 steps, guidance 7; MODELS.md §1.7):
+ * CLIP-L and OpenCLIP bigG with projections, T5-XXL, the MMDiT transformer, the 16-channel VAE and flow matching
+ * with shift 3. T5 runs with weight-only int8 linears (engine.t5Quantization "int8"): in fp32 it alone is ~18 GiB.
+ */
+export const SD3_MEDIUM: E2eSd3Model = {
+  id: "sd3",
+  label: "SD3 medium (int8 T5)",
+  family: "sd3",
+  textEncoders: [
+    ["text_encoder", clipTextConfigJson({ hidden: 768, heads: 12, layers: 12, act: "quick_gelu", projection: 768, withProjection: true })],
+    ["text_encoder_2", clipTextConfigJson({ hidden: 1280, heads: 20, layers: 32, act: "gelu", projection: 1280, withProjection: true })],
+  ],
+  transformer: SD3_MEDIUM_TRANSFORMER.config,
+  t5: T5_XXL_ENCODER,
+  t5Quantization: "int8",
+  vae: { ...sdVaeConfig(1024, 1.5305), latent_channels: 16, shift_factor: 0.0609, use_post_quant_conv: false, use_quant_conv: false },
+  scheduler: { _class_name: "FlowMatchEulerDiscreteScheduler", num_train_timesteps: 1000, shift: 3.0 },
+  size: 1024,
+  steps: 28,
+  guidance: 7,
+};
+
+export const E2E_MODELS = { "sd-turbo": SD_TURBO, "sdxl-turbo": SDXL_TURBO, sdxl: SDXL_BASE, sd3: SD3_MEDIUM } as const;

@@ -10,9 +10,10 @@
  * - samplers: bench/samplers.ts's per-step overhead, as a ratio to one SD1.5 UNet call;
  * - t5: bench/t5.ts, a mid-size T5 encoder fp32 vs weight-only int8 (encode time for 256 tokens, peak RSS);
  * - gateway: bench/gateway.ts, the latency a gateway adds per proxied request (p50/p99) at a steady rate on loopback;
- * - e2e: bench/e2e.ts, seconds per image end to end (text encoders, UNet steps, VAE decode) for SD-Turbo 512² 1 step
- *   (fp32 and int8), SDXL-Turbo 512² 4 steps and SDXL 1024² 30 steps, the first image after a start with and without
- *   the graph cache, and each part's share; models over `--e2e-max-gib` (default 13) are skipped with the command;
+ * - e2e: bench/e2e.ts, seconds per image end to end (text encoders, denoiser steps, VAE decode) for SD-Turbo 512² 1
+ *   step (fp32 and int8), SDXL-Turbo 512² 4 steps, SDXL 1024² 30 steps and SD3 medium 1024² 28 steps with int8 T5,
+ *   the first image after a start with and without the graph cache, and each part's share; models over
+ *   `--e2e-max-gib` (default 13) are skipped with the command;
  * - precision: bench/precision.ts, the opt-in int8 path against fp32 on one SD1.5 UNet call (512² batch 2; `--quick`
  *   256² batch 1): speed ratio and the output's deviation from fp32; and the default model easel-shapes at int8 vs
  *   fp32 (pixel difference over 100 evaluation prompts).
@@ -77,7 +78,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { only: new Set(PARTS), quick: false, weights: "F16", e2eModels: ["sd-turbo", "sdxl-turbo", "sdxl"], e2eMaxGiB: 13 };
+  const args: Args = { only: new Set(PARTS), quick: false, weights: "F16", e2eModels: ["sd-turbo", "sdxl-turbo", "sdxl", "sd3"], e2eMaxGiB: 13 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--quick") args.quick = true;
@@ -102,7 +103,7 @@ function parseArgs(argv: string[]): Args {
       args.sizes = list;
     } else if (a === "--e2e-models") {
       const list = (argv[++i] ?? "").split(",").filter(Boolean);
-      const known = ["sd-turbo", "sdxl-turbo", "sdxl"];
+      const known = ["sd-turbo", "sdxl-turbo", "sdxl", "sd3"];
       if (list.length === 0 || list.some((m) => !known.includes(m))) usage(`--e2e-models takes a comma list of ${known.join(", ")}; got ${argv[i]}`);
       args.e2eModels = list as E2eModelId[];
     } else if (a === "--e2e-steps") {
@@ -131,7 +132,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(error?: string): never {
   if (error) console.error(error);
-  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out,prompts,lora] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl] [--e2e-max-gib 13] [--e2e-steps N] [--e2e-memory-limit-gib G] [--e2e-first-only]");
+  console.error("usage: npm run bench -- [--only gemm,sd15,sdxl,sd3,samplers,t5,serve-memory,gateway,precision,e2e,scale-out,prompts,lora] [--quick] [--threads N] [--weights f16|f32] [--batch N] [--sizes 512,1024] [--e2e-models sd-turbo,sdxl-turbo,sdxl,sd3] [--e2e-max-gib 13] [--e2e-steps N] [--e2e-memory-limit-gib G] [--e2e-first-only]");
   process.exit(error ? 2 : 0);
 }
 
