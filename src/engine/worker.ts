@@ -7,13 +7,14 @@ import { parentPort, workerData } from "node:worker_threads";
 import { loadCheckpoint } from "../checkpoint/checkpoint.ts";
 import { EaselError, toEaselError } from "../core/errors.ts";
 import { type LoraChoice, readLoraFile } from "../models/components/lora.ts";
+import { findSafetyChecker } from "../models/components/safety-checker.ts";
 import { familyFor } from "../models/index.ts";
 import type { LoadedPipeline } from "../models/pipeline/family.ts";
+import { loadTextEmbedder, type TextEmbedder } from "../models/pipeline/text-embedding.ts";
+import { trimNativeHeap } from "../runtime/native-heap.ts";
 import { precomputeLoraMerges } from "./lora-merge.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
-import { findSafetyChecker } from "../models/components/safety-checker.ts";
 import { createSafetyCheckers } from "./safety.ts";
-import { loadTextEmbedder, type TextEmbedder } from "../models/pipeline/text-embedding.ts";
 
 const port = parentPort;
 if (!port) throw new Error("engine/worker.ts must run in a worker thread");
@@ -97,6 +98,7 @@ async function handle(msg: ToWorker): Promise<void> {
       // Before the images leave this thread: a flagged one is never sent, encoded or stored.
       if (msg.safety) await safety.apply(msg.modelDir, output, msg.safety);
       post({ type: "done", id: msg.id, output });
+      trimNativeHeap(); // what the run's activations left between live blocks (src/runtime/native-heap.ts)
     } else if (msg.type === "embed") {
       let e = embedders.get(msg.modelDir);
       if (!e) {

@@ -6,6 +6,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { EaselError } from "../core/errors.ts";
+import { trimNativeHeap } from "./native-heap.ts";
 
 export type ExecutionProvider = "cpu" | "cuda";
 
@@ -71,6 +72,8 @@ export async function createSession(modelPath: string, opts: SessionOptions = {}
     const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, graphOptimizationLevel: "all", enableCpuMemArena: false };
     if (opts.intraOpThreads) options.intraOpNumThreads = opts.intraOpThreads;
     session = await ort.InferenceSession.create(modelPath, options);
+    // Creation leaves freed temporaries between the weights (1.4 GiB on SDXL's UNet): give their pages back.
+    trimNativeHeap();
   } catch (e) {
     const msg = (e as Error).message ?? String(e);
     if (ep === "cuda" && /cuda|provider|libonnxruntime_providers/i.test(msg)) {
@@ -108,6 +111,7 @@ export async function createSession(modelPath: string, opts: SessionOptions = {}
     },
     async release() {
       await session.release();
+      trimNativeHeap();
     },
   };
 }

@@ -1,8 +1,8 @@
 /** Limits every family starts from; a family's index.ts states what differs (core/limits.ts checks requests). */
 import { readFileSync } from "node:fs";
 import { freemem, totalmem } from "node:os";
-import type { MemoryModel, ModelLimits } from "../../core/limits.ts";
 import type { Checkpoint } from "../../checkpoint/checkpoint.ts";
+import type { MemoryModel, ModelLimits } from "../../core/limits.ts";
 import type { RuntimeOptions } from "./family.ts";
 
 /** Images per request and steps: what one worker is allowed to spend on one request. */
@@ -29,11 +29,13 @@ export function unetLimits(o: { maxClipSkip: number; prompt2: boolean; img2imgSt
 }
 
 /**
- * Resident bytes per parameter of a loaded component: float32 weights from the graph cache plus onnxruntime's own
- * (`npm run bench -- --only sd15,sdxl`: 3.63 GiB for the SD1.5 UNet's 859.5 M parameters, 4.5 bytes; 12.19 GiB for
- * SDXL's 2567.5 M, 5.1 bytes; the larger is used).
+ * Resident bytes per parameter of a loaded component: float32 weights from the graph cache plus onnxruntime's own.
+ * Measured once the session is created and the C heap's free pages returned (src/runtime/native-heap.ts): SD1.5's
+ * UNet (859.5 M parameters) 3.31 GiB, SDXL's (2567.5 M) 9.68 GiB, 4.1 bytes each; before, 4.5 and 4.7. With a margin,
+ * since a first start also holds what building the graphs left behind (`npm run bench -- --only e2e`: SDXL at
+ * 1024² peaks at 16.6 GiB on a first start and 16.2 GiB warm, against this figure's 17.0 GiB estimate).
  */
-export const RESIDENT_BYTES_PER_PARAM = 5.1;
+export const RESIDENT_BYTES_PER_PARAM = 4.3;
 
 /**
  * Activation bytes per output pixel per image in a UNet call's batch (fused attention, no score matrices held).
