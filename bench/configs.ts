@@ -4,7 +4,7 @@
  * stabilityai/stable-diffusion-3-medium-diffusers `transformer/`; see MODELS.md §1.2, §1.4, §1.7), and what each
  * call is fed: text context length and width, pooled-embedding width.
  */
-import { clipTextConfigJson } from "../src/models/testing/tiny-checkpoint.ts";
+import { clipTextConfigJson, t5EncoderConfigJson } from "../src/models/testing/tiny-checkpoint.ts";
 
 interface BenchModelBase {
   label: string;
@@ -260,31 +260,16 @@ export const SDXL_BASE: E2eUnetModel = {
  * google/t5-v1_1-xxl's encoder, SD3's text_encoder_3 (T5 v1.1: gated-gelu feed-forward, untied, no biases; MODELS.md
  * §1.7): 4.76 B parameters.
  */
-export const T5_XXL_ENCODER: Record<string, unknown> = {
-  architectures: ["T5EncoderModel"],
-  classifier_dropout: 0,
-  d_ff: 10240,
-  d_kv: 64,
-  d_model: 4096,
-  decoder_start_token_id: 0,
-  dense_act_fn: "gelu_new",
-  dropout_rate: 0.1,
-  eos_token_id: 1,
-  feed_forward_proj: "gated-gelu",
-  initializer_factor: 1,
-  is_encoder_decoder: true,
-  is_gated_act: true,
-  layer_norm_epsilon: 1e-6,
-  model_type: "t5",
-  num_decoder_layers: 24,
-  num_heads: 64,
-  num_layers: 24,
-  pad_token_id: 0,
-  relative_attention_max_distance: 128,
-  relative_attention_num_buckets: 32,
-  tie_word_embeddings: false,
-  vocab_size: 32128,
-};
+export const T5_XXL_ENCODER: Record<string, unknown> = t5EncoderConfigJson({
+  dModel: 4096,
+  dFf: 10240,
+  dKv: 64,
+  heads: 64,
+  layers: 24,
+  vocabSize: 32128,
+  dropout: 0.1,
+  dtype: "float16",
+});
 
 /**
  * stabilityai/stable-diffusion-3-medium-diffusers at its default request (1024², 28 steps, guidance 7; MODELS.md §1.7):

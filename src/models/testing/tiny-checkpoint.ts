@@ -369,16 +369,17 @@ const SD3_CLIP = [
 ];
 const SD3_JOINT = 32;
 
-function t5Config(vocabSize: number): Json {
+/** A transformers T5EncoderModel `config.json` of T5 v1.1's kind (gated-gelu feed-forward, untied embeddings). */
+export function t5EncoderConfigJson(o: { dModel: number; dFf: number; dKv: number; heads: number; layers: number; vocabSize: number; dropout?: number; dtype?: string }): Json {
   return {
     architectures: ["T5EncoderModel"],
     classifier_dropout: 0,
-    d_ff: 64,
-    d_kv: 8,
-    d_model: SD3_JOINT,
+    d_ff: o.dFf,
+    d_kv: o.dKv,
+    d_model: o.dModel,
     decoder_start_token_id: 0,
     dense_act_fn: "gelu_new",
-    dropout_rate: 0,
+    dropout_rate: o.dropout ?? 0,
     eos_token_id: 1,
     feed_forward_proj: "gated-gelu",
     initializer_factor: 1,
@@ -386,16 +387,16 @@ function t5Config(vocabSize: number): Json {
     is_gated_act: true,
     layer_norm_epsilon: 1e-6,
     model_type: "t5",
-    num_decoder_layers: 2,
-    num_heads: 4,
-    num_layers: 2,
+    num_decoder_layers: o.layers,
+    num_heads: o.heads,
+    num_layers: o.layers,
     pad_token_id: 0,
     relative_attention_max_distance: 128,
     relative_attention_num_buckets: 32,
     tie_word_embeddings: false,
-    torch_dtype: "float32",
+    torch_dtype: o.dtype ?? "float32",
     use_cache: false,
-    vocab_size: vocabSize,
+    vocab_size: o.vocabSize,
   };
 }
 
@@ -479,7 +480,7 @@ function writeTinySd3(dir: string, family: "sd3" | "sd3_5", transformer: TinyTra
   writeTokenizer(join(dir, "tokenizer"), "<|endoftext|>");
   writeTokenizer(join(dir, "tokenizer_2"), "!");
 
-  const t5 = t5Config(tinyT5Vocab().length);
+  const t5 = t5EncoderConfigJson({ dModel: SD3_JOINT, dFf: 64, dKv: 8, heads: 4, layers: 2, vocabSize: tinyT5Vocab().length });
   writeComponent(dir, "text_encoder_3", t5, "model.safetensors", (src) => buildT5EncoderGraph(t5EncoderConfigFromJson(t5), src), w);
   writeTinyT5Tokenizer(join(dir, "tokenizer_3"));
 
