@@ -14,9 +14,9 @@ import { sd15Family } from "../sd15/index.ts";
 const work = mkdtempSync(join(tmpdir(), "easel-decoded-preview-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-test("an 8-channel model's previews are VAE decodes of the x0 estimate, in order, and leave the result unchanged", async () => {
+test("previews of a model whose latent channels the family's preview factors do not fit (easel-shapes) are VAE decodes of the x0 estimate, in order, and leave the result unchanged", async () => {
   const ckpt = loadCheckpoint(resolve("models/easel-shapes"));
-  assert.equal(ckpt.components.unet?.config.out_channels, 8);
+  assert.ok(ckpt.components.unet?.config.out_channels !== 4, "SD1.5's preview factors are for 4 latent channels");
   const pipe = await sd15Family.load(ckpt, { executionProvider: "cpu", intraOpThreads: 1, cacheDir: join(work, "cache") });
   try {
     const p = { prompt: "a red circle on a blue background", n: 1, steps: 10, seed: 1 };
