@@ -72,7 +72,7 @@ export async function createSession(modelPath: string, opts: SessionOptions = {}
     const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, graphOptimizationLevel: "all", enableCpuMemArena: false };
     if (opts.intraOpThreads) options.intraOpNumThreads = opts.intraOpThreads;
     session = await ort.InferenceSession.create(modelPath, options);
-    // Creation leaves freed temporaries between the weights (1.4 GiB on SDXL's UNet): give their pages back.
+    // Creation leaves freed temporaries between the weights (1.6 GiB on SDXL's UNet): give their pages back.
     trimNativeHeap();
   } catch (e) {
     const msg = (e as Error).message ?? String(e);
