@@ -10,7 +10,7 @@
  * 2. An API node killed with SIGKILL while its caller's job runs: the job completes, and the same request with the
  *    same Idempotency-Key on the other node answers with that job's images, charged once.
  *
- * Leases are 2 s so that a killed worker's job is handed out again within about 3 s. The run takes about a minute
+ * Leases are 2 s so that a killed worker's job is handed out again within about 3 s. The run takes about two minutes
  * on an idle 2-core machine, most of it restarting the victim (3-4 s a start); its time limit allows for a machine
  * under other load, where starts take several times longer. Skips, saying why, when PostgreSQL, Redis or s3rver is
  * not available.
@@ -28,10 +28,13 @@ const KILLS = 10;
 /** A job taken over more often than this is not killed again (the queue gives a job up after 5 lost leases). */
 const KILLS_PER_JOB = 2;
 /**
- * Euler over enough steps that a job runs about three seconds on one thread: the steady worker must not finish all
- * jobs before the victim, restarted in 3-5 s each time, has been killed often enough.
+ * Euler over 1000 steps at 128x128, so that a job runs about five seconds on one thread: the steady worker must not
+ * finish all jobs before the victim, restarted in 3-5 s each time (8-9 s on a loaded machine), has been killed often
+ * enough. Twenty jobs keep the steady worker busy for about 100 s, ten restarts take 35-90 s. (At 64x64 a job ran
+ * about three seconds, and on a loaded machine the jobs ran out after eight or nine kills.)
  */
 const STEPS = 1000;
+const SIZE = "128x128";
 
 const why = await clusterUnavailable();
 const s3 = why === undefined ? await startTestS3() : undefined;
@@ -62,7 +65,7 @@ if (skip !== undefined || !s3 || "skip" in s3) {
     fetch(`${url}/v1/images/generations`, {
       method: "POST",
       headers: { "content-type": "application/json", ...auth, ...headers },
-      body: JSON.stringify({ model: "sd15", prompt, size: "64x64", steps: STEPS, scheduler: "euler", n: 1, response_format: "url" }),
+      body: JSON.stringify({ model: "sd15", prompt, size: SIZE, steps: STEPS, scheduler: "euler", n: 1, response_format: "url" }),
     });
 
   test(`${JOBS} jobs through two API nodes while a worker is killed mid-step ${KILLS} times: every job once, one charge each`, { timeout: 420_000 }, async (t) => {

@@ -274,11 +274,11 @@ if (why !== undefined) {
     const { store } = cluster;
     const { key, info } = await createKeyAdmin({ store }).create({ name: "handback", credits: 100 });
     const api = await cluster.apiNode("hb-api");
-    const generate = (model: string, prompt: string, steps = 4, headers: Record<string, string> = {}) =>
+    const generate = (model: string, prompt: string, steps = 4, headers: Record<string, string> = {}, size = "64x64") =>
       fetch(`${api.url}/v1/images/generations`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${key}`, ...headers },
-        body: JSON.stringify({ model, prompt, size: "64x64", steps, scheduler: "euler", n: 1, response_format: "url" }),
+        body: JSON.stringify({ model, prompt, size, steps, scheduler: "euler", n: 1, response_format: "url" }),
       });
     /** The job of `prompt` once it runs (its owner is the process running it). */
     const running = async (prompt: string) => {
@@ -357,16 +357,19 @@ if (why !== undefined) {
       assert.equal(second.child.exitCode, 0, "an idle worker stops at once too");
     });
 
-    test("SIGTERM on easel serve --workers 1 mid-job: the job goes back to the queue, a worker finishes it, the caller on another node gets its images", { timeout: 120_000 }, async (t) => {
+    test("SIGTERM on easel serve --workers 1 mid-job: the job goes back to the queue, a worker finishes it, the caller on another node gets its images", { timeout: 240_000 }, async (t) => {
       const both = await cluster.apiNode("hb-serve-1", { workers: 1 });
       t.after(() => both.kill("SIGKILL"));
-      // Only the serving node runs jobs until it stops.
-      const answer = generate("sd15", "served then handed back", 1000);
+      // Only the serving node runs jobs until it stops. The job (1000 steps at 192x192, about 12 s on one thread) must
+      // outlast the start of the worker (3-4 s, several times that on a loaded machine): at 64x64 it took about 3 s
+      // and was sometimes finished by the serving node before the SIGTERM.
+      const answer = generate("sd15", "served then handed back", 1000, {}, "192x192");
       answer.catch(() => undefined);
       const job = await running("served then handed back");
       const worker = await cluster.worker("hb-after", { models: { sd15: SD15 }, cache: "hb" });
       t.after(() => worker.kill("SIGKILL"));
       assert.ok(job.owner?.includes(`:${both.child.pid}:`), `run by the serving node: ${job.owner}`);
+      assert.equal((await store.getJob(job.id))?.status, "running", "still running on the serving node when it is stopped");
       await both.kill("SIGTERM");
       assert.equal(both.child.exitCode, 0, both.log());
       const res = await answer;
