@@ -240,6 +240,17 @@ def bake_latent_mean(vae, mean):
     vae.post_quant_conv.bias += w @ mean
 
 
+def bake_latent_std(vae, std):
+    """Divides each (already centred) latent channel by its std (quant_conv rows of the mean, and the log-variance
+    shifted to match) and multiplies post_quant_conv's input columns by it: decode is unchanged, and every channel
+    then carries the same noise-to-signal ratio at each diffusion timestep, as one scaling_factor assumes."""
+    c = std.numel()
+    vae.quant_conv.weight[:c] /= std[:, None, None, None]
+    vae.quant_conv.bias[:c] /= std
+    vae.quant_conv.bias[c:2 * c] -= 2 * std.log()
+    vae.post_quant_conv.weight[:, :c] *= std[None, :, None, None]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -266,6 +277,8 @@ def main():
     ap.add_argument("--vae-edge-weight", type=float, default=0.0, help="extra loss weight of pixels near a shape's edge")
     ap.add_argument("--vae-crop", type=int, default=64, help="VAE training crop size (128: whole images, half as fast per pixel on this CPU as 64 or 96; a 96 crop always holds the middle third)")
     ap.add_argument("--vae-batch", type=int, default=16)
+    ap.add_argument("--latent-whiten", action="store_true", help="give every latent channel unit std (baked into "
+                    "the VAE's quant convs) before one scaling_factor is fitted")
     ap.add_argument("--decoder-steps", type=int, default=0, help="decoder-only fine-tuning steps (0: none)")
     ap.add_argument("--steps", type=int, default=12000)
     ap.add_argument("--batch", type=int, default=32)
@@ -375,6 +388,11 @@ def main():
         mean = lat.mean(dim=(0, 2, 3))
         bake_latent_mean(vae, mean)
         lat = lat - mean[None, :, None, None]
+        std = lat.std(dim=(0, 2, 3))
+        log(f"latent channel std {[round(v, 4) for v in std.tolist()]}")
+        if args.latent_whiten:
+            bake_latent_std(vae, std)
+            lat = lat / std[None, :, None, None]
         scaling = 1.0 / lat.std().item()
         lat = lat * scaling
     log(f"latents {tuple(lat.shape)} channel mean {mean.tolist()} scaling_factor {scaling:.5f} ({time.time() - t_start:.0f}s)")
