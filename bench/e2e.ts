@@ -25,6 +25,7 @@ import { Engine } from "../src/engine/engine.ts";
 import { createRecordingWeights, type WeightSource } from "../src/graph/weights.ts";
 import { buildClipTextGraph, clipTextConfigFromJson } from "../src/models/components/clip-text.graph.ts";
 import { prepareClipTextModel } from "../src/models/components/clip-text.ts";
+import { sessionArgs } from "../src/models/components/component.ts";
 import { buildT5EncoderGraph, t5EncoderConfigFromJson } from "../src/models/components/t5-encoder.graph.ts";
 import { prepareT5EncoderModel } from "../src/models/components/t5-encoder.ts";
 import { buildUnetGraph } from "../src/models/components/unet.graph.ts";
@@ -40,7 +41,7 @@ import { planSd3Memory, sd3MemoryInput } from "../src/models/sd3/memory.ts";
 import { buildMmditGraph } from "../src/models/sd3/mmdit.graph.ts";
 import { prepareMmditModel } from "../src/models/sd3/mmdit.ts";
 import { writeRandomSafetensors, writeTinyCheckpoint } from "../src/models/testing/tiny-checkpoint.ts";
-import { createSession, type HostTensor, type ModelSession } from "../src/runtime/session.ts";
+import { createSession, type HostTensor, type ModelSession, type SessionTuning } from "../src/runtime/session.ts";
 import { E2E_MODELS, type E2eBenchModel, type E2eSd3Model, type E2eUnetModel } from "./configs.ts";
 import { memAvailableBytes } from "./denoiser-run.ts";
 
@@ -364,7 +365,7 @@ async function timeOnce(session: ModelSession, feeds: Record<string, HostTensor>
 /** Each component alone on the cache's graphs, one at a time, at the shapes the request used. */
 async function timeParts(spec: E2eChildSpec, m: E2eBenchModel, threads: number): Promise<NonNullable<E2eChildResult["parts"]>> {
   const opts = { cacheDir: spec.cacheDir, executionProvider: "cpu" as const };
-  const open = (path: string) => createSession(path, { intraOpThreads: threads });
+  const open = (path: string, tuning?: SessionTuning) => createSession(path, { intraOpThreads: threads, ...tuning });
   const batch = m.guidance > 1 ? 2 : 1;
   const prompts = batch; // the pipeline encodes the prompt, and the negative prompt under guidance
   let textEncoders = 0;
@@ -430,7 +431,7 @@ async function timeParts(spec: E2eChildSpec, m: E2eBenchModel, threads: number):
   } finally {
     await denoiserSession.release();
   }
-  const vae = await open(prepareVaeDecoder(join(spec.modelDir, "vae"), opts).modelPath);
+  const vae = await open(...sessionArgs(prepareVaeDecoder(join(spec.modelDir, "vae"), opts)));
   try {
     const vaeDecode = await timeOnce(vae, { latent: fill([1, channels, lat, lat], (i) => Math.sin(i * 0.3)) });
     return { textEncoders, unet, vaeDecode };

@@ -23,7 +23,16 @@ export interface SessionOptions {
   intraOpThreads?: number;
   /** CUDA device ordinal (cuda only). */
   deviceId?: number;
+  /**
+   * onnxruntime's graph optimisation level; default "all". "extended" leaves out the layout transformations (on the
+   * CPU: convolutions in the blocked NCHWc layout, with reorder copies around every op that needs NCHW), which costs
+   * the VAE's convolutions little speed and its working memory a lot (src/models/components/vae.ts).
+   */
+  graphOptimizationLevel?: "all" | "extended";
 }
+
+/** The session settings a prepared graph asks for (PreparedModel.session), on top of the runtime's. */
+export type SessionTuning = Pick<SessionOptions, "graphOptimizationLevel">;
 
 export interface ModelSession {
   readonly modelPath: string;
@@ -69,7 +78,11 @@ export async function createSession(modelPath: string, opts: SessionOptions = {}
     // level after a large request (with the arena, onnxruntime keeps its high-water mark for the process's life).
     // Measured on the SD1.5 UNet at 512² batch 2: same speed (21.7-25.9 s against 21.5-23.1 s per call on a shared
     // 2-core machine), resident 4.13 GiB after the calls against 4.68 GiB with the arena.
-    const options: ort.InferenceSession.SessionOptions = { executionProviders: providers, graphOptimizationLevel: "all", enableCpuMemArena: false };
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: providers,
+      graphOptimizationLevel: opts.graphOptimizationLevel ?? "all",
+      enableCpuMemArena: false,
+    };
     if (opts.intraOpThreads) options.intraOpNumThreads = opts.intraOpThreads;
     session = await ort.InferenceSession.create(modelPath, options);
     // Creation leaves freed temporaries between the weights (1.6 GiB on SDXL's UNet): give their pages back.

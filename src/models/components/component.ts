@@ -12,6 +12,7 @@ import type { BuiltGraph } from "../../graph/builder.ts";
 import { getOrBuildGraph } from "../../graph/cache.ts";
 import { findComponentWeightFiles, readSafetensorsIndex, type TensorEntry, type WeightVariant } from "../../graph/safetensors.ts";
 import { createSafetensorsWeights, type WeightSource } from "../../graph/weights.ts";
+import type { SessionTuning } from "../../runtime/session.ts";
 import { type LoraChoice, type LoraModule, mergeLorasIntoComponent } from "./lora.ts";
 
 export interface PrepareComponentOptions {
@@ -49,6 +50,8 @@ export interface PreparedModel<C> {
   cacheHit: boolean;
   /** True when the graph runs the int8 path (its results differ from fp32). */
   int8?: boolean;
+  /** Session settings this graph asks for (createSession's options on top of the runtime's). */
+  session?: SessionTuning;
 }
 
 export function readComponentConfig(componentDir: string): { json: Record<string, unknown>; file: string } {
@@ -72,6 +75,8 @@ export interface ComponentSpec<C, O> {
   build: (config: C, weights: WeightSource, options: O) => BuiltGraph;
   /** The component runs with int8 weights when asked (precision "int8"); layers named by `exclude` stay float. */
   int8?: { exclude: readonly string[] };
+  /** Session settings the graph asks for (PreparedModel.session). */
+  session?: SessionTuning;
 }
 
 export function prepareComponent<C, O>(componentDir: string, opts: PrepareComponentOptions, spec: ComponentSpec<C, O>): PreparedModel<C> {
@@ -111,7 +116,12 @@ export function prepareComponent<C, O>(componentDir: string, opts: PrepareCompon
     },
     () => spec.build(config, createSafetensorsWeights(merged ? new Map([...readIndex(), ...merged.entries]) : readIndex(), componentDir), spec.options),
   );
-  return { modelPath: cached.modelPath, config, cacheHit: cached.hit, int8: int8 !== undefined };
+  return { modelPath: cached.modelPath, config, cacheHit: cached.hit, int8: int8 !== undefined, ...(spec.session ? { session: spec.session } : {}) };
+}
+
+/** A prepared graph's path and the session settings it asks for, as createSession-style factories take them. */
+export function sessionArgs(model: PreparedModel<unknown>): [modelPath: string, tuning: SessionTuning | undefined] {
+  return [model.modelPath, model.session];
 }
 
 /** The W_QUANTIZED warning every result of an int8 component carries; none for fp32. */

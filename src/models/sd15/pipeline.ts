@@ -3,9 +3,9 @@
  * the UNet context; negative prompt "" when absent; CFG batch [negative, positive].
  */
 import { EaselError } from "../../core/errors.ts";
-import { createSession, type ModelSession } from "../../runtime/session.ts";
+import { createSession, type ModelSession, type SessionTuning } from "../../runtime/session.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
-import { precisionWarnings } from "../components/component.ts";
+import { precisionWarnings, sessionArgs } from "../components/component.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import type { Checkpoint, LoadedPipeline, RuntimeOptions } from "../pipeline/family.ts";
@@ -21,7 +21,8 @@ function component(ckpt: Checkpoint, name: string): string {
 
 export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<LoadedPipeline> {
   const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider, loras: rt.loras };
-  const session = (path: string) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads });
+  const session = (path: string, tuning?: SessionTuning) =>
+    createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads, ...tuning });
   const tokenizer = loadClipTokenizer(component(ckpt, "tokenizer"));
   const textEncoder = await session(prepareClipTextModel(component(ckpt, "text_encoder"), opts).modelPath);
   const unetModel = prepareUnetModel(component(ckpt, "unet"), { ...opts, precision: rt.precision });
@@ -29,7 +30,7 @@ export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<Lo
   const unet = await session(unetModel.modelPath);
   const vaeDir = component(ckpt, "vae");
   const decoder = prepareVaeDecoder(vaeDir, opts);
-  const vaeDecoder = await session(decoder.modelPath);
+  const vaeDecoder = await session(decoder.modelPath, decoder.session);
   let vaeEncoder: Promise<ModelSession> | undefined;
   // clip_skip needs every layer's output through the final norm: a second graph, built on first use.
   let skipEncoder: Promise<ModelSession> | undefined;
@@ -75,7 +76,7 @@ export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<Lo
             return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: quantized };
           },
           async encodeImage(image) {
-            vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts).modelPath);
+            vaeEncoder ??= session(...sessionArgs(prepareVaeEncoder(vaeDir, opts)));
             return (await (await vaeEncoder).run({ image })).moments;
           },
           decode: async (latent) => (await vaeDecoder.run({ latent }, ["sample"])).sample.data as Float32Array,

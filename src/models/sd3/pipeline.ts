@@ -7,13 +7,14 @@
  */
 import { EaselError } from "../../core/errors.ts";
 import type { Warning } from "../../core/types.ts";
-import { createSession, type HostTensor, type ModelSession } from "../../runtime/session.ts";
+import { createSession, type HostTensor, type ModelSession, type SessionTuning } from "../../runtime/session.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
+import { sessionArgs } from "../components/component.ts";
 import { prepareT5EncoderModel } from "../components/t5-encoder.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import type { Checkpoint, LoadedPipeline, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
-import { type Conditioning, cfgBatch, cfgInputs, type DenoiseContext, guidedDenoiser, runDiffusion } from "../pipeline/run.ts";
 import { machineMemory } from "../pipeline/limits.ts";
+import { type Conditioning, cfgBatch, cfgInputs, type DenoiseContext, guidedDenoiser, runDiffusion } from "../pipeline/run.ts";
 import { type ClipTokenizer, loadClipTokenizer } from "../text/clip-tokenizer.ts";
 import { loadT5Tokenizer, type T5Tokenizer } from "../text/t5-tokenizer.ts";
 import { MAX_T5_SEQUENCE_LENGTH, SD3_PREVIEW, sd3Defaults, sd3Limits } from "./config.ts";
@@ -80,7 +81,7 @@ export interface Sd3EncodeOptions {
   useT5: boolean;
 }
 
-export type SessionFactory = (modelPath: string) => Promise<ModelSession>;
+export type SessionFactory = (modelPath: string, tuning?: SessionTuning) => Promise<ModelSession>;
 
 export interface Sd3TextEncoderOptions {
   /** Weight-only int8 T5 linears (about 1/4 of T5-XXL's fp32 memory; outputs within ~1.5% of fp32). */
@@ -232,7 +233,7 @@ export function planSd3ForRuntime(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3L
 export async function loadSd3(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadOptions = {}): Promise<LoadedPipeline> {
   const opts = { cacheDir: rt.cacheDir, executionProvider: rt.executionProvider };
   const session: SessionFactory =
-    lo.sessionFactory ?? ((path) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads }));
+    lo.sessionFactory ?? ((path, tuning) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads, ...tuning }));
   const plan = lo.memoryPlan ?? planSd3ForRuntime(ckpt, rt, lo);
   const t5Int8 = plan.t5 === "int8";
   const text = await loadSd3TextEncoders(ckpt, rt, session, {
@@ -247,8 +248,8 @@ export async function loadSd3(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadO
   const transformer = sessionSlot(() => session(transformerModel.modelPath), plan.modes.transformer);
   const vaeDir = dirOf(ckpt, "vae");
   const decoder = prepareVaeDecoder(vaeDir, opts);
-  const vaeDecoderSlot = sessionSlot(() => session(decoder.modelPath), plan.modes.vae);
-  const vaeEncoderSlot = sessionSlot(() => session(prepareVaeEncoder(vaeDir, opts).modelPath), plan.modes.vae);
+  const vaeDecoderSlot = sessionSlot(() => session(decoder.modelPath, decoder.session), plan.modes.vae);
+  const vaeEncoderSlot = sessionSlot(() => session(...sessionArgs(prepareVaeEncoder(vaeDir, opts))), plan.modes.vae);
   const defaults = sd3Defaults(ckpt);
   if (decoder.config.latentChannels !== tcfg.inChannels) {
     throw new EaselError("E_CHECKPOINT_INVALID", `${ckpt.dir}: VAE latent channels ${decoder.config.latentChannels} differ from the transformer's in_channels ${tcfg.inChannels}`);

@@ -3,9 +3,9 @@ import { EaselError } from "../../core/errors.ts";
 import type { ModelLimits } from "../../core/limits.ts";
 import type { Warning } from "../../core/types.ts";
 import type { WeightVariant } from "../../graph/safetensors.ts";
-import { createSession, type ModelSession } from "../../runtime/session.ts";
+import { createSession, type ModelSession, type SessionTuning } from "../../runtime/session.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
-import { precisionWarnings } from "../components/component.ts";
+import { precisionWarnings, sessionArgs } from "../components/component.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import type { Checkpoint, LoadedPipeline, ModelDefaults, PipelineParams, RuntimeOptions } from "../pipeline/family.ts";
@@ -146,10 +146,11 @@ export interface SdxlPipelineSpec {
  */
 export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spec: SdxlPipelineSpec): Promise<LoadedPipeline> {
   const opts = (name: string) => ({ cacheDir: rt.cacheDir, executionProvider: rt.executionProvider, variant: variantOf(ckpt, name), loras: rt.loras });
-  const session = (path: string) => createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads });
+  const session = (path: string, tuning?: SessionTuning) =>
+    createSession(path, { executionProvider: rt.executionProvider, intraOpThreads: rt.intraOpThreads, ...tuning });
   const opened: ModelSession[] = [];
-  const open = async (path: string) => {
-    const s = await session(path);
+  const open = async (path: string, tuning?: SessionTuning) => {
+    const s = await session(path, tuning);
     opened.push(s);
     return s;
   };
@@ -169,7 +170,7 @@ export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spe
     const unet = await open(unetModel.modelPath);
     const vaeDir = componentDir(ckpt, "vae");
     const decoder = prepareVaeDecoder(vaeDir, opts("vae"));
-    const vaeDecoder = await open(decoder.modelPath);
+    const vaeDecoder = await open(decoder.modelPath, decoder.session);
     const forceZeros = forceZerosForEmptyPrompt(ckpt);
     const scaling = latentScaling(decoder.config);
 
@@ -191,7 +192,7 @@ export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spe
               return { denoise: unetDenoiser(unet, "out_sample", cond, ctx), warnings: [...cond.warnings, ...quantized] };
             },
             async encodeImage(image) {
-              vaeEncoder ??= session(prepareVaeEncoder(vaeDir, opts("vae")).modelPath);
+              vaeEncoder ??= session(...sessionArgs(prepareVaeEncoder(vaeDir, opts("vae"))));
               return (await (await vaeEncoder).run({ image })).moments;
             },
             decode: async (latent) => (await vaeDecoder.run({ latent }, ["sample"])).sample.data as Float32Array,
