@@ -13,7 +13,8 @@ test("a request's memory is its weights plus the larger of the UNet call's batch
   // Guidance over 2 images (batch 4): the UNet call is.
   assert.equal(requestBytes(m, 1024, 1024, 4), 10 * GiB + UNET_ACTIVATION_BYTES_PER_PIXEL * px * 4);
   // The decode runs one image at a time: n images cost the decode of one.
-  assert.equal(requestBytes(m, 1024, 1024, 2), requestBytes(m, 1024, 1024, 1));
+  const decodeOnly: MemoryModel = { ...m, activationBytesPerPixel: 0 };
+  assert.equal(requestBytes(decodeOnly, 1024, 1024, 4), 10 * GiB + VAE_DECODE_BYTES_PER_PIXEL * px);
   // Models without a decode figure keep the UNet-only rule.
   assert.equal(requestBytes({ ...m, decodeBytesPerPixel: undefined }, 512, 512, 1), 10 * GiB + UNET_ACTIVATION_BYTES_PER_PIXEL * 512 * 512);
 });

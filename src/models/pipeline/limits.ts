@@ -48,10 +48,11 @@ export const UNET_ACTIVATION_BYTES_PER_PIXEL = 1_500;
 /**
  * Activation bytes per output pixel of one image's VAE decode (SD / SDXL AutoencoderKL decoder, 128-channel
  * full-resolution feature maps; the mid-block attention is fused, so nothing grows with the square of the tokens).
- * Measured peak above the open session at 512² on a shared 2-core machine: 3,084 bytes per pixel (0.76 GiB); 1024²
- * (3.0 GiB by this figure) was not measured, its decode taking over 15 minutes on that machine. With a margin.
+ * Measured peak above the open session, SDXL's VAE at 512² (2 threads): 2,660 bytes per pixel (0.65 GiB) since its
+ * sessions leave out the NCHWc layout (src/models/components/vae.ts; 3,690 with it). It scales with the pixels: with
+ * the NCHWc layout, 1024² added 3.0 GiB end to end. With a margin.
  */
-export const VAE_DECODE_BYTES_PER_PIXEL = 3_300;
+export const VAE_DECODE_BYTES_PER_PIXEL = 2_900;
 
 /** Memory kept free for the process itself and the system. */
 export const MEMORY_RESERVE_BYTES = 1024 ** 3;
