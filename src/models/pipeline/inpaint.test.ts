@@ -18,7 +18,8 @@ import { after, before, describe, test } from "node:test";
 import { expectClose } from "../../../test/helpers/tensors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
 import { EaselError } from "../../core/errors.ts";
-import { createSession, type ModelSession } from "../../runtime/session.ts";
+import { createSession, type ModelSession, type SessionTuning } from "../../runtime/session.ts";
+import { sessionArgs } from "../components/component.ts";
 import { planSampling } from "../../samplers/index.ts";
 import { TorchGenerator } from "../../tensor/rng.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
@@ -67,7 +68,7 @@ interface Nets {
 
 async function openNets(dir: string, cacheDir: string): Promise<Nets> {
   const opts = { cacheDir, executionProvider: "cpu" as const };
-  const session = (p: string) => createSession(p, { executionProvider: "cpu", intraOpThreads: 1 });
+  const session = (p: string, tuning?: SessionTuning) => createSession(p, { executionProvider: "cpu", intraOpThreads: 1, ...tuning });
   const tokenizer = loadClipTokenizer(join(dir, "tokenizer"));
   const textEncoder = await session(prepareClipTextModel(join(dir, "text_encoder"), opts).modelPath);
   const vae = prepareVaeEncoder(join(dir, "vae"), opts);
@@ -78,7 +79,7 @@ async function openNets(dir: string, cacheDir: string): Promise<Nets> {
       return out.last_hidden_state.data as Float32Array;
     },
     unet: await session(prepareUnetModel(join(dir, "unet"), opts).modelPath),
-    vaeEncoder: await session(vae.modelPath),
+    vaeEncoder: await session(...sessionArgs(vae)), // as the pipelines open it, so its latents are the same bits
     scalingFactor: vae.config.scalingFactor,
     scheduler: loadCheckpoint(dir).schedulerConfig,
   };
@@ -292,7 +293,7 @@ describe("inpainting on the SDXL pipeline (tiny SDXL checkpoints, 4- and 9-chann
       pipes[inpainting ? "nine" : "four"] = await loadSdxl(loadCheckpoint(model), rt);
     }
     const vae = prepareVaeEncoder(join(dir, "xl", "vae"), rt);
-    vaeEncoder = await createSession(vae.modelPath, { executionProvider: "cpu", intraOpThreads: 1 });
+    vaeEncoder = await createSession(vae.modelPath, { executionProvider: "cpu", intraOpThreads: 1, ...vae.session });
     scalingFactor = vae.config.scalingFactor;
   });
   after(async () => {

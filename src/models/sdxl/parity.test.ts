@@ -171,7 +171,7 @@ for (const family of ["sdxl", "playground"] as const) {
               return { denoise: unetDenoiser(recording, "out_sample", cond, ctx), warnings: cond.warnings };
             },
             async encodeImage(image) {
-              vaeEncoder ??= createSession(prepareVaeEncoder(join(model, "vae"), rt).modelPath, rt);
+              vaeEncoder ??= ((m) => createSession(m.modelPath, { ...rt, ...m.session }))(prepareVaeEncoder(join(model, "vae"), rt));
               return (await (await vaeEncoder).run({ image })).moments;
             },
             decode: async (latent) => (await vaeDecoder.run({ latent }, ["sample"])).sample.data as Float32Array,
