@@ -30,7 +30,7 @@ export async function loadSd15(ckpt: Checkpoint, rt: RuntimeOptions): Promise<Lo
   const unet = await session(unetModel.modelPath);
   const vaeDir = component(ckpt, "vae");
   const decoder = prepareVaeDecoder(vaeDir, opts);
-  const vaeDecoder = await session(decoder.modelPath, decoder.session);
+  const vaeDecoder = await session(...sessionArgs(decoder));
   let vaeEncoder: Promise<ModelSession> | undefined;
   // clip_skip needs every layer's output through the final norm: a second graph, built on first use.
   let skipEncoder: Promise<ModelSession> | undefined;

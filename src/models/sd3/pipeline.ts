@@ -248,7 +248,7 @@ export async function loadSd3(ckpt: Checkpoint, rt: RuntimeOptions, lo: Sd3LoadO
   const transformer = sessionSlot(() => session(transformerModel.modelPath), plan.modes.transformer);
   const vaeDir = dirOf(ckpt, "vae");
   const decoder = prepareVaeDecoder(vaeDir, opts);
-  const vaeDecoderSlot = sessionSlot(() => session(decoder.modelPath, decoder.session), plan.modes.vae);
+  const vaeDecoderSlot = sessionSlot(() => session(...sessionArgs(decoder)), plan.modes.vae);
   const vaeEncoderSlot = sessionSlot(() => session(...sessionArgs(prepareVaeEncoder(vaeDir, opts))), plan.modes.vae);
   const defaults = sd3Defaults(ckpt);
   if (decoder.config.latentChannels !== tcfg.inChannels) {

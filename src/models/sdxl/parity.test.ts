@@ -11,8 +11,9 @@ import { after, before, describe, test } from "node:test";
 import { withinOneLevel } from "../../../test/helpers/images.ts";
 import { expectClose, readRefFloat32, readRefInts } from "../../../test/helpers/tensors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
-import { createSession, type ModelSession } from "../../runtime/session.ts";
+import { createSession, type ModelSession, type SessionTuning } from "../../runtime/session.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
+import { sessionArgs } from "../components/component.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { latentScaling, prepareVaeDecoder, prepareVaeEncoder } from "../components/vae.ts";
 import { familyFor } from "../index.ts";
@@ -71,6 +72,8 @@ for (const family of ["sdxl", "playground"] as const) {
     const model = `test/fixtures/models/${family}`;
     const ckpt = loadCheckpoint(model);
     const rt = { executionProvider: "cpu" as const, intraOpThreads: 1, cacheDir: mkdtempSync(join(tmpdir(), `easel-${family}-`)) };
+    /** Opens a graph as the pipelines do: the runtime's settings plus the ones the prepared graph asks for. */
+    const open = (path: string, tuning?: SessionTuning) => createSession(path, { ...rt, ...tuning });
     let pipe: LoadedPipeline;
     let text: SdxlTextStack;
     let unet: ModelSession;
@@ -84,7 +87,7 @@ for (const family of ["sdxl", "playground"] as const) {
         encoder2: await createSession(prepareClipTextModel(join(model, "text_encoder_2"), rt).modelPath, rt),
       };
       unet = await createSession(prepareUnetModel(join(model, "unet"), rt).modelPath, rt);
-      vaeDecoder = await createSession(prepareVaeDecoder(join(model, "vae"), rt).modelPath, rt);
+      vaeDecoder = await open(...sessionArgs(prepareVaeDecoder(join(model, "vae"), rt)));
     });
     after(async () => {
       await Promise.all([pipe?.release(), text?.encoder.release(), text?.encoder2.release(), unet?.release(), vaeDecoder?.release()]);
@@ -171,7 +174,7 @@ for (const family of ["sdxl", "playground"] as const) {
               return { denoise: unetDenoiser(recording, "out_sample", cond, ctx), warnings: cond.warnings };
             },
             async encodeImage(image) {
-              vaeEncoder ??= ((m) => createSession(m.modelPath, { ...rt, ...m.session }))(prepareVaeEncoder(join(model, "vae"), rt));
+              vaeEncoder ??= open(...sessionArgs(prepareVaeEncoder(join(model, "vae"), rt)));
               return (await (await vaeEncoder).run({ image })).moments;
             },
             decode: async (latent) => (await vaeDecoder.run({ latent }, ["sample"])).sample.data as Float32Array,

@@ -173,7 +173,7 @@ export async function loadSdxlPipeline(ckpt: Checkpoint, rt: RuntimeOptions, spe
     };
     const vaeDir = componentDir(ckpt, "vae");
     const decoder = prepareVaeDecoder(vaeDir, opts("vae"));
-    const vaeDecoder = await open(decoder.modelPath, decoder.session);
+    const vaeDecoder = await open(...sessionArgs(decoder));
     const forceZeros = forceZerosForEmptyPrompt(ckpt);
     const scaling = latentScaling(decoder.config);
 
