@@ -57,7 +57,7 @@ export interface DiffusionParts {
   schedulerConfig: Record<string, unknown>;
   /**
    * The family's latent-to-RGB preview factors. A checkpoint whose latents have another channel count (a latent space
-   * the factors do not describe, such as easel-shapes' 8 channels) previews by decoding with its own VAE instead.
+   * the factors do not describe, such as easel-shapes' 12 channels) previews by decoding with its own VAE instead.
    */
   previewFactors: LatentRgbFactors;
   /** The UNet takes 2C + 1 input channels (latents, mask, masked-image latents): an inpainting checkpoint. */
