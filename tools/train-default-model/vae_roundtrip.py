@@ -32,7 +32,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--decoder", default=None)
     ap.add_argument("--vae-pt", default=None)
-    ap.add_argument("--latent-channels", type=int, default=8)
+    ap.add_argument("--latent-channels", type=int, default=12, help="with --vae-pt: as train.py's --latent-channels")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

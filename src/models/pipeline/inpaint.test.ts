@@ -19,10 +19,10 @@ import { expectClose } from "../../../test/helpers/tensors.ts";
 import { loadCheckpoint } from "../../checkpoint/checkpoint.ts";
 import { EaselError } from "../../core/errors.ts";
 import { createSession, type ModelSession, type SessionTuning } from "../../runtime/session.ts";
-import { sessionArgs } from "../components/component.ts";
 import { planSampling } from "../../samplers/index.ts";
 import { TorchGenerator } from "../../tensor/rng.ts";
 import { prepareClipTextModel } from "../components/clip-text.ts";
+import { sessionArgs } from "../components/component.ts";
 import { prepareUnetModel } from "../components/unet.ts";
 import { prepareVaeEncoder } from "../components/vae.ts";
 import { loadSd15 } from "../sd15/pipeline.ts";
@@ -293,7 +293,8 @@ describe("inpainting on the SDXL pipeline (tiny SDXL checkpoints, 4- and 9-chann
       pipes[inpainting ? "nine" : "four"] = await loadSdxl(loadCheckpoint(model), rt);
     }
     const vae = prepareVaeEncoder(join(dir, "xl", "vae"), rt);
-    vaeEncoder = await createSession(vae.modelPath, { executionProvider: "cpu", intraOpThreads: 1, ...vae.session });
+    const [vaePath, vaeTuning] = sessionArgs(vae);
+    vaeEncoder = await createSession(vaePath, { executionProvider: "cpu", intraOpThreads: 1, ...vaeTuning });
     scalingFactor = vae.config.scalingFactor;
   });
   after(async () => {
